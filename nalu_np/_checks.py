@@ -1,0 +1,75 @@
+"""Input validation shared by every layer and backend: clear errors instead of silently wrong numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_float_dtype(dtype: Any) -> np.dtype:
+    """``dtype`` as ``np.dtype``; TypeError unless it is float32 or float64."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as err:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from err
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def positive_int(value: Any, name: str) -> int:
+    """``value`` as an int >= 1, or a clear error."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def check_array(a: Any, *, name: str, backend: Any, shape: tuple[int | None, ...], dtype: np.dtype) -> None:
+    """Check that ``a`` is a 2-d float array of ``backend`` with the expected shape and dtype.
+
+    ``shape`` entries that are ``None`` are not checked (except that they must be >= 1).
+
+    Raises
+    ------
+    TypeError
+        Not an array of the backend's type, or an integer, complex, bool or other-precision dtype.
+    ValueError
+        Wrong number of dimensions, wrong size, or an empty dimension.
+    """
+    if not isinstance(a, backend.array_type):
+        hint = (
+            "convert it with numpy.asarray"
+            if backend.name in ("numpy", "numba")
+            else "move it explicitly with nalu_np.get_backend(...).asarray (host arrays are never moved per call)"
+        )
+        raise TypeError(
+            f"{name} must be a {backend.array_type.__module__}.{backend.array_type.__name__} for backend "
+            f"{backend.name!r}, got {type(a).__module__}.{type(a).__name__}; {hint}"
+        )
+    if a.ndim != len(shape):
+        raise ValueError(f"{name} must have {len(shape)} dimensions {_fmt(shape)}, got shape {tuple(a.shape)}")
+    for axis, (got, want) in enumerate(zip(a.shape, shape)):
+        if want is not None and got != want:
+            raise ValueError(f"{name} must have shape {_fmt(shape)}, got {tuple(a.shape)} (axis {axis})")
+        if got < 1:
+            raise ValueError(f"{name} has an empty axis {axis}: shape {tuple(a.shape)}")
+    dt = np.dtype(a.dtype)
+    if dt.kind != "f":
+        raise TypeError(
+            f"{name} has dtype {dt}; nalu_np computes in float32 or float64: cast it, e.g. {name}.astype({dtype.name})"
+        )
+    if dt != dtype:
+        raise TypeError(
+            f"{name} has dtype {dt} but the layer computes in {dtype}; cast one of them "
+            f"({name}.astype({dtype.name}) or layer.astype({dt.name!r}))"
+        )
+
+
+def _fmt(shape: tuple[int | None, ...]) -> str:
+    names = iter("BIO")
+    return "(" + ", ".join(next(names) if s is None else str(s) for s in shape) + ")"

@@ -1,0 +1,288 @@
+"""Layers: thin classes that hold parameters and call the active backend's pure function pair.
+
+Every layer has the protocol of DESIGN section 3::
+
+    layer.params                                  # dict[str, array], weights of shape (in, out)
+    y, cache = layer.forward(x, backend=None)     # x: (batch, in) -> y: (batch, out)
+    dx, grads = layer.backward(dy, cache)         # grads has the keys of layer.params
+
+The cache returned by ``forward`` remembers the backend that computed it; ``backward`` uses the same one.
+Nothing derived from the parameters is stored on the layer, so optimizers may update ``params`` in place.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar, NamedTuple, Sequence as Seq
+
+import numpy as np
+
+from . import init as _init
+from ._checks import as_float_dtype, check_array, positive_int
+from .backends import Backend, get_backend, to_numpy
+
+__all__ = ["Cache", "Layer", "NAC", "NACMul", "NALU", "Sequential"]
+
+Array = Any  # numpy.ndarray, or a device array of a GPU backend
+
+
+class Cache(NamedTuple):
+    """What ``forward`` hands to ``backward``: the owner layer, the backend, its opaque data, the batch size."""
+
+    owner: Any
+    backend: Backend
+    data: Any
+    batch: int
+
+
+class Layer:
+    """Base class of the units: parameter storage, validation and dispatch to the backend kernels.
+
+    Subclasses set ``kernel`` (the prefix of the backend functions, e.g. ``"nalu"``) and fill ``params``.
+    """
+
+    kernel: ClassVar[str]
+
+    def __init__(self, in_features: int, out_features: int, *, dtype: Any = "float32") -> None:
+        self.in_features = positive_int(in_features, "in_features")
+        self.out_features = positive_int(out_features, "out_features")
+        self.dtype = as_float_dtype(dtype)
+        self.params: dict[str, Array] = {}
+
+    # -- hyper-parameters passed to the kernels (eps, ...) and the constructor arguments -------------------
+    def hyper(self) -> dict[str, Any]:
+        """Keyword arguments of this unit's kernels besides ``params`` and the arrays."""
+        return {}
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments that rebuild this layer (JSON-serialisable)."""
+        return {
+            "unit": type(self).__name__,
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "dtype": self.dtype.name,
+            **self.hyper(),
+        }
+
+    # -- the protocol ------------------------------------------------------------------------------------
+    def forward(self, x: Array, backend: str | Backend | None = None) -> tuple[Array, Cache]:
+        """Forward pass.
+
+        Parameters
+        ----------
+        x : array, shape (batch, in_features)
+            Of the backend's array type and the layer's dtype.
+        backend : str or Backend, optional
+            Overrides the active backend for this call.
+
+        Returns
+        -------
+        y : array, shape (batch, out_features)
+        cache : Cache
+            Pass it to :meth:`backward`.
+        """
+        be = get_backend(backend)
+        check_array(x, name="x", backend=be, shape=(None, self.in_features), dtype=self.dtype)
+        y, data = be.kernel(self.kernel + "_forward")(self.params, x, **self.hyper())
+        return y, Cache(self, be, data, int(x.shape[0]))
+
+    def backward(self, dy: Array, cache: Cache) -> tuple[Array, dict[str, Array]]:
+        """Backward pass.
+
+        Parameters
+        ----------
+        dy : array, shape (batch, out_features)
+            Gradient of the loss with respect to ``y``.
+        cache : Cache
+            From this layer's :meth:`forward`.
+
+        Returns
+        -------
+        dx : array, shape (batch, in_features)
+        grads : dict
+            Gradient of the loss for every entry of ``params``, same keys and shapes.
+        """
+        if not isinstance(cache, Cache) or cache.owner is not self:
+            raise ValueError("cache does not come from this layer's forward()")
+        be = cache.backend
+        check_array(dy, name="dy", backend=be, shape=(cache.batch, self.out_features), dtype=self.dtype)
+        return be.kernel(self.kernel + "_backward")(self.params, cache.data, dy, **self.hyper())
+
+    def __call__(self, x: Array, backend: str | Backend | None = None) -> Array:
+        """``forward(x)[0]``: the output alone, for inference."""
+        return self.forward(x, backend)[0]
+
+    # -- copies ------------------------------------------------------------------------------------------
+    def astype(self, dtype: Any) -> "Layer":
+        """A copy of the layer with parameters cast to ``dtype`` (float32 or float64)."""
+        dt = as_float_dtype(dtype)
+        new = copy.copy(self)
+        new.dtype = dt
+        new.params = {k: v.astype(dt, copy=True) for k, v in self.params.items()}
+        return new
+
+    def to(self, backend: str | Backend) -> "Layer":
+        """A copy of the layer with its parameters as arrays of ``backend`` (an explicit device move)."""
+        be = get_backend(backend)
+        new = copy.copy(self)
+        new.params = {k: be.asarray(np.array(to_numpy(v), dtype=self.dtype)) for k, v in self.params.items()}
+        return new
+
+    def __repr__(self) -> str:
+        extra = "".join(f", {k}={v!r}" for k, v in self.hyper().items())
+        return f"{type(self).__name__}({self.in_features}, {self.out_features}, dtype={self.dtype.name!r}{extra})"
+
+
+class NAC(Layer):
+    """Neural accumulator: a linear layer whose weights are pushed towards -1, 0 and 1.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    rng : numpy.random.Generator or int, optional
+    dtype : {"float32", "float64"}
+    init : {"seed-003", "seed-000"}
+        Initialisation preset (see :mod:`nalu_np.init`).
+
+    Notes
+    -----
+    ``W = tanh(W_hat) * sigma(M_hat)``, ``y = x @ W``.  Parameters ``W_hat``, ``M_hat`` of shape (I, O).
+    """
+
+    kernel = "nac"
+
+    def __init__(self, in_features: int, out_features: int, *, rng: Any = None, dtype: Any = "float32",
+                 init: str = "seed-003") -> None:
+        super().__init__(in_features, out_features, dtype=dtype)
+        self.params = _init.nac_params(_init.make_rng(rng), self.in_features, self.out_features, init, self.dtype)
+
+
+class NACMul(Layer):
+    """Log-space (multiplicative) neural accumulator.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    rng : numpy.random.Generator or int, optional
+    dtype : {"float32", "float64"}
+    eps : float
+        ``log(|x| + eps)`` keeps the log finite at 0.
+    init : {"seed-003", "seed-000"}
+
+    Notes
+    -----
+    ``y = exp(log(|x| + eps) @ W)`` with ``W = tanh(W_hat) * sigma(M_hat)``.
+    """
+
+    kernel = "nacmul"
+
+    def __init__(self, in_features: int, out_features: int, *, rng: Any = None, dtype: Any = "float32",
+                 eps: float = 1e-7, init: str = "seed-003") -> None:
+        super().__init__(in_features, out_features, dtype=dtype)
+        self.eps = _init.positive_float(eps, "eps")
+        self.params = _init.nac_params(_init.make_rng(rng), self.in_features, self.out_features, init, self.dtype)
+
+    def hyper(self) -> dict[str, Any]:
+        return {"eps": self.eps}
+
+
+class NALU(Layer):
+    """Neural arithmetic logic unit: a learned gate between an additive and a multiplicative NAC.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    rng : numpy.random.Generator or int, optional
+    dtype : {"float32", "float64"}
+    eps : float
+    shared_weights : bool
+        True (the paper, seed 003): one ``W_hat``, ``M_hat`` for both paths.  False (seed 000):
+        ``W_hat_add``, ``M_hat_add``, ``W_hat_mul``, ``M_hat_mul``.
+    init : {"seed-003", "seed-000"}
+
+    Notes
+    -----
+    ``a = x @ W_a``, ``m = exp(log(|x| + eps) @ W_m)``, ``g = sigma(x @ G)``, ``y = g * a + (1 - g) * m``.
+    Use :meth:`preset` for the two seed set-ups with all their settings.
+    """
+
+    kernel = "nalu"
+
+    def __init__(self, in_features: int, out_features: int, *, rng: Any = None, dtype: Any = "float32",
+                 eps: float = 1e-7, shared_weights: bool = True, init: str = "seed-003") -> None:
+        super().__init__(in_features, out_features, dtype=dtype)
+        self.eps = _init.positive_float(eps, "eps")
+        self.shared_weights = bool(shared_weights)
+        self.params = _init.nalu_params(_init.make_rng(rng), self.in_features, self.out_features, init,
+                                        self.dtype, self.shared_weights)
+
+    @classmethod
+    def preset(cls, name: str, in_features: int, out_features: int, *, rng: Any = None,
+               dtype: Any = "float32") -> "NALU":
+        """A NALU with every setting of a seed article: ``"seed-003"`` or ``"seed-000"`` (see :mod:`nalu_np.init`)."""
+        p = _init.preset(name)
+        return cls(in_features, out_features, rng=rng, dtype=dtype, eps=p.eps, shared_weights=p.shared_weights,
+                   init=name)
+
+    def hyper(self) -> dict[str, Any]:
+        return {"eps": self.eps}
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "shared_weights": self.shared_weights}
+
+
+class Sequential:
+    """Layers applied one after the other, with the same protocol as a single layer.
+
+    ``params`` and ``grads`` are flat dicts whose keys are ``"<index>.<name>"``; the arrays are the layers'
+    own, so an optimizer that updates ``params`` in place updates the layers.
+    """
+
+    def __init__(self, layers: Seq[Any]) -> None:
+        self.layers = list(layers)
+        if not self.layers:
+            raise ValueError("Sequential needs at least one layer")
+        for prev, nxt in zip(self.layers, self.layers[1:]):
+            if prev.out_features != nxt.in_features:
+                raise ValueError(
+                    f"layer {type(prev).__name__} gives {prev.out_features} features but the next "
+                    f"{type(nxt).__name__} takes {nxt.in_features}"
+                )
+        self.in_features = self.layers[0].in_features
+        self.out_features = self.layers[-1].out_features
+        self.dtype = self.layers[0].dtype
+
+    @property
+    def params(self) -> dict[str, Array]:
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params.items()}
+
+    def forward(self, x: Array, backend: str | Backend | None = None) -> tuple[Array, list[Any]]:
+        caches = []
+        for layer in self.layers:
+            x, cache = layer.forward(x, backend)
+            caches.append(cache)
+        return x, caches
+
+    def backward(self, dy: Array, cache: list[Any]) -> tuple[Array, dict[str, Array]]:
+        if not isinstance(cache, list) or len(cache) != len(self.layers):
+            raise ValueError("cache does not come from this Sequential's forward()")
+        grads: dict[str, Array] = {}
+        for i in reversed(range(len(self.layers))):
+            dy, g = self.layers[i].backward(dy, cache[i])
+            grads.update({f"{i}.{k}": v for k, v in g.items()})
+        return dy, {k: grads[k] for k in self.params}
+
+    def __call__(self, x: Array, backend: str | Backend | None = None) -> Array:
+        return self.forward(x, backend)[0]
+
+    def astype(self, dtype: Any) -> "Sequential":
+        return Sequential([layer.astype(dtype) for layer in self.layers])
+
+    def to(self, backend: str | Backend) -> "Sequential":
+        return Sequential([layer.to(backend) for layer in self.layers])
+
+    def config(self) -> dict[str, Any]:
+        return {"unit": "Sequential", "layers": [layer.config() for layer in self.layers]}
+
+    def __repr__(self) -> str:
+        return "Sequential([" + ", ".join(map(repr, self.layers)) + "])"
