@@ -19,7 +19,7 @@ from .backends import (
     set_backend,
     use_backend,
 )
-from .layers import NAC, NALU, Layer, NACMul, Sequential
+from .layers import NAC, NALU, NAU, NMU, Layer, NACMul, Sequential
 
 __all__ = [
     "__version__",
@@ -34,6 +34,8 @@ __all__ = [
     "NAC",
     "NACMul",
     "NALU",
+    "NAU",
+    "NMU",
     "Sequential",
     "testing",
 ]

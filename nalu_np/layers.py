@@ -18,10 +18,11 @@ from typing import Any, ClassVar, NamedTuple, Sequence as Seq
 import numpy as np
 
 from . import init as _init
+from . import reference as _ref
 from ._checks import as_float_dtype, check_array, positive_int
 from .backends import Backend, get_backend, to_numpy
 
-__all__ = ["Cache", "Layer", "NAC", "NACMul", "NALU", "Sequential"]
+__all__ = ["Cache", "Layer", "NAC", "NACMul", "NALU", "Sequential", "ProjectedLayer", "NAU", "NMU"]
 
 Array = Any  # numpy.ndarray, or a device array of a GPU backend
 
@@ -286,3 +287,89 @@ class Sequential:
 
     def __repr__(self) -> str:
         return "Sequential([" + ", ".join(map(repr, self.layers)) + "])"
+
+
+class ProjectedLayer(Layer):
+    """A unit whose parameters are kept in bounds by a projection after each optimizer step, and that has a
+    sparsity regularizer.
+
+    Subclasses set ``bounds``: ``{param name: (lo, hi)}``.
+    """
+
+    bounds: ClassVar[dict[str, tuple[float, float]]]
+
+    def projections(self) -> dict[str, Any]:
+        """The projections an optimizer applies after each step: ``{name: project}`` with
+        ``params[name][...] = project(params[name])`` (see :func:`nalu_np.reference.clip_projection`)."""
+        return {k: _ref.clip_projection(lo, hi) for k, (lo, hi) in self.bounds.items()}
+
+    def project(self) -> None:
+        """Apply :meth:`projections` to ``params`` in place."""
+        for k, project in self.projections().items():
+            self.params[k][...] = project(self.params[k])
+
+    def regularizer(self) -> tuple[Any, dict[str, Array]]:
+        """The unit's regularizer ``R`` and its gradient ``{name: dR/dparam}`` for the regularized parameters
+        only; the loss adds ``lambda(t) * R`` (see :func:`nalu_np.reference.linear_schedule`)."""
+        raise NotImplementedError
+
+
+def _uniform(rng: Any, lo: float, hi: float, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    return _init.make_rng(rng).uniform(lo, hi, size=shape).astype(dtype)
+
+
+class NAU(ProjectedLayer):
+    """Neural addition unit (Madsen & Johansen 2020): a linear layer with weights in ``[-1, 1]``.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    rng : numpy.random.Generator or int, optional
+    dtype : {"float32", "float64"}
+
+    Notes
+    -----
+    ``y = x @ W``, ``W`` of shape (I, O) drawn from ``U(-r, r)``, ``r = min(0.5, sqrt(6 / (I + O)))``, and
+    clipped to ``[-1, 1]`` by the projection after each optimizer step.  Regularizer
+    ``R = mean(min(|W|, 1 - |W|))``.
+    """
+
+    kernel = "nau"
+    bounds = {"W": (-1.0, 1.0)}
+
+    def __init__(self, in_features: int, out_features: int, *, rng: Any = None, dtype: Any = "float32") -> None:
+        super().__init__(in_features, out_features, dtype=dtype)
+        r = min(0.5, float(np.sqrt(6.0 / (self.in_features + self.out_features))))
+        self.params = {"W": _uniform(rng, -r, r, (self.in_features, self.out_features), self.dtype)}
+
+    def regularizer(self) -> tuple[Any, dict[str, Array]]:
+        R, dW = _ref.nau_regularizer(self.params["W"])
+        return R, {"W": dW}
+
+
+class NMU(ProjectedLayer):
+    """Neural multiplication unit (Madsen & Johansen 2020): gated products of the inputs.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    rng : numpy.random.Generator or int, optional
+    dtype : {"float32", "float64"}
+
+    Notes
+    -----
+    ``y[b, o] = prod_i (W[i, o] * x[b, i] + 1 - W[i, o])``, ``W`` of shape (I, O) drawn from
+    ``U(0.25, 0.75)`` and clipped to ``[0, 1]`` by the projection after each optimizer step.  Regularizer
+    ``R = mean(min(W, 1 - W))``.
+    """
+
+    kernel = "nmu"
+    bounds = {"W": (0.0, 1.0)}
+
+    def __init__(self, in_features: int, out_features: int, *, rng: Any = None, dtype: Any = "float32") -> None:
+        super().__init__(in_features, out_features, dtype=dtype)
+        self.params = {"W": _uniform(rng, 0.25, 0.75, (self.in_features, self.out_features), self.dtype)}
+
+    def regularizer(self) -> tuple[Any, dict[str, Array]]:
+        R, dW = _ref.nmu_regularizer(self.params["W"])
+        return R, {"W": dW}

@@ -36,6 +36,14 @@ __all__ = [
     "nacmul_backward",
     "nalu_forward",
     "nalu_backward",
+    "nau_regularizer",
+    "nmu_regularizer",
+    "clip_projection",
+    "linear_schedule",
+    "nau_forward",
+    "nau_backward",
+    "nmu_forward",
+    "nmu_backward",
 ]
 
 name = "numpy"
@@ -280,3 +288,230 @@ def nalu_backward(
         grads[wa], grads[ma] = nac_weight_backward(dWa, cache["ta"], cache["sa"])
         grads[wm], grads[mm] = nac_weight_backward(dWm, cache["tm"], cache["sm"])
     return dx, {k: grads[k] for k in params}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# building blocks of the successors (NAU, NMU, iNALU, NPU): products, regularizers, projections, schedule
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _leave_one_out_products(f: np.ndarray) -> np.ndarray:
+    """``loo[b, i, o] = prod_{k != i} f[b, k, o]`` from prefix and suffix products, shape of ``f`` (B, I, O).
+
+    Notes
+    -----
+    ``loo = P * S`` with the exclusive prefix product ``P[:, i] = prod_{k < i} f[:, k]`` and the exclusive
+    suffix product ``S[:, i] = prod_{k > i} f[:, k]``.  No division by ``f``, so the result is exact when a
+    factor is 0 (where ``y / f`` would be ``0 / 0``).  Overflow to ``inf`` is a result, not a warning.
+    """
+    ones = np.ones_like(f[:, :1])
+    with np.errstate(over="ignore"):
+        prefix = np.concatenate([ones, np.cumprod(f[:, :-1], axis=1)], axis=1)
+        suffix = np.concatenate([np.cumprod(f[:, :0:-1], axis=1)[:, ::-1], ones], axis=1)
+        return prefix * suffix
+
+
+def _prod(f: np.ndarray) -> np.ndarray:
+    """``prod_i f[:, i, :]``, shape (B, O); overflow to ``inf`` is a result, not a warning."""
+    with np.errstate(over="ignore"):
+        return np.prod(f, axis=1)
+
+
+def _min_distance_regularizer(d: np.ndarray, dd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``mean(min(d, 1 - d))`` and its gradient, given ``d`` and its derivative ``dd`` with respect to W.
+
+    The slope of ``min(d, 1 - d)`` is ``+1`` below ``d = 1/2`` and ``-1`` above; at ``d = 1/2`` it is taken
+    as 0, between the one-sided slopes.
+    """
+    slope = np.sign(0.5 - d)
+    return np.minimum(d, 1.0 - d).mean(), slope * dd / d.size
+
+
+def nau_regularizer(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sparsity regularizer of the NAU (Madsen & Johansen 2020), which pushes weights to -1, 0 or 1.
+
+    Parameters
+    ----------
+    W : ndarray, shape (I, O)
+
+    Returns
+    -------
+    R : ndarray, shape ()
+        ``mean(min(|W|, 1 - |W|))``.
+    dR : ndarray, shape (I, O)
+        ``dR/dW``.
+
+    Notes
+    -----
+    ``dR/dW = sign(W) * sign(1/2 - |W|) / W.size``.  At the kinks the value between the one-sided slopes is
+    taken: 0 at ``W = 0`` (``sign(0) = 0``) and at ``|W| = 1/2``.
+    """
+    return _min_distance_regularizer(np.abs(W), np.sign(W))
+
+
+def nmu_regularizer(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sparsity regularizer of the NMU (Madsen & Johansen 2020), which pushes weights to 0 or 1.
+
+    Parameters
+    ----------
+    W : ndarray, shape (I, O)
+
+    Returns
+    -------
+    R : ndarray, shape ()
+        ``mean(min(W, 1 - W))``.
+    dR : ndarray, shape (I, O)
+
+    Notes
+    -----
+    ``dR/dW = sign(1/2 - W) / W.size``, 0 at the kink ``W = 1/2``.
+    """
+    return _min_distance_regularizer(W, np.ones_like(W))
+
+
+def clip_projection(lo: float, hi: float) -> Any:
+    """The projection onto ``[lo, hi]`` that an optimizer applies to a parameter after each step.
+
+    Parameters
+    ----------
+    lo, hi : float
+        Bounds, ``lo <= hi``.
+
+    Returns
+    -------
+    project : callable
+        ``project(W) -> clip(W, lo, hi)``, a new array of the same shape, dtype and array type (works on any
+        array with a ``clip`` method, so on the GPU backends too).  The projection is not part of the
+        forward pass and has no derivative to take.
+    """
+    lo, hi = float(lo), float(hi)
+    if not lo <= hi:
+        raise ValueError(f"clip_projection needs lo <= hi, got lo={lo}, hi={hi}")
+
+    def project(W: Any) -> Any:
+        return W.clip(lo, hi)
+
+    project.bounds = (lo, hi)  # type: ignore[attr-defined]
+    return project
+
+
+def linear_schedule(t: float, lambda_hat: float, start: float, end: float) -> float:
+    """Regularization strength at step ``t``: 0 before ``start``, ramping linearly to ``lambda_hat`` at ``end``.
+
+    Parameters
+    ----------
+    t : float
+        Training step.
+    lambda_hat : float
+        Final strength.
+    start, end : float
+        Steps where the ramp begins and ends, ``start <= end``; ``start == end`` is a step function
+        (``lambda_hat`` from ``t >= start`` on).
+
+    Returns
+    -------
+    lam : float
+
+    Notes
+    -----
+    ``lambda(t) = lambda_hat * clip((t - start) / (end - start), 0, 1)`` (Madsen & Johansen 2020).
+    """
+    t, lambda_hat, start, end = float(t), float(lambda_hat), float(start), float(end)
+    if not start <= end:
+        raise ValueError(f"linear_schedule needs start <= end, got start={start}, end={end}")
+    if start == end:
+        return lambda_hat if t >= start else 0.0
+    return lambda_hat * min(max((t - start) / (end - start), 0.0), 1.0)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# NAU: y = x W
+# ---------------------------------------------------------------------------------------------------------
+
+
+def nau_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """Forward pass of the neural addition unit (Madsen & Johansen 2020).
+
+    Parameters
+    ----------
+    params : dict
+        ``W`` of shape (I, O), kept in ``[-1, 1]`` by the projection ``clip_projection(-1, 1)`` after each
+        optimizer step (the forward pass does not clip).
+    x : ndarray, shape (B, I)
+
+    Returns
+    -------
+    y : ndarray, shape (B, O)
+    cache : dict
+
+    Notes
+    -----
+    ``y = x @ W``.
+    """
+    return x @ params["W"], {"x": x}
+
+
+def nau_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple[np.ndarray, Params]:
+    """Backward pass of the NAU.
+
+    Returns
+    -------
+    dx : ndarray, shape (B, I)
+    grads : dict
+        ``W``, shape (I, O).
+
+    Notes
+    -----
+    ``dW = x.T @ delta``, ``dx = delta @ W.T``.
+    """
+    return dy @ params["W"].T, {"W": cache["x"].T @ dy}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# NMU: y_j = prod_i (W_ij x_i + 1 - W_ij)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def nmu_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """Forward pass of the neural multiplication unit (Madsen & Johansen 2020).
+
+    Parameters
+    ----------
+    params : dict
+        ``W`` of shape (I, O), kept in ``[0, 1]`` by the projection ``clip_projection(0, 1)`` after each
+        optimizer step (the forward pass does not clip).
+    x : ndarray, shape (B, I)
+
+    Returns
+    -------
+    y : ndarray, shape (B, O)
+    cache : dict
+
+    Notes
+    -----
+    ``f[b, i, o] = W[i, o] * x[b, i] + 1 - W[i, o]`` and ``y[b, o] = prod_i f[b, i, o]``: input ``i`` enters
+    output ``o`` when ``W = 1`` and is replaced by 1 when ``W = 0``.  The factors (B, I, O) are cached.
+    """
+    W = params["W"]
+    f = x[:, :, None] * W + (1.0 - W)
+    return _prod(f), {"x": x, "f": f}
+
+
+def nmu_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple[np.ndarray, Params]:
+    """Backward pass of the NMU.
+
+    Returns
+    -------
+    dx : ndarray, shape (B, I)
+    grads : dict
+        ``W``, shape (I, O).
+
+    Notes
+    -----
+    With the leave-one-out products ``loo[b, i, o] = prod_{k != i} f[b, k, o]`` (prefix times suffix
+    products, exact when a factor is 0) and ``c = delta[:, None, :] * loo``:
+    ``dW[i, o] = sum_b c[b, i, o] * (x[b, i] - 1)`` and ``dx[b, i] = sum_o c[b, i, o] * W[i, o]``.
+    """
+    x = cache["x"]
+    c = dy[:, None, :] * _leave_one_out_products(cache["f"])
+    return np.einsum("bio,io->bi", c, params["W"]), {"W": np.einsum("bio,bi->io", c, x - 1.0)}
