@@ -27,6 +27,7 @@ __all__ = [
     "available_backends",
     "backend_names",
     "get_backend",
+    "register_backend",
     "set_backend",
     "to_numpy",
     "use_backend",
@@ -104,6 +105,20 @@ _loaded: dict[str, Backend] = {}
 _load_lock = threading.Lock()
 _default: str | None = None  # set_backend(); None means "consult the environment variable"
 _override: contextvars.ContextVar[str | None] = contextvars.ContextVar("nalu_np_backend", default=None)
+
+
+def register_backend(name: str, module: str, *, needs: tuple[str, ...] = (), install: str = "") -> None:
+    """Register a backend module of your own under ``name``.
+
+    ``module`` is imported on first use and must export ``name``, ``xp``, ``array_type`` and the kernels of
+    :mod:`nalu_np.reference` it implements (same names and signatures); ``needs`` are modules checked first,
+    and ``install`` is the command an error message suggests when one of them is missing.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a backend name must be a non-empty str, got {name!r}")
+    if name in _SPECS:
+        raise ValueError(f"backend {name!r} is already registered")
+    _SPECS[name] = _Spec(module, tuple(needs), install or f"install the package that provides {module}")
 
 
 def backend_names() -> list[str]:
