@@ -16,6 +16,7 @@ from .backends import (
     available_backends,
     backend_names,
     get_backend,
+    register_backend,
     set_backend,
     use_backend,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "available_backends",
     "backend_names",
     "get_backend",
+    "register_backend",
     "set_backend",
     "use_backend",
     "Layer",
