@@ -20,7 +20,7 @@ from .backends import (
     set_backend,
     use_backend,
 )
-from .layers import NAC, NALU, NAU, NMU, Layer, NACMul, Sequential
+from .layers import INALU, NAC, NALU, NAU, NMU, NPU, Layer, NACMul, RealNPU, Sequential
 
 __all__ = [
     "__version__",
@@ -38,6 +38,9 @@ __all__ = [
     "NALU",
     "NAU",
     "NMU",
+    "INALU",
+    "NPU",
+    "RealNPU",
     "Sequential",
     "testing",
 ]

@@ -22,7 +22,7 @@ from . import reference as _ref
 from ._checks import as_float_dtype, check_array, positive_int
 from .backends import Backend, get_backend, to_numpy
 
-__all__ = ["Cache", "Layer", "NAC", "NACMul", "NALU", "Sequential", "ProjectedLayer", "NAU", "NMU"]
+__all__ = ["Cache", "Layer", "NAC", "NACMul", "NALU", "Sequential", "ProjectedLayer", "NAU", "NMU", "INALU", "NPU", "RealNPU"]
 
 Array = Any  # numpy.ndarray, or a device array of a GPU backend
 
@@ -373,3 +373,97 @@ class NMU(ProjectedLayer):
     def regularizer(self) -> tuple[Any, dict[str, Array]]:
         R, dW = _ref.nmu_regularizer(self.params["W"])
         return R, {"W": dW}
+
+
+class INALU(Layer):
+    """Improved NALU (Schlör, Ring & Hotho 2020): separate weights, an input-independent gate per output,
+    a clipped log path and a sign term that lets it multiply negative numbers.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    rng : numpy.random.Generator or int, optional
+    dtype : {"float32", "float64"}
+    eps : float
+        ``log(max(|x|, eps))``.
+    omega : float
+        The log-space sum is clipped at ``omega``, so ``m <= exp(omega)``.
+
+    Notes
+    -----
+    ``y = sigma(g) * (x @ W_a) + (1 - sigma(g)) * exp(min(log(max(|x|, eps)) @ W_m, omega)) * s`` with the
+    sign term ``s_o = prod_i (sign(x_i) |W_m,io| + 1 - |W_m,io|)``; see :func:`nalu_np.reference.inalu_forward`.
+    Parameters ``W_hat_add``, ``M_hat_add``, ``W_hat_mul``, ``M_hat_mul`` (I, O) and ``g`` (O,), initialised as
+    the authors' code does: ``W_hat ~ N(0.88, 0.2**2)``, ``M_hat ~ N(0.5, 0.2**2)``, ``g ~ N(0, 0.2**2)``.
+    """
+
+    kernel = "inalu"
+
+    def __init__(self, in_features: int, out_features: int, *, rng: Any = None, dtype: Any = "float32",
+                 eps: float = 1e-7, omega: float = 20.0) -> None:
+        super().__init__(in_features, out_features, dtype=dtype)
+        self.eps = _init.positive_float(eps, "eps")
+        self.omega = _init.positive_float(omega, "omega")
+        gen = _init.make_rng(rng)
+        shape = (self.in_features, self.out_features)
+        self.params = {}
+        for path in ("add", "mul"):
+            self.params[f"W_hat_{path}"] = gen.normal(0.88, 0.2, size=shape).astype(self.dtype)
+            self.params[f"M_hat_{path}"] = gen.normal(0.5, 0.2, size=shape).astype(self.dtype)
+        self.params["g"] = gen.normal(0.0, 0.2, size=self.out_features).astype(self.dtype)
+
+    def hyper(self) -> dict[str, Any]:
+        return {"eps": self.eps, "omega": self.omega}
+
+
+class NPU(ProjectedLayer):
+    """Neural power unit (Heim, Pevný & Šmídl 2020): learned real powers of the inputs, signs included.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    rng : numpy.random.Generator or int, optional
+    dtype : {"float32", "float64"}
+    eps : float
+        ``r = g * (|x| + eps) + 1 - g``.
+
+    Notes
+    -----
+    ``y = exp(log(r) @ W_r - k @ W_i) * cos(log(r) @ W_i + k @ W_r)``, ``k = pi * g * [x < 0]``; see
+    :func:`nalu_np.reference.npu_forward`.  Parameters ``W_r``, ``W_i`` (I, O) and the relevance gate ``g``
+    (I,), projected onto ``[0, 1]`` after each optimizer step.  Initialisation as in the paper's code:
+    ``W_r`` Glorot-uniform ``U(-sqrt(6 / (I + O)), sqrt(6 / (I + O)))``, ``W_i = 0``, ``g = 1/2``.
+    Regularizer: the L1 penalty ``mean(|W_r|) + mean(|W_i|)``.
+    """
+
+    kernel = "npu"
+    bounds = {"g": (0.0, 1.0)}
+    _weights: ClassVar[tuple[str, ...]] = ("W_r", "W_i")
+
+    def __init__(self, in_features: int, out_features: int, *, rng: Any = None, dtype: Any = "float32",
+                 eps: float = 1e-7) -> None:
+        super().__init__(in_features, out_features, dtype=dtype)
+        self.eps = _init.positive_float(eps, "eps")
+        r = float(np.sqrt(6.0 / (self.in_features + self.out_features)))
+        shape = (self.in_features, self.out_features)
+        self.params = {"W_r": _uniform(rng, -r, r, shape, self.dtype)}
+        if "W_i" in self._weights:
+            self.params["W_i"] = np.zeros(shape, dtype=self.dtype)
+        self.params["g"] = np.full(self.in_features, 0.5, dtype=self.dtype)
+
+    def hyper(self) -> dict[str, Any]:
+        return {"eps": self.eps}
+
+    def regularizer(self) -> tuple[Any, dict[str, Array]]:
+        parts = {k: _ref.l1_regularizer(self.params[k]) for k in self._weights}
+        return sum(R for R, _ in parts.values()), {k: dR for k, (_, dR) in parts.items()}
+
+
+class RealNPU(NPU):
+    """The NPU without imaginary weights (``W_i = 0``): ``y = exp(log(r) @ W_r) * cos(k @ W_r)``.
+
+    Parameters and initialisation as :class:`NPU` without ``W_i``: ``W_r`` (I, O), ``g`` (I,).
+    """
+
+    kernel = "realnpu"
+    _weights = ("W_r",)

@@ -44,6 +44,13 @@ __all__ = [
     "nau_backward",
     "nmu_forward",
     "nmu_backward",
+    "inalu_forward",
+    "inalu_backward",
+    "l1_regularizer",
+    "npu_forward",
+    "npu_backward",
+    "realnpu_forward",
+    "realnpu_backward",
 ]
 
 name = "numpy"
@@ -515,3 +522,242 @@ def nmu_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple
     x = cache["x"]
     c = dy[:, None, :] * _leave_one_out_products(cache["f"])
     return np.einsum("bio,io->bi", c, params["W"]), {"W": np.einsum("bio,bi->io", c, x - 1.0)}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# iNALU: y = g a + (1 - g) m s
+# ---------------------------------------------------------------------------------------------------------
+
+
+def inalu_forward(
+    params: Params, x: np.ndarray, eps: float = 1e-7, omega: float = 20.0
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Forward pass of the improved NALU (Schlör, Ring & Hotho 2020).
+
+    Parameters
+    ----------
+    params : dict
+        ``W_hat_add``, ``M_hat_add``, ``W_hat_mul``, ``M_hat_mul`` of shape (I, O) and the gate ``g`` of
+        shape (O,), one per output and independent of the input.
+    x : ndarray, shape (B, I)
+    eps : float
+        Lower bound of ``|x|`` inside the log.
+    omega : float
+        Upper bound of the log-space sum, so that ``m <= exp(omega)`` never overflows.
+
+    Returns
+    -------
+    y : ndarray, shape (B, O)
+    cache : dict
+
+    Notes
+    -----
+    With ``W_a = tanh(W_hat_add) * sigma(M_hat_add)`` and ``W_m = tanh(W_hat_mul) * sigma(M_hat_mul)``:
+    ``a = x @ W_a``, ``l = log(max(|x|, eps))``, ``z = l @ W_m``, ``m = exp(min(z, omega))``, the sign term
+    ``s[b, o] = prod_i f[b, i, o]`` with ``f[b, i, o] = sign(x[b, i]) * |W_m[i, o]| + 1 - |W_m[i, o]|``
+    (in ``[-1, 1]``; ``sign(0) = 0``), the gate ``G = sigma(g)`` and ``y = G * a + (1 - G) * m * s``.
+    """
+    Wa, ta, sa = nac_weight(params["W_hat_add"], params["M_hat_add"])
+    Wm, tm, sm = nac_weight(params["W_hat_mul"], params["M_hat_mul"])
+    eps_ = x.dtype.type(eps)
+    l = np.log(np.maximum(np.abs(x), eps_))
+    z = l @ Wm
+    m = _exp(np.minimum(z, x.dtype.type(omega)))
+    absWm = np.abs(Wm)
+    f = np.sign(x)[:, :, None] * absWm + (1.0 - absWm)
+    s = _prod(f)
+    G = sigmoid(params["g"])
+    a = x @ Wa
+    y = G * a + (1.0 - G) * m * s
+    cache = {"x": x, "l": l, "z": z, "m": m, "f": f, "s": s, "G": G, "a": a,
+             "Wa": Wa, "ta": ta, "sa": sa, "Wm": Wm, "tm": tm, "sm": sm}
+    return y, cache
+
+
+def inalu_backward(
+    params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7, omega: float = 20.0
+) -> tuple[np.ndarray, Params]:
+    """Backward pass of the iNALU.
+
+    Returns
+    -------
+    dx : ndarray, shape (B, I)
+    grads : dict
+        Same keys as ``params``.
+
+    Notes
+    -----
+    ``da = delta * G``, ``dz = delta * (1 - G) * s * m * [z < omega]`` and
+    ``ds = delta * (1 - G) * m``.  With the leave-one-out products ``loo`` of the factors ``f`` (exact when a
+    factor is 0) and ``c = ds[:, None, :] * loo``:
+
+    - ``dW_a = x.T @ da``;
+    - ``dW_m = l.T @ dz + sign(W_m) * sum_b c * (sign(x) - 1)``;
+    - ``dg = sum_b delta * (a - m * s) * G * (1 - G)``;
+    - ``dx = da @ W_a.T + (dz @ W_m.T) * [|x| > eps] * sign(x) / |x|``; the sign term is piecewise constant
+      in ``x`` and contributes nothing.
+
+    Choices at the kinks (values between the one-sided slopes): the clip ``min(z, omega)`` passes no gradient
+    at ``z = omega``, ``max(|x|, eps)`` has slope 0 at ``|x| = eps``, and ``|W_m|`` has slope 0 at 0.
+    """
+    x, G, m, s = cache["x"], cache["G"], cache["m"], cache["s"]
+    eps_ = x.dtype.type(eps)
+    absx = np.abs(x)
+    da = dy * G
+    dms = dy * (1.0 - G)
+    dz = dms * s * m * (cache["z"] < omega)
+    c = (dms * m)[:, None, :] * _leave_one_out_products(cache["f"])
+    dWm = cache["l"].T @ dz + np.sign(cache["Wm"]) * np.einsum("bio,bi->io", c, np.sign(x) - 1.0)
+    dl = np.where(absx > eps_, np.sign(x) / np.maximum(absx, eps_), x.dtype.type(0))
+    dx = da @ cache["Wa"].T + (dz @ cache["Wm"].T) * dl
+    grads = {"g": (dy * (cache["a"] - m * s)).sum(axis=0) * G * (1.0 - G)}
+    grads["W_hat_add"], grads["M_hat_add"] = nac_weight_backward(x.T @ da, cache["ta"], cache["sa"])
+    grads["W_hat_mul"], grads["M_hat_mul"] = nac_weight_backward(dWm, cache["tm"], cache["sm"])
+    return dx, {k: grads[k] for k in params}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# NPU and RealNPU: y = exp(W_r log r - W_i k) cos(W_i log r + W_r k)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def l1_regularizer(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """L1 penalty ``mean(|W|)`` and its gradient ``sign(W) / W.size`` (0 at the kink ``W = 0``).
+
+    The NPU paper (Heim, Pevný & Šmídl 2020) trains with an L1 penalty on the weights.
+    """
+    return np.abs(W).mean(), np.sign(W) / W.size
+
+
+def _npu_forward(
+    W_r: np.ndarray, W_i: np.ndarray | None, g: np.ndarray, x: np.ndarray, eps: float
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Shared forward pass of NPU and RealNPU (``W_i is None``: RealNPU, the terms with ``W_i`` dropped)."""
+    ax = np.abs(x) + x.dtype.type(eps)
+    r = g * ax + (1.0 - g)
+    logr = np.log(r)
+    pi_neg = np.where(x < 0, x.dtype.type(np.pi), x.dtype.type(0))
+    k = g * pi_neg
+    A = logr @ W_r
+    phi = k @ W_r
+    if W_i is not None:
+        A -= k @ W_i
+        phi += logr @ W_i
+    E = _exp(A)
+    with np.errstate(invalid="ignore"):  # inf * cos(phi) with cos(phi) == 0 is NaN: IEEE's answer
+        y = E * np.cos(phi)
+    return y, {"x": x, "ax": ax, "r": r, "logr": logr, "pi_neg": pi_neg, "k": k, "E": E, "phi": phi, "y": y}
+
+
+def _npu_backward(
+    W_r: np.ndarray, W_i: np.ndarray | None, g: np.ndarray, cache: dict[str, Any], dy: np.ndarray
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Shared backward pass of NPU and RealNPU; grads ``W_r``, ``g`` and, unless ``W_i is None``, ``W_i``."""
+    x, logr, k = cache["x"], cache["logr"], cache["k"]
+    with np.errstate(invalid="ignore"):
+        dA = dy * cache["y"]
+        dphi = -dy * cache["E"] * np.sin(cache["phi"])
+    grads = {"W_r": logr.T @ dA + k.T @ dphi}
+    dlogr = dA @ W_r.T
+    dk = dphi @ W_r.T
+    if W_i is not None:
+        grads["W_i"] = logr.T @ dphi - k.T @ dA
+        dlogr += dphi @ W_i.T
+        dk -= dA @ W_i.T
+    dr = dlogr / cache["r"]
+    grads["g"] = (dr * (cache["ax"] - 1.0) + dk * cache["pi_neg"]).sum(axis=0)
+    return dr * g * np.sign(x), grads
+
+
+def npu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, dict[str, Any]]:
+    """Forward pass of the neural power unit (Heim, Pevný & Šmídl 2020).
+
+    Parameters
+    ----------
+    params : dict
+        ``W_r``, ``W_i`` of shape (I, O) (real and imaginary part of the exponents) and the relevance gate
+        ``g`` of shape (I,), kept in ``[0, 1]`` by the projection ``clip_projection(0, 1)`` after each optimizer
+        step (the forward pass does not clip; outside ``[0, 1]`` ``r`` may be <= 0 and ``log r`` NaN).
+    x : ndarray, shape (B, I)
+    eps : float
+
+    Returns
+    -------
+    y : ndarray, shape (B, O)
+    cache : dict
+
+    Notes
+    -----
+    The real part of ``exp(log(x) @ (W_r + i W_i))`` with the complex log ``log|x| + i pi [x < 0]``, each input
+    relaxed towards 1 by its gate:
+    ``r = g * (|x| + eps) + 1 - g``, ``k = pi * g * [x < 0]``,
+    ``y = exp(log(r) @ W_r - k @ W_i) * cos(log(r) @ W_i + k @ W_r)``.  ``y`` is ``inf`` where the exponent
+    overflows.
+    """
+    return _npu_forward(params["W_r"], params["W_i"], params["g"], x, eps)
+
+
+def npu_backward(
+    params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7
+) -> tuple[np.ndarray, Params]:
+    """Backward pass of the NPU.
+
+    Returns
+    -------
+    dx : ndarray, shape (B, I)
+    grads : dict
+        ``W_r``, ``W_i`` (I, O) and ``g`` (I,).
+
+    Notes
+    -----
+    With ``A = log(r) @ W_r - k @ W_i``, ``phi = log(r) @ W_i + k @ W_r``, ``E = exp(A)``:
+    ``dA = delta * y``, ``dphi = -delta * E * sin(phi)``;
+    ``dW_r = log(r).T @ dA + k.T @ dphi``, ``dW_i = log(r).T @ dphi - k.T @ dA``;
+    ``dr = (dA @ W_r.T + dphi @ W_i.T) / r``, ``dk = dphi @ W_r.T - dA @ W_i.T``;
+    ``dx = dr * g * sign(x)``, ``dg = sum_b (dr * (|x| + eps - 1) + dk * pi * [x < 0])``.
+    At ``x = 0`` the slope of ``|x|`` is taken as 0 and the jump of ``[x < 0]`` contributes nothing.
+    """
+    dx, grads = _npu_backward(params["W_r"], params["W_i"], params["g"], cache, dy)
+    return dx, {k: grads[k] for k in params}
+
+
+def realnpu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, dict[str, Any]]:
+    """Forward pass of the RealNPU: the NPU with ``W_i = 0``.
+
+    Parameters
+    ----------
+    params : dict
+        ``W_r`` of shape (I, O) and the relevance gate ``g`` of shape (I,) (see :func:`npu_forward`).
+    x : ndarray, shape (B, I)
+    eps : float
+
+    Returns
+    -------
+    y : ndarray, shape (B, O)
+    cache : dict
+
+    Notes
+    -----
+    ``r = g * (|x| + eps) + 1 - g``, ``k = pi * g * [x < 0]``, ``y = exp(log(r) @ W_r) * cos(k @ W_r)``.
+    """
+    return _npu_forward(params["W_r"], None, params["g"], x, eps)
+
+
+def realnpu_backward(
+    params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7
+) -> tuple[np.ndarray, Params]:
+    """Backward pass of the RealNPU.
+
+    Returns
+    -------
+    dx : ndarray, shape (B, I)
+    grads : dict
+        ``W_r`` (I, O) and ``g`` (I,).
+
+    Notes
+    -----
+    :func:`npu_backward` with ``W_i = 0``: ``dW_r = log(r).T @ dA + k.T @ dphi`` with ``dA = delta * y``,
+    ``dphi = -delta * exp(A) * sin(phi)``; ``dr = (dA @ W_r.T) / r``, ``dk = dphi @ W_r.T``.
+    """
+    dx, grads = _npu_backward(params["W_r"], None, params["g"], cache, dy)
+    return dx, {k: grads[k] for k in params}
