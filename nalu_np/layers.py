@@ -22,7 +22,9 @@ from . import reference as _ref
 from ._checks import as_float_dtype, check_array, positive_int
 from .backends import Backend, get_backend, to_numpy
 
-__all__ = ["Cache", "Layer", "NAC", "NACMul", "NALU", "Sequential", "ProjectedLayer", "NAU", "NMU", "INALU", "NPU", "RealNPU"]
+__all__ = [
+    "Cache", "Layer", "NAC", "NACMul", "NALU", "Sequential", "ProjectedLayer", "NAU", "NMU", "INALU", "NPU", "RealNPU",
+]
 
 Array = Any  # numpy.ndarray, or a device array of a GPU backend
 
