@@ -514,3 +514,46 @@ def test_config_names_the_unit_and_its_hyper_parameters(unit):
     assert cfg["unit"] == unit.__name__ and cfg["in_features"] == 3 and cfg["out_features"] == 2
     assert {k: cfg[k] for k in layer.hyper()} == layer.hyper()
     assert nn.Sequential([unit(3, 2, rng=0), nn.NAU(2, 1, rng=0)])(np.ones((2, 3), np.float32)).shape == (2, 1)
+
+
+# -- the units compute the arithmetic they are named for (property tests) ------------------------------------
+
+
+@settings(max_examples=25)
+@given(x=st_nalu.off_kink_arrays((3, 3), margin=0.1, hi=3.0),
+       powers=st.lists(st.integers(-2, 3), min_size=3, max_size=3))
+def test_npu_integer_powers_keep_the_sign(x, powers):
+    layer = _npu(nn.NPU, np.array(powers, dtype=np.float64)[:, None])
+    want = np.prod(x ** np.array(powers, dtype=np.float64), axis=1, keepdims=True)
+    np.testing.assert_allclose(layer(x), want, rtol=1e-5, atol=1e-9)
+
+
+@settings(max_examples=25)
+@given(x=st_nalu.off_kink_arrays((3, 3), margin=0.1, hi=3.0),
+       select=st.lists(st.sampled_from([-1.0, 0.0, 1.0]), min_size=3, max_size=3))
+def test_inalu_products_and_quotients_of_signed_inputs(x, select):
+    layer = _inalu_selecting(np.array(select)[:, None], gate=-40.0)
+    want = np.prod(x ** np.array(select), axis=1, keepdims=True)
+    np.testing.assert_allclose(layer(x), want, rtol=1e-12)
+
+
+@settings(max_examples=25)
+@given(x=st_nalu.off_kink_arrays((3, 4), margin=0.0 + 1e-3, hi=3.0),
+       select=st.lists(st.booleans(), min_size=4, max_size=4))
+def test_nmu_binary_weights_select_a_product(x, select):
+    layer = nn.NMU(4, 1, rng=0, dtype="float64")
+    layer.params["W"][...] = np.array(select, dtype=np.float64)[:, None]
+    np.testing.assert_allclose(layer(x), np.prod(np.where(select, x, 1.0), axis=1, keepdims=True), rtol=1e-14)
+
+
+def test_nmu_overflow_is_a_result():
+    layer = nn.NMU(2, 1, rng=0, dtype="float64")
+    layer.params["W"][...] = 1.0
+    x = np.array([[1e200, 1e200], [0.0, 1e200]])
+    with np.errstate(all="raise"):  # no warning: inf is the product
+        y, cache = layer.forward(x)
+    assert y[0, 0] == np.inf and y[1, 0] == 0.0
+    with np.errstate(over="ignore"):
+        dx, grads = layer.backward(np.ones((2, 1)), cache)
+    np.testing.assert_array_equal(dx, [[1e200, 1e200], [1e200, 0.0]])  # leave-one-out products stay finite
+    assert np.isposinf(grads["W"]).all()  # dW_i = sum_b loo * (x_i - 1) holds 1e200 * (1e200 - 1)
