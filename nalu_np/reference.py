@@ -324,7 +324,7 @@ def _prod(f: np.ndarray) -> np.ndarray:
         return np.prod(f, axis=1)
 
 
-def _min_distance_regularizer(d: np.ndarray, dd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _min_distance_regularizer(d: np.ndarray, dd: Any) -> tuple[Any, np.ndarray]:
     """``mean(min(d, 1 - d))`` and its gradient, given ``d`` and its derivative ``dd`` with respect to W.
 
     The slope of ``min(d, 1 - d)`` is ``+1`` below ``d = 1/2`` and ``-1`` above; at ``d = 1/2`` it is taken
@@ -334,7 +334,7 @@ def _min_distance_regularizer(d: np.ndarray, dd: np.ndarray) -> tuple[np.ndarray
     return np.minimum(d, 1.0 - d).mean(), slope * dd / d.size
 
 
-def nau_regularizer(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def nau_regularizer(W: np.ndarray) -> tuple[Any, np.ndarray]:
     """Sparsity regularizer of the NAU (Madsen & Johansen 2020), which pushes weights to -1, 0 or 1.
 
     Parameters
@@ -343,7 +343,7 @@ def nau_regularizer(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Returns
     -------
-    R : ndarray, shape ()
+    R : scalar of W's dtype
         ``mean(min(|W|, 1 - |W|))``.
     dR : ndarray, shape (I, O)
         ``dR/dW``.
@@ -356,7 +356,7 @@ def nau_regularizer(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return _min_distance_regularizer(np.abs(W), np.sign(W))
 
 
-def nmu_regularizer(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def nmu_regularizer(W: np.ndarray) -> tuple[Any, np.ndarray]:
     """Sparsity regularizer of the NMU (Madsen & Johansen 2020), which pushes weights to 0 or 1.
 
     Parameters
@@ -365,7 +365,7 @@ def nmu_regularizer(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Returns
     -------
-    R : ndarray, shape ()
+    R : scalar of W's dtype
         ``mean(min(W, 1 - W))``.
     dR : ndarray, shape (I, O)
 
@@ -373,7 +373,7 @@ def nmu_regularizer(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     -----
     ``dR/dW = sign(1/2 - W) / W.size``, 0 at the kink ``W = 1/2``.
     """
-    return _min_distance_regularizer(W, np.ones_like(W))
+    return _min_distance_regularizer(W, 1.0)
 
 
 def clip_projection(lo: float, hi: float) -> Any:
@@ -398,7 +398,6 @@ def clip_projection(lo: float, hi: float) -> Any:
     def project(W: Any) -> Any:
         return W.clip(lo, hi)
 
-    project.bounds = (lo, hi)  # type: ignore[attr-defined]
     return project
 
 
@@ -621,7 +620,7 @@ def inalu_backward(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def l1_regularizer(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def l1_regularizer(W: np.ndarray) -> tuple[Any, np.ndarray]:
     """L1 penalty ``mean(|W|)`` and its gradient ``sign(W) / W.size`` (0 at the kink ``W = 0``).
 
     The NPU paper (Heim, Pevný & Šmídl 2020) trains with an L1 penalty on the weights.
