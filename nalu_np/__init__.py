@@ -45,7 +45,8 @@ __all__ = [
     "testing",
 ]
 
-_LAZY_SUBMODULES = {"testing", "reference", "init"}
+_LAZY_SUBMODULES = {"testing", "reference", "init", "optim", "losses", "tasks", "checkpoint", "train"}
+# ``nalu_np.train`` is the module nalu_np/train.py, which is callable: ``nalu_np.train(model, task, ...)``
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,308 @@
+"""The training loop: ``nalu_np.train(model, task, ...)``.
+
+::
+
+    import nalu_np as nn
+    task = nn.tasks.get_task("mul")
+    init_rng, _ = nn.tasks.seed_rngs(0)
+    model = task.build_model(init_rng)                 # NALU, preset seed-003
+    result = nn.train(model, task, seed=0)             # 22000 full-batch Adam steps, lr 0.05
+    result.success, result.final["interpolation_max_rel_err"], result.loss[-1]
+
+Every step: a batch (the task's fixed data, or a fresh sample), forward, MSE (plus the task's penalty),
+backward, optimizer step.  The model is evaluated on the task's test sets before the first step, every
+``eval_every`` steps and after the last one.  A run whose loss becomes infinite or NaN stops at the next
+progress check (``log_every``) and is marked ``diverged``.
+
+Reproducible: the same model, task, seed and backend give the same result bit for bit on CPU (the batches
+come from a generator seeded by ``seed``, and nothing else is random).
+
+The module itself is callable (``nalu_np.train(...)`` is :func:`train`), because the package attribute
+``nalu_np.train`` is this module once it has been imported.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import types
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import numpy as np
+
+from .backends import Backend, get_backend, to_numpy
+from .losses import mse
+from .optim import Optimizer, create
+from .tasks import Evaluation, Task, get_task, seed_rngs
+
+__all__ = ["TrainResult", "train"]
+
+
+@dataclass
+class TrainResult:
+    """What a training run gives back.
+
+    Attributes
+    ----------
+    task : str
+        The task's name.
+    seed : int
+    backend : str
+    config : dict
+        ``model.config()`` (unit and hyper-parameters).
+    optimizer : dict
+        ``{"type": ..., "hyper": {...}}`` of the optimizer.
+    steps : int
+        Steps asked for.
+    loss : ndarray, shape (steps_done,), float64
+        Training loss at every step, before that step's update.
+    evaluations : list of Evaluation
+        Test-set metrics, in step order (the first is the untrained model).
+    success : bool
+        The task's verdict (:meth:`Task.success`); False for a diverged run.
+    diverged : bool
+        The loss became infinite or NaN; training stopped early.
+    wall_time : float
+        Seconds spent in the loop (evaluations included).
+    model : object
+        The trained model (the same object as the one passed in).
+    """
+
+    task: str
+    seed: int
+    backend: str
+    config: dict[str, Any]
+    optimizer: dict[str, Any]
+    steps: int
+    loss: np.ndarray
+    evaluations: list[Evaluation]
+    success: bool
+    diverged: bool
+    wall_time: float
+    model: Any = field(repr=False, default=None)
+
+    @property
+    def steps_done(self) -> int:
+        """Optimizer steps taken (fewer than :attr:`steps` when the run diverged)."""
+        return len(self.loss)
+
+    @property
+    def initial(self) -> dict[str, float]:
+        """Metrics of the untrained model."""
+        return self.evaluations[0].metrics
+
+    @property
+    def final(self) -> dict[str, float]:
+        """Metrics after the last step."""
+        return self.evaluations[-1].metrics
+
+    def to_dict(self, max_loss_points: int = 1000) -> dict[str, Any]:
+        """A JSON-serialisable summary; the loss curve is kept at no more than ``max_loss_points`` steps.
+
+        Non-finite numbers are written as strings ("inf", "nan") so that the JSON stays standard.
+        """
+        stride = max(1, math.ceil(len(self.loss) / max_loss_points))
+        steps = list(range(0, len(self.loss), stride))
+        return {
+            "task": self.task,
+            "seed": self.seed,
+            "backend": self.backend,
+            "config": self.config,
+            "optimizer": self.optimizer,
+            "steps": self.steps,
+            "steps_done": self.steps_done,
+            "success": self.success,
+            "diverged": self.diverged,
+            "wall_time": self.wall_time,
+            "evaluations": [{"step": e.step, **{k: _json_float(v) for k, v in e.metrics.items()}}
+                            for e in self.evaluations],
+            "loss_curve": {"step": steps, "loss": [_json_float(self.loss[i]) for i in steps]},
+            "params": {k: np.asarray(to_numpy(v), dtype=np.float64).tolist()
+                       for k, v in (self.model.params.items() if self.model is not None else ())},
+        }
+
+
+def _json_float(v: Any) -> float | str:
+    v = float(v)
+    return v if math.isfinite(v) else str(v)
+
+
+class _Progress:
+    """Plain-text progress on a stream: one rewritten line on a terminal, a line per report otherwise."""
+
+    def __init__(self, label: str, steps: int, stream: TextIO) -> None:
+        self.label, self.steps, self.stream = label, steps, stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.t0 = time.perf_counter()
+
+    def report(self, step: int, loss: float) -> None:
+        elapsed = time.perf_counter() - self.t0
+        rate = step / elapsed if elapsed > 0 else float("inf")
+        eta = (self.steps - step) / rate if rate > 0 else float("inf")
+        line = (f"{self.label} step {step:>{len(str(self.steps))}}/{self.steps}  loss {loss:.4g}  "
+                f"{rate:,.0f} steps/s  eta {eta:.0f}s")
+        self.stream.write(("\r" + line + "\033[K") if self.tty else line + "\n")
+        self.stream.flush()
+
+    def close(self, message: str) -> None:
+        self.stream.write(("\r" + message + "\033[K\n") if self.tty else message + "\n")
+        self.stream.flush()
+
+
+def _check_on_backend(model: Any, be: Backend) -> None:
+    for k, v in model.params.items():
+        if not isinstance(v, be.array_type):
+            raise TypeError(
+                f"parameter {k!r} is a {type(v).__module__}.{type(v).__name__}, not an array of backend "
+                f"{be.name!r}; move the model first: model = model.to({be.name!r})"
+            )
+
+
+def _make_optimizer(model: Any, optimizer: str | Optimizer | None, lr: float | None, task: Task,
+                    options: dict[str, Any]) -> Optimizer:
+    if isinstance(optimizer, Optimizer):
+        if lr is not None or options:
+            raise ValueError("lr, clip_norm, clip_value and projections belong to the optimizer object you passed")
+        params = model.params
+        if set(optimizer.params) != set(params) or any(optimizer.params[k] is not params[k] for k in params):
+            raise ValueError("the optimizer was built on other arrays than this model's params")
+        return optimizer
+    projections = options.pop("projections", None)
+    if projections is None and callable(getattr(model, "projections", None)):
+        projections = model.projections()  # units whose weights live in a box (NAU, NMU)
+    return create(task.optimizer if optimizer is None else optimizer, model.params,
+                  lr=task.lr if lr is None else lr, projections=projections, **options)
+
+
+def _evaluate(model: Any, task: Task, sets: dict[str, tuple[Any, np.ndarray]], be: Backend,
+              step: int) -> Evaluation:
+    metrics: dict[str, float] = {}
+    for name, (x, t) in sets.items():
+        y = np.asarray(to_numpy(model.forward(x, backend=be)[0]), dtype=np.float64)
+        metrics.update(task.metrics(name, y, t))
+    return Evaluation(step, metrics)
+
+
+def _positive_int(v: Any, name: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def train(model: Any, task: Task | str, *, steps: int | None = None, optimizer: str | Optimizer | None = None,
+          lr: float | None = None, seed: int = 0, backend: str | Backend | None = None,
+          clip_norm: float | None = None, clip_value: float | None = None, projections: dict | None = None,
+          eval_every: int | None = None, log_every: int | None = None, progress: bool | None = None,
+          stream: TextIO | None = None) -> TrainResult:
+    """Train ``model`` on ``task``.
+
+    Parameters
+    ----------
+    model : layer or Sequential
+        Anything with ``params``, ``forward``, ``backward`` and ``config``; its parameters must be arrays of
+        the backend (``model.to(backend)`` moves them).  Trained in place.
+    task : Task or str
+        A task object or a registered name (:func:`nalu_np.tasks.get_task`).
+    steps : int, optional
+        Optimizer steps; default ``task.steps``.
+    optimizer : str or Optimizer, optional
+        A name for :func:`nalu_np.optim.create` (default ``task.optimizer``) or an optimizer built on
+        ``model.params`` (then ``lr`` and the clipping/projection options must be left out).
+    lr : float, optional
+        Default ``task.lr``.
+    seed : int
+        Seeds the generator of the batches of sampling tasks (:func:`nalu_np.tasks.seed_rngs`).
+    backend : str or Backend, optional
+        Default: the active backend.
+    clip_norm, clip_value, projections
+        Passed to the optimizer (see :mod:`nalu_np.optim`); the projections default to
+        ``model.projections()`` when the model has that method.
+    eval_every : int, optional
+        Default ``task.eval_every``; ``None`` evaluates before and after training only.
+    log_every : int, optional
+        Steps between progress reports and divergence checks; default ``steps // 20``.
+    progress : bool, optional
+        Report progress on ``stream``; default: when ``stream`` is a terminal.
+    stream : file, optional
+        Default ``sys.stderr``.
+
+    Returns
+    -------
+    TrainResult
+    """
+    task = get_task(task)
+    be = get_backend(backend)
+    _check_on_backend(model, be)
+    steps = _positive_int(task.steps if steps is None else steps, "steps")
+    eval_every = task.eval_every if eval_every is None else _positive_int(eval_every, "eval_every")
+    log_every = max(1, steps // 20) if log_every is None else _positive_int(log_every, "log_every")
+    options = {k: v for k, v in (("clip_norm", clip_norm), ("clip_value", clip_value),
+                                 ("projections", projections)) if v is not None}
+    opt = _make_optimizer(model, optimizer, lr, task, options)
+    stream = sys.stderr if stream is None else stream
+    show = bool(getattr(stream, "isatty", lambda: False)()) if progress is None else bool(progress)
+    bar = _Progress(f"[{task.name} seed {seed}]", steps, stream) if show else None
+
+    _, data_rng = seed_rngs(seed)
+    fixed = task.train_data()
+    if fixed is not None:
+        fixed = (be.asarray(fixed[0]), be.asarray(fixed[1]))
+    sets = {name: (be.asarray(x), np.asarray(t, dtype=np.float64)) for name, (x, t) in task.eval_sets().items()}
+
+    xp = be.xp
+    history = xp.empty(steps, dtype=np.float64)
+    evaluations = [_evaluate(model, task, sets, be, 0)]
+    diverged = False
+    done = 0
+    t0 = time.perf_counter()
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported, not warned about
+        for step in range(1, steps + 1):
+            if fixed is not None:
+                x, t = fixed
+            else:
+                xs, ts = task.sample(data_rng, task.batch_size)
+                x, t = be.asarray(xs), be.asarray(ts)
+            y, cache = model.forward(x, backend=be)
+            loss, dy = mse(y, t)
+            _, grads = model.backward(dy, cache)
+            extra = task.penalty(model, step - 1)
+            if extra is not None:
+                value, pgrads = extra
+                loss = loss + value
+                grads = {k: g + pgrads[k] if k in pgrads else g for k, g in grads.items()}
+            history[step - 1] = loss
+            opt.step(grads)
+            done = step
+            if step % log_every == 0 or step == steps:
+                current = float(history[step - 1])
+                if not math.isfinite(current):
+                    diverged = True
+                    break
+                if bar is not None:
+                    bar.report(step, current)
+            if eval_every is not None and step % eval_every == 0 and step != steps:
+                evaluations.append(_evaluate(model, task, sets, be, step))
+        evaluations.append(_evaluate(model, task, sets, be, done))
+    wall = time.perf_counter() - t0
+    loss_history = np.asarray(to_numpy(history[:done]), dtype=np.float64)
+    success = (not diverged) and bool(task.success(evaluations))
+    if bar is not None:
+        bar.close(f"{bar.label} {'diverged at step ' + str(done) if diverged else f'{done} steps'} "
+                  f"in {wall:.1f}s, final loss {loss_history[-1]:.4g}")
+    return TrainResult(
+        task=task.name, seed=int(seed), backend=be.name, config=model.config(),
+        optimizer={"type": type(opt).__name__, "hyper": opt.hyper()}, steps=steps, loss=loss_history,
+        evaluations=evaluations, success=success, diverged=diverged, wall_time=wall, model=model,
+    )
+
+
+class _CallableModule(types.ModuleType):
+    """``nalu_np.train`` is this module once imported; calling it calls :func:`train`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> TrainResult:
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
