@@ -212,3 +212,16 @@ def test_import_is_lazy_and_train_is_callable():
 def test_seed_experiments_reproduce_the_articles(op):
     r = _run(seed=0, steps=None, task=op)
     assert r.success, r.final
+
+
+def test_model_projections_are_applied_after_each_step():
+    class BoxedNAC(nn.NAC):
+        def projections(self):
+            return {"W_hat": lambda W: W.clip(-0.1, 0.1)}
+
+    model = BoxedNAC(2, 1, rng=0, init="seed-000")
+    nn.train(model, "add", steps=20, lr=1.0)
+    assert np.abs(model.params["W_hat"]).max() <= 0.1
+    assert np.abs(model.params["M_hat"]).max() > 0.1  # not projected
+    nn.train(model, "add", steps=5, lr=1.0, projections={"M_hat": lambda M: M.clip(0.0, 0.0)})
+    assert not model.params["M_hat"].any()  # an explicit projections argument replaces the model's
