@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 from typing import Any, Sequence
 
 import numpy as np
@@ -91,6 +92,13 @@ def _unit_name(text: str) -> str:
     raise argparse.ArgumentTypeError(f"unknown unit {text!r}; choose from {', '.join(unit_names())}")
 
 
+def _task_help(task: Any) -> str:
+    preset = f", preset {task.preset}" if task.preset else ""
+    return (f"  {task.name:<6}{task.description}{preset}\n"
+            + textwrap.fill(f"success: {task.criterion()}", width=100, initial_indent=" " * 8,
+                            subsequent_indent=" " * 8))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``nalu-np``."""
     from .optim import OPTIMIZERS
@@ -109,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="precision of the model and data (default: float32, as in the articles)")
 
     demo = sub.add_parser(
-        "demo", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
+        "demo", parents=[common],
         help="reproduce the seed experiments (NAC addition, NALU multiplication)",
         description="Train a NAC on x1 + x2 and a NALU on x1 * x2 with the seed articles' data and settings "
                     "(Adam, lr 0.05, 22000 full-batch steps, MSE), print the MSE before and after training, "
@@ -124,15 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser(
         "train", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
         help="run an experiment over several seeds and report the success rate",
-        description="Train one fresh model per seed and print, for each seed, the test errors and whether the "
-                    "run succeeded (the task's criterion), then the success rate.\n\n"
-                    "tasks:\n" + "\n".join(f"  {name:<6}{TASKS[name]().description}" for name in TASKS),
+        description="Train one fresh model per seed and print, for each seed, the test errors and whether\n"
+                    "the run succeeded (the task's criterion), then the success rate.\n\n"
+                    "tasks:\n" + "\n".join(_task_help(TASKS[name]()) for name in sorted(TASKS)),
     )
     train.add_argument("--task", required=True, choices=sorted(TASKS), help="the experiment")
     train.add_argument("--unit", type=_unit_name, default=None,
                        help="unit to train: NAC, NACMul, NALU, ... (default: the task's, NAC for add, NALU for mul)")
     train.add_argument("--preset", choices=[*PRESETS, "none"], default=None,
-                       help="initialisation preset (default: the task's; 'none' for the unit's own defaults)")
+                       help="initialisation preset of NAC, NACMul, NALU (default: the task's, listed above; "
+                            "'none' for the unit's own defaults)")
     train.add_argument("--seeds", type=_positive_int, default=10, help="number of seeds (default: 10)")
     train.add_argument("--first-seed", type=_nonneg_int, default=0, help="first seed (default: 0)")
     train.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=None,
