@@ -115,8 +115,9 @@ def nalu_names(params: dict[str, Any]) -> tuple[tuple[str, str], tuple[str, str]
     return ("W_hat_add", "M_hat_add"), ("W_hat_mul", "M_hat_mul")
 
 
-def require_device(backend: str, x: Any, params: dict[str, Any], *more: Any) -> np.dtype:
-    """Check that ``x``, the parameters and ``more`` are GPU arrays of one float dtype; return the dtype.
+def require_device(backend: str, x: Any, params: dict[str, Any], *more: Any,
+                   array_type: type = CudaArray) -> np.dtype:
+    """Check that ``x``, the parameters and ``more`` are ``array_type`` arrays of one float dtype; return it.
 
     Raises
     ------
@@ -126,10 +127,12 @@ def require_device(backend: str, x: Any, params: dict[str, Any], *more: Any) -> 
     dtype = np.dtype(x.dtype) if hasattr(x, "dtype") else None
     named = [("x", x), *(("params[%r]" % k, v) for k, v in params.items()), *(("array", a) for a in more)]
     for label, a in named:
-        if not isinstance(a, CudaArray):
+        if not isinstance(a, array_type):
+            kinds = ("CuPy, Numba device array or anything with __cuda_array_interface__"
+                     if array_type is CudaArray else f"{array_type.__module__}.{array_type.__name__}")
             raise TypeError(
-                f"{label} must be a GPU array for backend {backend!r} (CuPy, Numba device array or anything "
-                f"with __cuda_array_interface__), got {type(a).__module__}.{type(a).__name__}; move it "
+                f"{label} must be a GPU array for backend {backend!r} ({kinds}), got "
+                f"{type(a).__module__}.{type(a).__name__}; move it "
                 f"explicitly with nalu_np.get_backend({backend!r}).asarray(...) or layer.to({backend!r})"
             )
         if np.dtype(a.dtype) != dtype or dtype.kind != "f" or dtype.itemsize not in (4, 8):

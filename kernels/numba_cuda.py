@@ -594,7 +594,8 @@ def _forward(unit: int, params: Params, x: Any, eps: float) -> tuple[Any, dict[s
     y = _empty((n_batch, n_out), dtype)
     cache: dict[str, Any] = {"x": x, "Wa": Wa, "ta": ta, "sa": sa, "Wm": Wm, "tm": tm, "sm": sm}
     block = cc.config.checked_block()
-    if cc.use_row_path(n_in, n_out):
+    cache["row"] = cc.use_row_path(n_in, n_out)  # backward takes the same path
+    if cache["row"]:
         k = _row_kernels(unit, dtype.str, n_in, n_out, block)
         _launch_1d(k.forward, n_batch, block, x, Wa, Wm, G, eps_t, y)
         return y, cache
@@ -623,7 +624,7 @@ def _backward(unit: int, params: Params, cache: dict[str, Any], dy: Any, eps: fl
     eps_t = dtype.type(eps)
     dx = _empty((n_batch, n_in), dtype)
     block = cc.config.checked_block()
-    if cc.use_row_path(n_in, n_out):
+    if cache["row"]:
         k = _row_kernels(unit, dtype.str, n_in, n_out, block)
         blocks = cc.grid_stride_blocks(n_batch, block, _sm_count())
         part = _empty((blocks, k.n_sums), dtype)
