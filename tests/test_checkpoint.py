@@ -14,6 +14,13 @@ from nalu_np.losses import mse
 from nalu_np.optim import SGD, Adam
 
 
+@pytest.fixture(autouse=True)
+def _numpy_backend():
+    """These tests are about the loop and the files, not the kernels: run them on the NumPy reference."""
+    with nn.use_backend("numpy"):
+        yield
+
+
 def _steps(model, opt, n, seed=0):
     rng = np.random.default_rng(seed)
     for _ in range(n):

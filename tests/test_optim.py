@@ -11,6 +11,13 @@ import nalu_np as nn
 from nalu_np.losses import mse
 from nalu_np.optim import SGD, Adam, RMSProp, array_module, create
 
+@pytest.fixture(autouse=True)
+def _numpy_backend():
+    """These tests are about the loop and the files, not the kernels: run them on the NumPy reference."""
+    with nn.use_backend("numpy"):
+        yield
+
+
 P0 = [0.5, -1.0, 2.0]
 G1 = [0.1, -0.2, 0.3]
 G2 = [-0.4, 0.05, 0.3]

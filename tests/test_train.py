@@ -15,6 +15,13 @@ from nalu_np.optim import SGD
 from nalu_np.tasks import Evaluation, SeedTask, Task, get_task, make_unit, seed_rngs
 
 
+@pytest.fixture(autouse=True)
+def _numpy_backend():
+    """These tests are about the loop and the files, not the kernels: run them on the NumPy reference."""
+    with nn.use_backend("numpy"):
+        yield
+
+
 class SumTask(Task):
     """A sampling task: y = x1 + x2 with x ~ U(1, 2) drawn fresh each step; tests in U(1, 2) and U(2, 6)."""
 
