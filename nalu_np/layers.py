@@ -278,6 +278,33 @@ class Sequential:
     def __call__(self, x: Array, backend: str | Backend | None = None) -> Array:
         return self.forward(x, backend)[0]
 
+    # -- projections and regularizers of the layers that have them (NAU, NMU, NPU, ...) -------------------
+    def _with(self, method: str) -> list[tuple[int, Any]]:
+        return [(i, layer) for i, layer in enumerate(self.layers) if callable(getattr(layer, method, None))]
+
+    def projections(self) -> dict[str, Any]:
+        """The layers' :meth:`ProjectedLayer.projections` under the keys ``"<index>.<name>"`` of ``params``;
+        layers without projections contribute nothing."""
+        return {f"{i}.{k}": p for i, layer in self._with("projections") for k, p in layer.projections().items()}
+
+    def project(self) -> None:
+        """Apply every layer's projections to its parameters in place."""
+        for _, layer in self._with("project"):
+            layer.project()
+
+    def regularizer(self) -> tuple[Any, dict[str, Array]]:
+        """The sum of the layers' regularizers and its gradient ``{"<index>.<name>": dR/dparam}``.
+
+        Layers without a regularizer contribute nothing; with none at all the value is 0.0 and the dict empty.
+        """
+        total: Any = 0.0
+        grads: dict[str, Array] = {}
+        for i, layer in self._with("regularizer"):
+            R, g = layer.regularizer()
+            total = total + R
+            grads.update({f"{i}.{k}": v for k, v in g.items()})
+        return total, grads
+
     def astype(self, dtype: Any) -> "Sequential":
         return Sequential([layer.astype(dtype) for layer in self.layers])
 
