@@ -45,7 +45,8 @@ __all__ = [
     "testing",
 ]
 
-_LAZY_SUBMODULES = {"testing", "reference", "init", "optim", "losses", "tasks", "checkpoint", "train"}
+_LAZY_SUBMODULES = {"testing", "reference", "init", "optim", "losses", "tasks", "checkpoint", "train", "arithmetic",
+                    "sweep"}
 # ``nalu_np.train`` is the module nalu_np/train.py, which is callable: ``nalu_np.train(model, task, ...)``
 
 

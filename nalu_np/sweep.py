@@ -1,0 +1,533 @@
+"""Multi-seed sweeps: many (task, unit, seed) runs in parallel, resumable, summarised as the papers do.
+
+::
+
+    from nalu_np.sweep import Config, run_sweep, markdown_table
+    configs = [Config("simple-mul", "NMU", {"steps": 50_000}), Config("simple-mul", "NALU", {"steps": 50_000})]
+    rows = run_sweep(configs, range(20), "runs/sft")       # local processes, one per core
+    print(markdown_table(rows))
+
+Runs go through any :class:`concurrent.futures.Executor`: only ``submit()`` and the futures it returns are
+used, so ``distributed.Client(...).get_executor()`` (Dask) or a ``ThreadPoolExecutor`` work unchanged.  The
+default is a local ``ProcessPoolExecutor`` with ``os.cpu_count()`` workers.
+
+On disk (``out_dir``)::
+
+    <config key>/config.json        the task, unit and task options of the configuration
+    <config key>/seed-000007.json   one finished run: verdict, metrics at every evaluation, final weights
+
+Each seed file is written by the coordinating process as soon as its run finishes, atomically (a temporary
+file in the same directory, then ``os.replace``), so an interrupted sweep loses only the runs in flight, and
+a seed whose file exists is never run again: running the same sweep again finishes what is missing.  The
+config key is the task name, the unit and a hash of the task options, so other options never mix into the
+same results.  A run that raises is reported and written nowhere (it runs again next time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import concurrent.futures as cf
+import hashlib
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence, TextIO
+
+import numpy as np
+
+__all__ = ["Config", "Row", "run_seed", "run_sweep", "load_results", "summarize", "markdown_table", "plot", "main"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# configurations and single runs
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Config:
+    """One row of a sweep: a registered task, the unit to train and the task's options.
+
+    Attributes
+    ----------
+    task : str
+        A name of :data:`nalu_np.tasks.TASKS` (e.g. ``"simple-mul"``; importing :mod:`nalu_np.arithmetic`
+        registers the papers' tasks).
+    unit : str, optional
+        The unit, passed to the task factory as ``unit=`` (None: the task's default).
+    options : dict
+        Further keyword arguments of the task factory (``steps``, ``eval_every``, ``range``, ...).  JSON
+        values only.  The seed is passed as ``seed=`` to factories that take one.
+    """
+
+    task: str
+    unit: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def factory_options(self) -> dict[str, Any]:
+        """The keyword arguments of the task factory, the seed aside."""
+        return {**({"unit": self.unit} if self.unit is not None else {}), **dict(self.options)}
+
+    @property
+    def key(self) -> str:
+        """Directory name: ``<task>_<unit>_<hash of the options>``."""
+        blob = json.dumps(self.factory_options(), sort_keys=True)
+        digest = hashlib.sha1(blob.encode()).hexdigest()[:8]
+        return f"{self.task}_{self.unit or 'default'}_{digest}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task": self.task, "unit": self.unit, "options": dict(self.options)}
+
+    def __hash__(self) -> int:  # the options are a dict: hash by the key that names them
+        return hash(self.key)
+
+
+def _factory_takes_seed(task: str) -> bool:
+    import inspect
+
+    from .tasks import TASKS
+
+    factory = TASKS.get(task)
+    if factory is None:
+        return False
+    try:
+        return "seed" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _build_task(config: Config, seed: int) -> Any:
+    from . import arithmetic  # noqa: F401  (registers the papers' tasks in a fresh worker process)
+    from .tasks import get_task
+
+    options = config.factory_options()
+    if _factory_takes_seed(config.task):
+        options["seed"] = seed
+    return get_task(config.task, **options)
+
+
+def _record_sparsity(task: Any, model: Any) -> None:
+    """Make the task's ``"interpolation"`` metrics include ``task.model_metrics(model)`` (the sparsity error
+    at every evaluation), since :func:`nalu_np.train` passes only predictions to ``metrics``."""
+    base = task.metrics
+
+    def metrics(name: str, y: np.ndarray, t: np.ndarray) -> dict[str, float]:
+        out = base(name, y, t)
+        if name == "interpolation":
+            out.update(task.model_metrics(model))
+        return out
+
+    task.metrics = metrics
+
+
+def run_seed(config: Config | Mapping[str, Any], seed: int, backend: str | None = None) -> dict[str, Any]:
+    """Train one fresh model of ``config`` with ``seed`` and return its record (a JSON-serialisable dict).
+
+    The model's initial weights come from the first generator of :func:`nalu_np.tasks.seed_rngs` and the
+    batches from the second, so a seed gives the same run in any process.
+
+    Returns
+    -------
+    dict
+        ``config``, ``seed``, ``task``, ``op``, ``unit``, ``model`` (the network in words), ``threshold``,
+        ``steps``, the task's verdict (``success``, ``best_step``, ``interpolation_mse``, ``extrapolation_mse``,
+        ``sparsity_error``, ``solved_at`` for tasks with ``outcome()``), and ``run``:
+        :meth:`nalu_np.train.TrainResult.to_dict`.
+    """
+    from .tasks import seed_rngs
+    from .train import train
+
+    if not isinstance(config, Config):
+        config = Config(config["task"], config.get("unit"), config.get("options", {}))
+    task = _build_task(config, seed)
+    init_rng, _ = seed_rngs(seed)
+    model = task.build_model(init_rng)
+    if backend is not None and backend != "numpy":
+        model = model.to(backend)
+    if callable(getattr(task, "model_metrics", None)):
+        _record_sparsity(task, model)
+    result = train(model, task, seed=seed, backend=backend, progress=False)
+    verdict = task.outcome(result.evaluations) if callable(getattr(task, "outcome", None)) else {}
+    verdict["success"] = bool(result.success)  # False for a diverged run whatever the evaluations say
+    units = [type(layer).__name__ for layer in getattr(model, "layers", [model])]
+    return {
+        "config": config.to_dict(),
+        "seed": int(seed),
+        "task": task.name,
+        "op": getattr(task, "symbol", task.name),
+        "unit": getattr(task, "unit", units[-1]),
+        "model": " -> ".join(units),
+        "threshold": getattr(task, "threshold", None),
+        "steps": result.steps,
+        "diverged": result.diverged,
+        "wall_time": result.wall_time,
+        **{k: _json_value(v) for k, v in verdict.items()},
+        "run": result.to_dict(),
+    }
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return v
+
+
+# ---------------------------------------------------------------------------------------------------------
+# results on disk
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _seed_path(out_dir: str, config: Config, seed: int) -> str:
+    return os.path.join(out_dir, config.key, f"seed-{seed:06d}.json")
+
+
+def _write_atomic(path: str, data: Any) -> None:
+    """Write JSON to ``path`` so that readers see the old file or the whole new one, never a part."""
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _prepare(out_dir: str, config: Config) -> None:
+    directory = os.path.join(out_dir, config.key)
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, "config.json")
+    if not os.path.exists(path):
+        _write_atomic(path, config.to_dict())
+
+
+def load_results(out_dir: str) -> dict[Config, list[dict[str, Any]]]:
+    """Every finished run under ``out_dir``, by configuration, in seed order."""
+    results: dict[Config, list[dict[str, Any]]] = {}
+    if not os.path.isdir(out_dir):
+        return results
+    for key in sorted(os.listdir(out_dir)):
+        directory = os.path.join(out_dir, key)
+        cfg_path = os.path.join(directory, "config.json")
+        if not os.path.isfile(cfg_path):
+            continue
+        with open(cfg_path) as f:
+            c = json.load(f)
+        config = Config(c["task"], c.get("unit"), c.get("options", {}))
+        records = []
+        for name in sorted(os.listdir(directory)):
+            if name.startswith("seed-") and name.endswith(".json"):
+                with open(os.path.join(directory, name)) as f:
+                    records.append(json.load(f))
+        results[config] = sorted(records, key=lambda r: r["seed"])
+    return results
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the sweep
+# ---------------------------------------------------------------------------------------------------------
+
+
+class _Progress:
+    """One status line on stderr: rewritten in place on a terminal, a line per finished run otherwise."""
+
+    def __init__(self, total: int, skipped: int, stream: TextIO | None, enabled: bool) -> None:
+        self.total, self.skipped = total, skipped
+        self.stream = sys.stderr if stream is None else stream
+        self.enabled = enabled
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.done = self.ok = self.failed = 0
+        self.t0 = time.perf_counter()
+
+    def update(self, running: int, last: str = "") -> None:
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.t0
+        eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
+        width = 30
+        filled = int(width * self.done / self.total) if self.total else width
+        bar = "#" * filled + "." * (width - filled)
+        line = (f"[sweep] [{bar}] {self.done}/{self.total} runs ({self.ok} solved, {self.failed} errors, "
+                f"{running} running, {self.skipped} already done)  {elapsed:.0f}s elapsed"
+                + (f", eta {eta:.0f}s" if self.done else "") + (f"  {last}" if last else ""))
+        self.stream.write(("\r" + line + "\033[K") if self.tty else line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def run_sweep(configs: Config | Sequence[Config], seeds: Iterable[int], out_dir: str, *,
+              executor: cf.Executor | None = None, max_workers: int | None = None, backend: str | None = None,
+              progress: bool = True, stream: TextIO | None = None) -> list["Row"]:
+    """Run every (configuration, seed) not yet on disk, then summarise all runs of the configurations.
+
+    Parameters
+    ----------
+    configs : Config or list of Config
+    seeds : iterable of int
+    out_dir : str
+        Results directory (created); see the module docstring for its layout.
+    executor : concurrent.futures.Executor, optional
+        Where runs execute; only ``submit()`` and futures are used.  Default: a ``ProcessPoolExecutor`` with
+        ``max_workers`` (default ``os.cpu_count()``) workers, shut down at the end.
+    backend : str, optional
+        Compute backend of the runs (default: the workers' active backend).
+    progress : bool
+        Report progress on ``stream`` (default ``sys.stderr``).
+
+    Returns
+    -------
+    list of Row
+        :func:`summarize` of every finished run of ``configs`` (also those of earlier invocations).
+
+    Raises
+    ------
+    RuntimeError
+        Some runs raised; the others are written and summarised first, and the message names the failures.
+    """
+    configs = [configs] if isinstance(configs, Config) else list(configs)
+    seeds = sorted({int(s) for s in seeds})
+    if not configs or not seeds:
+        raise ValueError("a sweep needs at least one configuration and one seed")
+    if any(s < 0 for s in seeds):
+        raise ValueError("seeds must be >= 0")
+    for config in configs:
+        _build_task(config, seeds[0])  # fail early on unknown tasks, units or options
+        _prepare(out_dir, config)
+    todo = [(c, s) for c in configs for s in seeds if not os.path.exists(_seed_path(out_dir, c, s))]
+    bar = _Progress(len(todo), len(configs) * len(seeds) - len(todo), stream, progress)
+    errors: list[str] = []
+    own = executor is None
+    if own:
+        executor = cf.ProcessPoolExecutor(max_workers=max_workers or os.cpu_count())
+    try:
+        futures = {executor.submit(run_seed, c, s, backend): (c, s) for c, s in todo}
+        pending = set(futures)
+        bar.update(len(pending))
+        while pending:
+            finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            for fut in finished:
+                config, seed = futures[fut]
+                bar.done += 1
+                try:
+                    record = fut.result()
+                except Exception as err:  # noqa: BLE001 - a failing run is reported, the others go on
+                    bar.failed += 1
+                    errors.append(f"{config.key} seed {seed}: {type(err).__name__}: {err}")
+                    bar.update(len(pending), f"seed {seed} of {config.key} raised {type(err).__name__}")
+                    continue
+                _write_atomic(_seed_path(out_dir, config, seed), record)
+                bar.ok += bool(record.get("success"))
+                bar.update(len(pending))
+    finally:
+        bar.close()
+        if own:
+            executor.shutdown(wait=True, cancel_futures=True)
+    rows = _stored_rows(out_dir, configs, seeds)
+    if errors:
+        raise RuntimeError(f"{len(errors)} run(s) failed:\n" + "\n".join(errors))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------
+# summary
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _stored_rows(out_dir: str, configs: Sequence[Config], seeds: Iterable[int]) -> list["Row"]:
+    """:func:`summarize` of the runs on disk of ``configs`` with the given seeds."""
+    wanted = set(seeds)
+    stored = load_results(out_dir)
+    return summarize({c: [r for r in stored.get(c, []) if r["seed"] in wanted] for c in configs})
+
+
+@dataclass(frozen=True)
+class Row:
+    """Summary of one configuration's runs (the columns of the papers' tables)."""
+
+    task: str
+    op: str
+    unit: str
+    steps: int
+    seeds: int
+    successes: int
+    ci_low: float
+    ci_high: float
+    median_solved_at: float | None
+    mean_sparsity_error: float | None
+
+    @property
+    def rate(self) -> float:
+        return self.successes / self.seeds if self.seeds else float("nan")
+
+
+def summarize(results: Mapping[Config, Sequence[Mapping[str, Any]]]) -> list[Row]:
+    """One :class:`Row` per configuration: success rate with its 95 % Wilson interval, and over the solved
+    runs (as the papers) the median "solved at" step and the mean sparsity error."""
+    from .arithmetic import wilson_interval
+
+    rows = []
+    for config, records in results.items():
+        if not records:
+            continue
+        solved = [r for r in records if r.get("success")]
+        lo, hi = wilson_interval(len(solved), len(records))
+        solved_at = [r["solved_at"] for r in solved if r.get("solved_at") is not None]
+        sparsity = [float(r["sparsity_error"]) for r in solved if r.get("sparsity_error") is not None]
+        first = records[0]
+        rows.append(Row(
+            task=first.get("task", config.task), op=first.get("op", config.task),
+            unit=first.get("unit", config.unit or "default"), steps=int(first.get("steps", 0)),
+            seeds=len(records), successes=len(solved), ci_low=lo, ci_high=hi,
+            median_solved_at=float(np.median(solved_at)) if solved_at else None,
+            mean_sparsity_error=float(np.mean(sparsity)) if sparsity else None,
+        ))
+    return rows
+
+
+def markdown_table(rows: Sequence[Row]) -> str:
+    """The rows as a markdown table."""
+    head = ("| task | op | unit | steps | seeds | success | 95% Wilson CI | median solved at | sparsity error |\n"
+            "|---|---|---|---:|---:|---:|---|---:|---:|\n")
+    lines = []
+    for r in rows:
+        solved_at = "—" if r.median_solved_at is None else f"{r.median_solved_at:,.0f}"
+        sparsity = "—" if r.mean_sparsity_error is None else f"{r.mean_sparsity_error:.2e}"
+        lines.append(f"| {r.task} | {r.op} | {r.unit} | {r.steps:,} | {r.seeds} | {r.successes}/{r.seeds} "
+                     f"({r.rate:.0%}) | [{r.ci_low:.0%}, {r.ci_high:.0%}] | {solved_at} | {sparsity} |")
+    return head + "\n".join(lines) + "\n"
+
+
+def plot(rows: Sequence[Row], path: str) -> str:
+    """Success rates with their Wilson intervals as a bar chart in ``path`` (PNG); needs matplotlib.
+
+    Returns
+    -------
+    str
+        A line saying where the plot went, or why there is none.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "no plot: matplotlib is not installed (pip install matplotlib)"
+    labels = [f"{r.unit}\n{r.op} ({r.steps:.0e} steps)" for r in rows]
+    rates = np.array([r.rate for r in rows])
+    err = np.array([[r.rate - r.ci_low for r in rows], [r.ci_high - r.rate for r in rows]])
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(rows)), 3.5))
+    ax.bar(range(len(rows)), rates, yerr=err, capsize=4, color="tab:blue")
+    ax.set_xticks(range(len(rows)), labels, fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("success rate (95% Wilson CI)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return f"plot written to {path}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------------------------------------
+
+_EPILOG = """\
+runs are TASK[:UNIT], e.g. simple-mul:NMU simple-add:NAU simple-sub:NAU simple-mul:NALU
+tasks: simple-{add,sub,mul,div,squared,root} (Madsen & Johansen 2020), single-{add,sub,mul,div} (Mistry et al.)
+
+examples:
+  nalu-np sweep simple-mul:NMU simple-mul:NALU --seeds 20 --steps 50000 --out runs/sft
+  nalu-np sweep single-mul:NMU --set range=U[-2,2] --seeds 10 --out runs/single
+  nalu-np sweep simple-mul:NMU --seeds 20 --out runs/sft --summary      # table of what is on disk
+"""
+
+
+def _run_spec(text: str) -> tuple[str, str | None]:
+    task, _, unit = text.partition(":")
+    return task, (unit or None)
+
+
+def _option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value  # a plain string such as U[1,2]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``nalu-np sweep`` to ``parser`` (for the CLI's subcommand)."""
+    parser.add_argument("runs", nargs="+", metavar="TASK[:UNIT]", type=_run_spec,
+                        help="configurations to run, e.g. simple-mul:NMU")
+    parser.add_argument("--seeds", type=int, default=20, help="number of seeds (default: 20)")
+    parser.add_argument("--first-seed", type=int, default=0, help="first seed (default: 0)")
+    parser.add_argument("--steps", type=int, default=None, help="training budget (default: the task's)")
+    parser.add_argument("--set", dest="options", action="append", type=_option, default=[], metavar="KEY=VALUE",
+                        help="a task option, e.g. eval_every=500 or range=U[-2,2] (repeatable)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="results directory (resumable)")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: os.cpu_count())")
+    parser.add_argument("--backend", default=None, help="compute backend of the runs (default: numpy)")
+    parser.add_argument("--plot", default=None, metavar="PNG", help="save a bar chart of the success rates")
+    parser.add_argument("--summary", action="store_true", help="only print the table of the runs on disk")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run ``nalu-np sweep`` with parsed arguments; returns the exit status."""
+    options = dict(args.options)
+    if args.steps is not None:
+        options["steps"] = args.steps
+    if args.seeds < 1 or args.first_seed < 0:
+        raise ValueError("--seeds must be >= 1 and --first-seed >= 0")
+    if args.backend is not None:
+        from .backends import get_backend
+
+        get_backend(args.backend)  # an unknown or unavailable backend fails here, not in every run
+    configs = [Config(task, unit, options) for task, unit in args.runs]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    status = 0
+    if args.summary:
+        rows = _stored_rows(args.out, configs, seeds)
+    else:
+        try:
+            rows = run_sweep(configs, seeds, args.out, max_workers=args.workers, backend=args.backend,
+                             progress=not args.quiet)
+        except RuntimeError as err:
+            print(f"nalu-np sweep: {err}", file=sys.stderr)
+            rows = _stored_rows(args.out, configs, seeds)
+            status = 1
+    print(markdown_table(rows), end="")
+    if args.plot:
+        print(plot(rows, args.plot))
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``nalu-np sweep`` as a standalone program (``python -m nalu_np.sweep``)."""
+    parser = argparse.ArgumentParser(prog="nalu-np sweep", description="Multi-seed sweeps of the arithmetic "
+                                     "benchmarks, resumable, with a summary table.", epilog=_EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_from_args(args)
+    except (ValueError, TypeError, OSError) as err:
+        print(f"nalu-np sweep: error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
