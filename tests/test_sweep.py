@@ -90,6 +90,7 @@ def test_records_hold_the_verdict_and_the_run(tmp_path):
     with open(os.path.join(out, config.key, "seed-000005.json")) as f:
         rec = json.load(f)
     assert rec["seed"] == 5 and rec["task"] == "simple-mul" and rec["model"] == "NAU -> NMU"
+    assert rec["engine"] in ("python", "compiled")
     assert rec["threshold"] == 0.16001 and rec["steps"] == 20 and rec["success"] is False
     assert rec["best_step"] in (10, 20) and rec["solved_at"] is None
     assert 0.0 <= rec["sparsity_error"] <= 0.5
@@ -195,3 +196,26 @@ def test_option_values_are_parsed():
     assert sw._option("lambda_hat=0.5") == ("lambda_hat", 0.5)
     assert sw._run_spec("simple-mul:NMU") == ("simple-mul", "NMU") and sw._run_spec("simple-mul") == ("simple-mul", None)
     assert np.isfinite(sw.Row("t", "+", "NAU", 1, 1, 1, 0.0, 1.0, None, None).rate)
+
+
+def test_compiled_engine_agrees_with_the_python_loop():
+    pytest.importorskip("numba")
+    config = sw.Config("simple-mul", "NMU", {"steps": 60, "eval_every": 20, "lambda_hat": 10.0})
+    py, comp = sw.run_seed(config, 3, engine="python"), sw.run_seed(config, 3, engine="compiled")
+    assert (py["engine"], comp["engine"]) == ("python", "compiled")
+    for k, v in py["run"]["params"].items():
+        np.testing.assert_allclose(comp["run"]["params"][k], v, atol=1e-5)
+    assert [e["step"] for e in comp["run"]["evaluations"]] == [0, 20, 40, 60]
+    for a, b in zip(py["run"]["evaluations"], comp["run"]["evaluations"]):
+        assert b["interpolation_mse"] == pytest.approx(a["interpolation_mse"], rel=1e-4)
+        assert b["sparsity_error"] == pytest.approx(a["sparsity_error"], abs=1e-5)
+    np.testing.assert_allclose(comp["run"]["loss_curve"]["loss"], py["run"]["loss_curve"]["loss"], rtol=1e-4)
+
+
+def test_engine_choice():
+    add = sw.Config("simple-add", "NAU", TINY)
+    assert sw.run_seed(add, 0, engine="auto")["engine"] == "python"  # NAU -> NAU: no compiled path
+    with pytest.raises(ValueError, match="NAU -> NMU"):
+        sw.run_seed(add, 0, engine="compiled")
+    with pytest.raises(ValueError, match="engine"):
+        sw.run_seed(add, 0, engine="fast")
