@@ -22,6 +22,7 @@ from .backends import BackendUnavailableError, backend_names, get_backend, to_nu
 from .init import PRESETS
 
 PROG = "nalu-np"
+SEED_TASKS = ["add", "mul"]  # the tasks of ``nalu-np train``: the seed experiments (nalu_np.tasks.SeedTask)
 
 _DESCRIPTION = """\
 Neural arithmetic units (NAC, NALU) trained with hand-derived gradients, no autograd framework.
@@ -29,7 +30,9 @@ Neural arithmetic units (NAC, NALU) trained with hand-derived gradients, no auto
 commands:
   demo    reproduce the two seed experiments: a NAC learns x1 + x2 and a NALU learns x1 * x2
           (about 15 seconds on one CPU core with the numpy backend)
-  train   run an experiment over many seeds and report how many succeed
+  train   run a seed experiment over many seeds and report how many succeed
+  sweep   the published benchmarks (Madsen & Johansen's simple function task, Mistry et al.'s
+          single-module task) over many seeds, in parallel processes, resumable
 
 examples:
   nalu-np demo
@@ -37,6 +40,7 @@ examples:
   nalu-np train --task mul --seeds 20
   nalu-np train --task add --unit NAC --preset seed-003 --seeds 5 --out runs/add
   nalu-np train --task mul --seeds 3 --steps 2000      # a quick look
+  nalu-np sweep simple-mul:NMU simple-mul:NALU --seeds 20 --steps 50000 --out runs/sft
 
 Run 'nalu-np COMMAND --help' for the options of a command.
 """
@@ -101,8 +105,9 @@ def _task_help(task: Any) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``nalu-np``."""
+    from . import sweep as _sweep
     from .optim import OPTIMIZERS
-    from .tasks import TASKS
+    from .tasks import SeedTask
 
     parser = _Parser(prog=PROG, description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -134,9 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run an experiment over several seeds and report the success rate",
         description="Train one fresh model per seed and print, for each seed, the test errors and whether\n"
                     "the run succeeded (the task's criterion), then the success rate.\n\n"
-                    "tasks:\n" + "\n".join(_task_help(TASKS[name]()) for name in sorted(TASKS)),
+                    "tasks:\n" + "\n".join(_task_help(SeedTask(op)) for op in SEED_TASKS)
+                    + "\n\nFor the published benchmarks (simple-mul, single-add, ...) use 'nalu-np sweep'.",
     )
-    train.add_argument("--task", required=True, choices=sorted(TASKS), help="the experiment")
+    train.add_argument("--task", required=True, choices=SEED_TASKS, help="the experiment")
     train.add_argument("--unit", type=_unit_name, default=None,
                        help="unit to train: NAC, NACMul, NALU, ... (default: the task's, NAC for add, NALU for mul)")
     train.add_argument("--preset", choices=[*PRESETS, "none"], default=None,
@@ -149,6 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=_positive_float, default=None, help="learning rate (default: the task's)")
     train.add_argument("--out", default=None, metavar="DIR",
                        help="write results.json and loss_curves.png (if matplotlib is installed) to DIR")
+
+    sweep = sub.add_parser(
+        "sweep", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_sweep._EPILOG,
+        help="the published benchmarks over many seeds, in parallel, resumable",
+        description="Run the published arithmetic benchmarks (nalu_np.arithmetic) for several units over many "
+                    "seeds in parallel\nprocesses, one result file per seed (an interrupted sweep resumes), and "
+                    "print the success rates\nwith Wilson intervals as the papers do.",
+    )
+    _sweep.add_arguments(sweep)
     return parser
 
 
@@ -367,6 +382,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        if args.command == "sweep":
+            from .sweep import run_from_args
+
+            return run_from_args(args)
         return {"demo": _cmd_demo, "train": _cmd_train}[args.command](args)
     except _UserError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

@@ -39,6 +39,8 @@ def test_help_explains_the_commands():
     for word in ("--task", "--seeds", "--backend", "--unit", "--preset", "--out", "x1 * x2"):
         assert word in p.stdout
     assert run("demo", "--help").returncode == 0
+    p = run("sweep", "--help")
+    assert p.returncode == 0 and "simple-mul:NMU" in p.stdout
 
 
 def test_no_command_prints_help_and_exits_2():
@@ -55,9 +57,11 @@ def test_no_command_prints_help_and_exits_2():
     (("train", "--task", "add", "--backend", "tpu"), ["tpu"]),
     (("demo", "--lr", "0.1"), ["unrecognized"]),
     (("bogus",), ["bogus"]),
+    (("sweep", "nope:NAU", "--seeds", "1", "--out", "unused"), ["unknown task", "simple-mul"]),
+    (("sweep", "simple-mul:NMU"), ["--out"]),
 ])
-def test_bad_arguments_give_one_line_and_status_2(args, words):
-    assert_one_line_error(run(*args), *words)
+def test_bad_arguments_give_one_line_and_status_2(args, words, tmp_path):
+    assert_one_line_error(run(*args, cwd=tmp_path), *words)
 
 
 def test_unavailable_backend_is_one_line():
