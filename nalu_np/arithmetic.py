@@ -30,7 +30,7 @@ import functools
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -264,6 +264,12 @@ def _canonical_unit(unit: str) -> str:
     raise ValueError(f"unknown unit {unit!r}; known units: {', '.join(unit_names())}")
 
 
+def _make(unit: str, in_features: int, out_features: int, rng: Any, dtype: np.dtype, preset: str | None) -> Any:
+    """:func:`nalu_np.tasks.make_unit`, with ``preset`` only for units that have presets."""
+    return make_unit(unit, in_features, out_features, rng=rng, dtype=dtype,
+                     preset=preset if preset and supports_presets(unit) else None)
+
+
 def _positive_int(v: Any, name: str) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
         raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -273,8 +279,9 @@ def _positive_int(v: Any, name: str) -> int:
 class _PaperTask(Task):
     """Fresh batches, fixed test sets, the linearly scheduled sparsity regularizer and the papers' verdict.
 
-    Subclasses set ``threshold``, the schedule (``lambda_hat``, ``reg_start``, ``reg_end``) and implement
-    ``_inputs_and_targets`` (x in the task's dtype, exact float64 targets) and ``_test_ranges``.
+    Subclasses set ``unit`` before calling ``__init__`` (it picks the default ``lambda_hat``) and
+    ``threshold`` after, and implement ``_inputs_and_targets`` (x in the task's dtype, exact float64 targets)
+    and ``_test_ranges``.
     """
 
     batch_size = 128
@@ -471,9 +478,8 @@ class SimpleFunctionTask(_PaperTask):
         second = self.unit if unit is None else _canonical_unit(unit)
         first = self.first_unit or _FIRST_LAYER.get(second, second)
         rng = make_rng(rng)
-        layers = [make_unit(u, i, o, rng=rng, dtype=self.dtype, preset=preset if preset and supports_presets(u) else None)
-                  for u, i, o in ((first, self.in_features, self.hidden_size), (second, self.hidden_size, 1))]
-        return Sequential(layers)
+        return Sequential([_make(u, i, o, rng, self.dtype, preset)
+                           for u, i, o in ((first, self.in_features, self.hidden_size), (second, self.hidden_size, 1))])
 
     def __repr__(self) -> str:
         return (f"<task {self.name!r}: t = {self._formula()}, a = sum(x[{self.a_slice.start}:{self.a_slice.stop}]), "
@@ -617,9 +623,7 @@ class SingleModuleTask(_PaperTask):
             return x, self._fn(x64[:, 0], x64[:, 1])[:, None]
 
     def build_model(self, rng: Any = None, *, unit: str | None = None, preset: str | None = None) -> Any:
-        unit = self.unit if unit is None else _canonical_unit(unit)
-        return make_unit(unit, 2, 1, rng=rng, dtype=self.dtype,
-                         preset=preset if preset and supports_presets(unit) else None)
+        return _make(self.unit if unit is None else _canonical_unit(unit), 2, 1, rng, self.dtype, preset)
 
 
 # ---------------------------------------------------------------------------------------------------------

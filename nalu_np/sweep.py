@@ -43,7 +43,8 @@ from typing import Any, Iterable, Mapping, Sequence, TextIO
 
 import numpy as np
 
-__all__ = ["ENGINES", "Config", "Row", "run_seed", "run_sweep", "load_results", "summarize", "markdown_table", "plot", "main"]
+__all__ = ["ENGINES", "Config", "Row", "run_seed", "run_sweep", "load_results", "summarize", "markdown_table", "plot",
+           "add_arguments", "run_from_args", "main"]
 
 
 # ---------------------------------------------------------------------------------------------------------

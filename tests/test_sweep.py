@@ -194,7 +194,8 @@ def test_option_values_are_parsed():
     assert sw._option("eval_every=500") == ("eval_every", 500)
     assert sw._option("range=U[-2,2]") == ("range", "U[-2,2]")
     assert sw._option("lambda_hat=0.5") == ("lambda_hat", 0.5)
-    assert sw._run_spec("simple-mul:NMU") == ("simple-mul", "NMU") and sw._run_spec("simple-mul") == ("simple-mul", None)
+    assert sw._run_spec("simple-mul:NMU") == ("simple-mul", "NMU")
+    assert sw._run_spec("simple-mul") == ("simple-mul", None)
     assert np.isfinite(sw.Row("t", "+", "NAU", 1, 1, 1, 0.0, 1.0, None, None).rate)
 
 
