@@ -252,7 +252,10 @@ def _demo_one(op: str, args: argparse.Namespace, be: Any) -> tuple[bool, Any]:
     title = {"add": "NAC learns addition", "mul": "NALU learns multiplication"}[op]
     sign = "+" if op == "add" else "*"
     print(f"=== {title}: y = x1 {sign} x2 ===")
-    print(f"model: {model!r}, init preset {task.preset}, seed {args.seed}, backend {be.name}")
+    init = {"add": "W_hat, M_hat ~ U(-2, 2) as in article 003's NAC code",
+            "mul": "W_hat, M_hat, G ~ truncated N(0, 0.02^2), tied weights, eps 1e-7 as in article 003's NALU"}[op]
+    print(f"model: {model!r}, seed {args.seed}, backend {be.name}")
+    print(f"init:  preset {task.preset}: {init}")
     print(f"train: 2000 pairs x1 = 0, 5, ..., 9995; x2 = 5, 10, ..., 10000 (full batch), "
           f"Adam lr {task.lr:g}, {args.steps or task.steps} steps, MSE")
     print("test:  125 pairs x1 = 1000, 1008, ..., 1992; x2 = 1000, 1004, ..., 1496")
@@ -389,6 +392,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return {"demo": _cmd_demo, "train": _cmd_train}[args.command](args)
     except _UserError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
+    except BrokenPipeError:  # the reader went away (e.g. `nalu-np demo | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (ValueError, TypeError, ImportError, NotImplementedError, OSError) as err:
         print(f"{PROG}: error: {type(err).__name__}: {err}", file=sys.stderr)
     except KeyboardInterrupt:
