@@ -59,19 +59,22 @@ class SumTask(Task):
         return best.metrics["extrapolation_mse"] < 1e-2
 
 
-def _run(seed=0, steps=300, task="add"):
+def _run(seed=0, steps=300, task="add", backend=None):
     t = get_task(task)
     init_rng, _ = seed_rngs(seed)
-    return nn.train(t.build_model(init_rng), t, steps=steps, seed=seed)
+    return nn.train(t.build_model(init_rng), t, steps=steps, seed=seed, backend=backend)
 
 
-def test_same_seed_same_backend_is_bit_identical():
-    a, b = _run(seed=3, task="mul"), _run(seed=3, task="mul")
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_same_seed_same_backend_is_bit_identical(backend):
+    if backend not in nn.available_backends():
+        pytest.skip(f"backend {backend} is not available here")
+    a, b = _run(seed=3, task="mul", backend=backend), _run(seed=3, task="mul", backend=backend)
     np.testing.assert_array_equal(a.loss, b.loss)
     for k in a.model.params:
         np.testing.assert_array_equal(a.model.params[k], b.model.params[k])
     assert [e.metrics for e in a.evaluations] == [e.metrics for e in b.evaluations]
-    c = _run(seed=4, task="mul")
+    c = _run(seed=4, task="mul", backend=backend)
     assert not np.array_equal(a.loss, c.loss)
 
 
