@@ -1,16 +1,20 @@
 """GPU backends on a real device: ``cupy`` and ``numba-cuda`` against the NumPy reference.
 
 Tests marked ``gpu`` run only with ``--gpu`` and skip cleanly when the backend cannot run (no CuPy, no device).
-One test needs no GPU: the CUDA C++ source of the ``cupy`` backend is compiled with ``nvcc`` when a CUDA
-toolkit is installed, so that a syntax or template error shows up before a GPU machine is lent.
+Two tests need no GPU and always run: the CUDA C++ source of the ``cupy`` backend is compiled with ``nvcc``
+for sm_90 when a CUDA toolkit is installed (no register spills allowed), and the whole ``cupy`` backend runs
+against the reference with a stand-in CuPy whose kernels are that source compiled for the host
+(``tests/cudasim_cupy.py`` in a subprocess, see ``tests/cudasim_fakecupy``).
 
 The whole GPU check, with the benchmark, is ``bash bench/gpu_check.sh``.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -169,3 +173,18 @@ def test_cupy_source_compiles_with_nvcc(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     spills = [line for line in proc.stderr.splitlines() if "spill" in line and " 0 bytes spill stores" not in line]
     assert not spills, spills
+
+
+def test_cupy_backend_under_host_emulation():
+    if shutil.which("g++") is None:
+        pytest.skip("no g++ to build the host emulation of the CUDA kernels")
+    here = Path(__file__).resolve().parent
+    env = {**os.environ, "NALU_NP_CUDA_BLOCK": "64", "NALU_NP_CUDA_MAX_BLOCKS": "3",
+           "PYTHONPATH": os.pathsep.join([str(here / "cudasim_fakecupy"), os.environ.get("PYTHONPATH", "")])}
+    env.pop("NUMBA_ENABLE_CUDASIM", None)
+    cmd = [sys.executable, "-m", "pytest", str(here / "cudasim_cupy.py"), "-q", "-x", "-p", "no:cacheprovider",
+           "--rootdir", str(here.parent)]
+    proc = subprocess.run(cmd, cwd=here.parent, env=env, capture_output=True, text=True, timeout=900)
+    tail = (proc.stdout + proc.stderr)[-6000:]
+    assert proc.returncode == 0, tail
+    assert " passed" in proc.stdout and "skipped" not in proc.stdout.splitlines()[-1], tail

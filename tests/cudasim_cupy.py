@@ -1,0 +1,92 @@
+"""The ``cupy`` backend without a GPU: its CUDA kernels compiled for the host (tests/cudasim_fakecupy).
+
+Run by ``tests/test_gpu.py::test_cupy_backend_under_host_emulation`` in a subprocess whose ``PYTHONPATH``
+starts with ``tests/cudasim_fakecupy``, so that ``import cupy`` gives the stand-in: arrays in host memory, NumPy
+for cuBLAS, and the kernels of :mod:`nalu_np.kernels._cupy_source` built with ``g++`` and run with one
+``std::thread`` per CUDA thread (barriers and warp shuffles real).  Checks the backend's Python side and the
+CUDA C++ arithmetic against the NumPy reference; the real device runs are in ``tests/test_gpu.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import cupy
+
+if not cupy.__version__.endswith("host-emulation"):
+    pytest.skip("needs tests/cudasim_fakecupy first on PYTHONPATH", allow_module_level=True)
+
+import nalu_np as nn  # noqa: E402
+from nalu_np.kernels import _cuda_common as cc  # noqa: E402
+from nalu_np.kernels import cupy_gpu as k  # noqa: E402
+
+from cudasim_common import MODES, check_against_reference, make_case, run  # noqa: E402
+
+
+@pytest.fixture(params=["row", "general"])
+def path(request: pytest.FixtureRequest):
+    saved = cc.config.row_path_max
+    cc.config.row_path_max = 10**6 if request.param == "row" else 0
+    yield request.param
+    cc.config.row_path_max = saved
+
+
+def test_settings():
+    assert k._block() == 64 and cc.config.max_blocks == 3
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("mode", list(MODES))
+@settings(max_examples=4, suppress_health_check=[HealthCheck.function_scoped_fixture])  # path: a constant
+@given(batch=st.integers(1, 300), n_in=st.integers(1, 4), n_out=st.integers(1, 3), seed=st.integers(0, 2**32 - 1))
+def test_matches_reference(path, mode, dtype, batch, n_in, n_out, seed):
+    # up to 300 rows: more than 3 blocks of 64 threads, so grid-stride loops go round and partials add up
+    params, x, dy = make_case(np.random.default_rng(seed), mode, batch, n_in, n_out, dtype, zero_fraction=0.1)
+    check_against_reference(k, mode, params, x, dy, cupy.asarray)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_overflow_and_zeros(path, mode):
+    for dtype, scale in (("float32", 1e30), ("float64", 1e200)):
+        params, x, dy = make_case(np.random.default_rng(1), mode, 70, 2, 2, dtype, x_scale=scale)
+        for key in params:
+            if key != "G":
+                params[key][:] = 5.0
+        x[3] = 0.0
+        check_against_reference(k, mode, params, x, np.abs(dy), cupy.asarray)
+
+
+@pytest.mark.parametrize("mode", ["nalu-shared", "nalu-separate"])
+def test_weight_gradients_reproducible(path, mode):
+    params, x, dy = make_case(np.random.default_rng(2), mode, 257, 2, 3, "float32")
+    first = run(k, mode, params, x, dy, cupy.asarray)[2]
+    for _ in range(2):
+        again = run(k, mode, params, x, dy, cupy.asarray)[2]
+        for key in first:
+            np.testing.assert_array_equal(first[key], again[key])
+
+
+def test_noncontiguous_inputs(path):
+    params, x, dy = make_case(np.random.default_rng(3), "nalu-shared", 40, 3, 2, "float64")
+    want = run(k, "nalu-shared", params, x, dy, cupy.asarray)
+    xd = cupy.asarray(np.asfortranarray(x))
+    p = {key: cupy.asarray(np.asfortranarray(v)) for key, v in params.items()}
+    y, cache = k.nalu_forward(p, xd)
+    dx, grads = k.nalu_backward(p, cache, cupy.asarray(dy)[:, :])
+    np.testing.assert_allclose(y.get(), want[0], rtol=1e-12)
+    np.testing.assert_allclose(dx.get(), want[1], rtol=1e-12)
+
+
+def test_host_arrays_refused_and_layer_round_trip():
+    params, x, dy = make_case(np.random.default_rng(4), "nalu-shared", 5, 2, 1, "float32")
+    with pytest.raises(TypeError, match="GPU array"):
+        k.nalu_forward({key: cupy.asarray(v) for key, v in params.items()}, x)
+    layer = nn.NALU(2, 1, rng=5, dtype="float32")
+    dev = layer.to("cupy")
+    y, cache = dev.forward(cupy.asarray(x), backend="cupy")
+    dx, grads = dev.backward(cupy.asarray(dy), cache)
+    y0, cache0 = layer.forward(x)
+    np.testing.assert_allclose(y.get(), y0, rtol=1e-5)
+    assert set(grads) == set(layer.params)
