@@ -1,0 +1,934 @@
+"""Numba CPU backend: fused forward and backward kernels of the arithmetic units.
+
+The functions have the names and signatures of :mod:`nalu_np.reference` and compute the same values in the
+dtype of their input (float32 or float64; Numba compiles one version per dtype on first use).
+
+How the work is laid out
+------------------------
+Two paths, chosen per call from the shape (:func:`_plan`):
+
+*fused* (small ``in_features * out_features``, e.g. ``(1048576, 2, 1)`` or ``(128, 100, 2)``): the batch is cut
+into blocks of ``nb`` rows; each block is transposed into per-thread buffers of shape ``(features, nb)`` so that
+every inner loop runs over rows, contiguous, and LLVM vectorises it (including ``exp`` and ``log``, see
+:mod:`nalu_np.kernels.numba_math`).  One pass over ``x`` does all of the forward pass; the backward pass
+recomputes the forward values of its block from ``x`` (cheaper than storing and re-reading them) and does all of
+the backward pass in the same sweep.  Blocks are split into one contiguous chunk per thread (``prange``); the
+weight gradients are summed per chunk into ``partial[chunk]`` (float64) and added up after the parallel loop, so
+no two threads write the same memory.  One chunk runs without starting the thread pool.
+
+*blas* (large ``in_features * out_features``, e.g. ``(65536, 64, 64)``): the matrix products go to NumPy's BLAS,
+with the products that share an operand concatenated (``x @ [W_a | G]``, ``x.T @ [da | dh]``,
+``[da | dh] @ [W_a | G].T``), and all the elementwise work is done in a few parallel Numba passes that
+overwrite their inputs where the cache allows.
+
+The cache is a tuple private to this module: callers pass it back to the backward function unchanged.
+
+Numerics are those of the reference: ``exp`` overflows to ``inf`` (a result, no warning), ``(1 - g) * inf`` with
+``g == 1`` is NaN, the slope of ``log(|x| + eps)`` at ``x = 0`` is 0.  No fast-math flag that assumes finite
+values is used; loops that sum (weight gradients) allow reassociation, which only changes rounding.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+from numba import prange
+
+from .numba_math import jit as njit, vexp, vlog, vsigmoid
+
+__all__ = [
+    "nac_forward",
+    "nac_backward",
+    "nacmul_forward",
+    "nacmul_backward",
+    "nalu_forward",
+    "nalu_backward",
+    "nau_forward",
+    "nau_backward",
+    "nmu_forward",
+    "nmu_backward",
+]
+
+name = "numba"
+xp = np
+array_type = np.ndarray
+
+Params = dict[str, np.ndarray]
+
+# Tuning knobs of _plan (module attributes so that tests can force small blocks and several chunks).
+BLOCK_BYTES = 48 * 1024  # target size of one thread's block buffers (stays in L2)
+MAX_BLOCK_ROWS = 512
+MIN_CHUNK_ROWS = 4096  # fewer rows per thread than this: run on one thread
+BLAS_MIN_WEIGHTS = 1024  # in_features * out_features from which the matrix products go to BLAS
+
+_EW = dict(error_model="numpy", fastmath={"contract"})  # elementwise: exact IEEE semantics
+_SUM = dict(error_model="numpy", fastmath={"reassoc", "contract", "nsz"})  # reductions: only rounding changes
+_PAR = dict(error_model="numpy", fastmath={"contract"}, parallel=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# input checks and the plan
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _check(x: np.ndarray, params: Params, dy: np.ndarray | None = None) -> np.dtype:
+    """The common dtype of ``x``, ``params`` and ``dy``; TypeError for anything else."""
+    if not isinstance(x, np.ndarray) or x.ndim != 2:
+        raise TypeError(f"x must be a 2-d numpy.ndarray, got {type(x).__name__} {getattr(x, 'shape', '')}")
+    dt = x.dtype
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"the numba backend computes in float32 or float64, got x of dtype {dt}")
+    named = list(params.items()) + ([] if dy is None else [("dy", dy)])
+    for k, v in named:
+        if not isinstance(v, np.ndarray) or v.dtype != dt:
+            raise TypeError(f"{k} must be a numpy.ndarray of dtype {dt} like x, got {getattr(v, 'dtype', type(v))}")
+    return dt
+
+
+def _plan(batch: int, n_in: int, n_out: int, itemsize: int) -> tuple[int, int]:
+    """Rows per block and number of chunks (threads) for the fused path."""
+    per_row = (3 * n_in + 4 * n_out) * itemsize
+    nb = int(max(8, min(MAX_BLOCK_ROWS, BLOCK_BYTES // per_row)))
+    nb -= nb % 8
+    nblocks = -(-batch // nb)
+    nchunks = max(1, min(numba.get_num_threads(), nblocks, batch // MIN_CHUNK_ROWS))
+    return nb, nchunks
+
+
+def _use_blas(n_in: int, n_out: int) -> bool:
+    return n_in * n_out >= BLAS_MIN_WEIGHTS
+
+
+# ---------------------------------------------------------------------------------------------------------
+# NAC weights: W = tanh(W_hat) * sigma(M_hat)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@njit(**_EW)
+def _nac_weight(W_hat, M_hat):
+    t = np.tanh(W_hat)
+    s = np.empty_like(M_hat)
+    for i in range(M_hat.shape[0]):
+        for j in range(M_hat.shape[1]):
+            s[i, j] = vsigmoid(M_hat[i, j])
+    return t * s, t, s
+
+
+@njit(**_EW)
+def _nac_weight_backward(dW, t, s):
+    """``dW_hat = dW (1 - t^2) s``, ``dM_hat = dW t s (1 - s)``, in the dtype of ``t``."""
+    dt = t.dtype
+    one = dt.type(1.0)
+    dW_hat = np.empty_like(t)
+    dM_hat = np.empty_like(t)
+    for i in range(t.shape[0]):
+        for j in range(t.shape[1]):
+            d = dt.type(dW[i, j])
+            dW_hat[i, j] = d * (one - t[i, j] * t[i, j]) * s[i, j]
+            dM_hat[i, j] = d * t[i, j] * s[i, j] * (one - s[i, j])
+    return dW_hat, dM_hat
+
+
+@njit(**_SUM)
+def _sum_partials(p):
+    """``p.sum(axis=0)`` of the per-chunk partial sums, shape (chunks, I, O) -> (I, O)."""
+    out = np.zeros(p.shape[1:], np.float64)
+    for c in range(p.shape[0]):
+        out += p[c]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# block helpers of the fused path (buffers have shape (features, nb); loops over rows innermost)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@njit(**_EW)
+def _load(a, r0, nb, aT):
+    """``aT[j, r] = a[r0 + r, j]`` for ``r < nb`` (``a`` C-contiguous; flat indexing lets LLVM vectorise)."""
+    n = a.shape[1]
+    flat = a.reshape(-1)
+    for j in range(n):
+        for r in range(nb):
+            aT[j, r] = flat[(r0 + r) * n + j]
+
+
+@njit(**_EW)
+def _store(aT, r0, nb, a):
+    """``a[r0 + r, j] = aT[j, r]`` for ``r < nb`` (``a`` C-contiguous)."""
+    n = a.shape[1]
+    flat = a.reshape(-1)
+    for j in range(n):
+        for r in range(nb):
+            flat[(r0 + r) * n + j] = aT[j, r]
+
+
+@njit(**_EW)
+def _log_abs(xT, nb, eps, lT):
+    """``lT = log(|xT| + eps)``."""
+    for i in range(xT.shape[0]):
+        for r in range(nb):
+            lT[i, r] = vlog(abs(xT[i, r]) + eps)
+
+
+@njit(**_EW)
+def _times_log_abs_grad(tT, xT, nb, eps):
+    """``tT *= sign(xT) / (|xT| + eps)``."""
+    for i in range(xT.shape[0]):
+        for r in range(nb):
+            v = xT[i, r]
+            tT[i, r] = tT[i, r] * (np.sign(v) / (abs(v) + eps))
+
+
+@njit(**_EW)
+def _matmul(inT, nb, W, outT):
+    """``outT[o, r] = sum_i inT[i, r] W[i, o]``."""
+    for o in range(W.shape[1]):
+        for r in range(nb):
+            outT[o, r] = 0.0
+        for i in range(W.shape[0]):
+            w = W[i, o]
+            for r in range(nb):
+                outT[o, r] += inT[i, r] * w
+
+
+@njit(**_EW)
+def _matmul_t(dT, nb, W, outT, accumulate):
+    """``outT[i, r] (+)= sum_o dT[o, r] W[i, o]``."""
+    for i in range(W.shape[0]):
+        if not accumulate:
+            for r in range(nb):
+                outT[i, r] = 0.0
+        for o in range(W.shape[1]):
+            w = W[i, o]
+            for r in range(nb):
+                outT[i, r] += dT[o, r] * w
+
+
+@njit(**_SUM)
+def _grad(inT, dT, nb, acc):
+    """``acc[i, o] += sum_r inT[i, r] dT[o, r]`` (a block of ``in.T @ d``; ``acc`` is float64)."""
+    zero = inT.dtype.type(0.0)
+    for i in range(acc.shape[0]):
+        for o in range(acc.shape[1]):
+            s = zero
+            for r in range(nb):
+                s += inT[i, r] * dT[o, r]
+            acc[i, o] += s
+
+
+@njit(**_EW)
+def _block_range(c, nchunks, batch, nb):
+    nblocks = (batch + nb - 1) // nb
+    return c * nblocks // nchunks, (c + 1) * nblocks // nchunks
+
+
+# ---------------------------------------------------------------------------------------------------------
+# fused path: NAC
+# ---------------------------------------------------------------------------------------------------------
+
+
+@njit(**_EW)
+def _nac_fwd_chunk(x, W, nb, c, nchunks, y):
+    B, I = x.shape
+    xT = np.empty((I, nb), x.dtype)
+    yT = np.empty((W.shape[1], nb), x.dtype)
+    b0, b1 = _block_range(c, nchunks, B, nb)
+    for b in range(b0, b1):
+        r0 = b * nb
+        n = min(nb, B - r0)
+        _load(x, r0, n, xT)
+        _matmul(xT, n, W, yT)
+        _store(yT, r0, n, y)
+
+
+@njit(**_PAR)
+def _nac_fwd(x, W, nb, nchunks, y):
+    if nchunks == 1:
+        _nac_fwd_chunk(x, W, nb, 0, 1, y)
+    else:
+        for c in prange(nchunks):
+            _nac_fwd_chunk(x, W, nb, c, nchunks, y)
+
+
+@njit(**_EW)
+def _nac_bwd_chunk(x, dy, W, nb, c, nchunks, dx, pW):
+    B, I = x.shape
+    O = W.shape[1]
+    xT = np.empty((I, nb), x.dtype)
+    dT = np.empty((O, nb), x.dtype)
+    tT = np.empty((I, nb), x.dtype)
+    b0, b1 = _block_range(c, nchunks, B, nb)
+    for b in range(b0, b1):
+        r0 = b * nb
+        n = min(nb, B - r0)
+        _load(x, r0, n, xT)
+        _load(dy, r0, n, dT)
+        _grad(xT, dT, n, pW)
+        _matmul_t(dT, n, W, tT, False)
+        _store(tT, r0, n, dx)
+
+
+@njit(**_PAR)
+def _nac_bwd(x, dy, W, nb, nchunks, dx, pW):
+    if nchunks == 1:
+        _nac_bwd_chunk(x, dy, W, nb, 0, 1, dx, pW[0])
+    else:
+        for c in prange(nchunks):
+            _nac_bwd_chunk(x, dy, W, nb, c, nchunks, dx, pW[c])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# fused path: NACMul
+# ---------------------------------------------------------------------------------------------------------
+
+
+@njit(**_EW)
+def _nacmul_block(x, r0, n, W, eps, xT, lT, mT):
+    """Forward values of one block: ``xT``, ``lT = log(|x| + eps)``, ``mT = exp(l @ W)``."""
+    _load(x, r0, n, xT)
+    _log_abs(xT, n, eps, lT)
+    _matmul(lT, n, W, mT)
+    for o in range(mT.shape[0]):
+        for r in range(n):
+            mT[o, r] = vexp(mT[o, r])
+
+
+@njit(**_EW)
+def _nacmul_fwd_chunk(x, W, eps, nb, c, nchunks, y):
+    B, I = x.shape
+    xT = np.empty((I, nb), x.dtype)
+    lT = np.empty((I, nb), x.dtype)
+    mT = np.empty((W.shape[1], nb), x.dtype)
+    b0, b1 = _block_range(c, nchunks, B, nb)
+    for b in range(b0, b1):
+        r0 = b * nb
+        n = min(nb, B - r0)
+        _nacmul_block(x, r0, n, W, eps, xT, lT, mT)
+        _store(mT, r0, n, y)
+
+
+@njit(**_PAR)
+def _nacmul_fwd(x, W, eps, nb, nchunks, y):
+    if nchunks == 1:
+        _nacmul_fwd_chunk(x, W, eps, nb, 0, 1, y)
+    else:
+        for c in prange(nchunks):
+            _nacmul_fwd_chunk(x, W, eps, nb, c, nchunks, y)
+
+
+@njit(**_EW)
+def _nacmul_bwd_chunk(x, dy, W, eps, nb, c, nchunks, dx, pW):
+    B, I = x.shape
+    O = W.shape[1]
+    xT = np.empty((I, nb), x.dtype)
+    lT = np.empty((I, nb), x.dtype)
+    mT = np.empty((O, nb), x.dtype)
+    tT = np.empty((I, nb), x.dtype)
+    b0, b1 = _block_range(c, nchunks, B, nb)
+    for b in range(b0, b1):
+        r0 = b * nb
+        n = min(nb, B - r0)
+        _nacmul_block(x, r0, n, W, eps, xT, lT, mT)
+        for o in range(O):
+            for r in range(n):
+                mT[o, r] = dy[r0 + r, o] * mT[o, r]  # dz = delta * y
+        _grad(lT, mT, n, pW)
+        _matmul_t(mT, n, W, tT, False)
+        _times_log_abs_grad(tT, xT, n, eps)
+        _store(tT, r0, n, dx)
+
+
+@njit(**_PAR)
+def _nacmul_bwd(x, dy, W, eps, nb, nchunks, dx, pW):
+    if nchunks == 1:
+        _nacmul_bwd_chunk(x, dy, W, eps, nb, 0, 1, dx, pW[0])
+    else:
+        for c in prange(nchunks):
+            _nacmul_bwd_chunk(x, dy, W, eps, nb, c, nchunks, dx, pW[c])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# fused path: NALU
+# ---------------------------------------------------------------------------------------------------------
+
+
+@njit(**_EW)
+def _nalu_block(x, r0, n, Wa, Wm, G, eps, xT, lT, aT, mT, gT):
+    """Forward values of one block: ``a = x @ W_a``, ``m = exp(l @ W_m)``, ``g = sigma(x @ G)``."""
+    _load(x, r0, n, xT)
+    _log_abs(xT, n, eps, lT)
+    _matmul(xT, n, Wa, aT)
+    _matmul(lT, n, Wm, mT)
+    _matmul(xT, n, G, gT)
+    for o in range(mT.shape[0]):
+        for r in range(n):
+            mT[o, r] = vexp(mT[o, r])
+            gT[o, r] = vsigmoid(gT[o, r])
+
+
+@njit(**_EW)
+def _nalu_buffers(dtype, I, O, nb):
+    return (np.empty((I, nb), dtype), np.empty((I, nb), dtype), np.empty((O, nb), dtype),
+            np.empty((O, nb), dtype), np.empty((O, nb), dtype))
+
+
+@njit(**_EW)
+def _nalu_fwd_chunk(x, Wa, Wm, G, eps, nb, c, nchunks, y):
+    B, I = x.shape
+    O = G.shape[1]
+    one = x.dtype.type(1.0)
+    xT, lT, aT, mT, gT = _nalu_buffers(x.dtype, I, O, nb)
+    b0, b1 = _block_range(c, nchunks, B, nb)
+    for b in range(b0, b1):
+        r0 = b * nb
+        n = min(nb, B - r0)
+        _nalu_block(x, r0, n, Wa, Wm, G, eps, xT, lT, aT, mT, gT)
+        for o in range(O):
+            for r in range(n):
+                g = gT[o, r]
+                aT[o, r] = g * aT[o, r] + (one - g) * mT[o, r]
+        _store(aT, r0, n, y)
+
+
+@njit(**_PAR)
+def _nalu_fwd(x, Wa, Wm, G, eps, nb, nchunks, y):
+    if nchunks == 1:
+        _nalu_fwd_chunk(x, Wa, Wm, G, eps, nb, 0, 1, y)
+    else:
+        for c in prange(nchunks):
+            _nalu_fwd_chunk(x, Wa, Wm, G, eps, nb, c, nchunks, y)
+
+
+@njit(**_EW)
+def _nalu_bwd_chunk(x, dy, Wa, Wm, G, eps, nb, c, nchunks, dx, pWa, pWm, pG):
+    B, I = x.shape
+    O = G.shape[1]
+    one = x.dtype.type(1.0)
+    xT, lT, aT, mT, gT = _nalu_buffers(x.dtype, I, O, nb)
+    tT = np.empty((I, nb), x.dtype)
+    b0, b1 = _block_range(c, nchunks, B, nb)
+    for b in range(b0, b1):
+        r0 = b * nb
+        n = min(nb, B - r0)
+        _nalu_block(x, r0, n, Wa, Wm, G, eps, xT, lT, aT, mT, gT)
+        for o in range(O):
+            for r in range(n):
+                d = dy[r0 + r, o]
+                g = gT[o, r]
+                m = mT[o, r]
+                gT[o, r] = d * (aT[o, r] - m) * g * (one - g)  # dh
+                mT[o, r] = d * (one - g) * m  # dz
+                aT[o, r] = d * g  # da
+        _grad(xT, aT, n, pWa)
+        _grad(lT, mT, n, pWm)
+        _grad(xT, gT, n, pG)
+        _matmul_t(mT, n, Wm, tT, False)
+        _times_log_abs_grad(tT, xT, n, eps)
+        _matmul_t(aT, n, Wa, tT, True)
+        _matmul_t(gT, n, G, tT, True)
+        _store(tT, r0, n, dx)
+
+
+@njit(**_PAR)
+def _nalu_bwd(x, dy, Wa, Wm, G, eps, nb, nchunks, dx, pWa, pWm, pG):
+    if nchunks == 1:
+        _nalu_bwd_chunk(x, dy, Wa, Wm, G, eps, nb, 0, 1, dx, pWa[0], pWm[0], pG[0])
+    else:
+        for c in prange(nchunks):
+            _nalu_bwd_chunk(x, dy, Wa, Wm, G, eps, nb, c, nchunks, dx, pWa[c], pWm[c], pG[c])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# blas path: elementwise passes, parallel over rows (each row is independent)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@njit(**_PAR)
+def _log_abs_rows(x, eps):
+    l = np.empty_like(x)
+    for b in prange(x.shape[0]):
+        for i in range(x.shape[1]):
+            l[b, i] = vlog(abs(x[b, i]) + eps)
+    return l
+
+
+@njit(**_PAR)
+def _exp_rows(z):
+    """``exp(z)`` in place."""
+    for b in prange(z.shape[0]):
+        for o in range(z.shape[1]):
+            z[b, o] = vexp(z[b, o])
+
+
+@njit(**_PAR)
+def _mul_rows(a, b):
+    """``a * b``."""
+    out = np.empty_like(a)
+    for r in prange(a.shape[0]):
+        for o in range(a.shape[1]):
+            out[r, o] = a[r, o] * b[r, o]
+    return out
+
+
+@njit(**_PAR)
+def _add_log_grad_rows(dx, t, x, eps):
+    """``dx += t * sign(x) / (|x| + eps)`` in place."""
+    for b in prange(x.shape[0]):
+        for i in range(x.shape[1]):
+            v = x[b, i]
+            dx[b, i] += t[b, i] * (np.sign(v) / (abs(v) + eps))
+
+
+@njit(**_PAR)
+def _nalu_combine_rows(ah, m, y):
+    """``ah = [a | h]``, ``m = l @ W_m`` on entry; ``m = exp(m)``, ``h = sigma(h) = g``, ``y = g a + (1-g) m``."""
+    O = m.shape[1]
+    one = m.dtype.type(1.0)
+    for b in prange(m.shape[0]):
+        for o in range(O):
+            g = vsigmoid(ah[b, O + o])
+            e = vexp(m[b, o])
+            ah[b, O + o] = g
+            m[b, o] = e
+            y[b, o] = g * ah[b, o] + (one - g) * e
+
+
+@njit(**_PAR)
+def _nalu_delta_rows(dy, ag, m):
+    """From ``delta``, ``[a | g]`` and ``m``: ``[da | dh]`` and ``dz``."""
+    B, O = m.shape
+    one = m.dtype.type(1.0)
+    dd = np.empty_like(ag)
+    dz = np.empty_like(m)
+    for b in prange(B):
+        for o in range(O):
+            d = dy[b, o]
+            g = ag[b, O + o]
+            mm = m[b, o]
+            dd[b, o] = d * g
+            dd[b, O + o] = d * (ag[b, o] - mm) * g * (one - g)
+            dz[b, o] = d * (one - g) * mm
+    return dd, dz
+
+
+# ---------------------------------------------------------------------------------------------------------
+# public kernels
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _partials(nchunks: int, shape: tuple[int, int]) -> np.ndarray:
+    return np.zeros((nchunks,) + shape, np.float64)
+
+
+def _linear_forward(x: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """``x @ W`` (x C-contiguous)."""
+    B, I = x.shape
+    O = W.shape[1]
+    if _use_blas(I, O):
+        return x @ W
+    y = np.empty((B, O), x.dtype)
+    _nac_fwd(x, W, *_plan(B, I, O, x.itemsize), y)
+    return y
+
+
+def _linear_backward(x: np.ndarray, W: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``dx = dy @ W.T`` and ``dW = x.T @ dy`` (float64)."""
+    B, I = x.shape
+    O = W.shape[1]
+    if _use_blas(I, O):
+        return dy @ W.T, (x.T @ dy).astype(np.float64)
+    nb, nchunks = _plan(B, I, O, x.itemsize)
+    pW = _partials(nchunks, (I, O))
+    dx = np.empty_like(x)
+    _nac_bwd(x, dy, W, nb, nchunks, dx, pW)
+    return dx, _sum_partials(pW)
+
+
+def nac_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, Any]:
+    """Forward pass of the additive NAC; see :func:`nalu_np.reference.nac_forward`.
+
+    Parameters
+    ----------
+    params : dict
+        ``W_hat``, ``M_hat`` of shape (I, O).
+    x : ndarray, shape (B, I)
+
+    Returns
+    -------
+    y : ndarray, shape (B, O)
+    cache : opaque
+
+    Notes
+    -----
+    ``W = tanh(W_hat) * sigma(M_hat)``, ``y = x @ W``.
+    """
+    _check(x, params)
+    x = np.ascontiguousarray(x)
+    W, t, s = _nac_weight(params["W_hat"], params["M_hat"])
+    return _linear_forward(x, W), (x, W, t, s)
+
+
+def nac_backward(params: Params, cache: Any, dy: np.ndarray) -> tuple[np.ndarray, Params]:
+    """Backward pass of the additive NAC; see :func:`nalu_np.reference.nac_backward`.
+
+    Returns
+    -------
+    dx : ndarray, shape (B, I)
+    grads : dict
+        ``W_hat``, ``M_hat``, shape (I, O).
+
+    Notes
+    -----
+    ``dW = x.T @ delta``, ``dx = delta @ W.T``, then the chain rule through ``tanh`` and ``sigma``.
+    """
+    x, W, t, s = cache
+    _check(x, {}, dy)
+    dx, dW = _linear_backward(x, W, np.ascontiguousarray(dy))
+    dW_hat, dM_hat = _nac_weight_backward(dW, t, s)
+    return dx, {"W_hat": dW_hat, "M_hat": dM_hat}
+
+
+def nacmul_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, Any]:
+    """Forward pass of the log-space NAC; see :func:`nalu_np.reference.nacmul_forward`.
+
+    Parameters
+    ----------
+    params : dict
+        ``W_hat``, ``M_hat`` of shape (I, O).
+    x : ndarray, shape (B, I)
+    eps : float
+
+    Returns
+    -------
+    y : ndarray, shape (B, O)
+    cache : opaque
+
+    Notes
+    -----
+    ``y = exp(log(|x| + eps) @ W)``; ``inf`` where the exponent overflows.
+    """
+    dt = _check(x, params)
+    x = np.ascontiguousarray(x)
+    W, t, s = _nac_weight(params["W_hat"], params["M_hat"])
+    e = dt.type(eps)
+    B, I = x.shape
+    O = W.shape[1]
+    if _use_blas(I, O):
+        l = _log_abs_rows(x, e)
+        y = l @ W
+        _exp_rows(y)
+        return y, (x, W, t, s, l, y)
+    y = np.empty((B, O), dt)
+    _nacmul_fwd(x, W, e, *_plan(B, I, O, x.itemsize), y)
+    return y, (x, W, t, s, None, None)
+
+
+def nacmul_backward(params: Params, cache: Any, dy: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, Params]:
+    """Backward pass of the log-space NAC; see :func:`nalu_np.reference.nacmul_backward`.
+
+    Notes
+    -----
+    ``dz = delta * y``, ``dW = l.T @ dz``, ``dx = (dz @ W.T) * sign(x) / (|x| + eps)``.
+    """
+    x, W, t, s, l, y = cache
+    dt = _check(x, {}, dy)
+    dy = np.ascontiguousarray(dy)
+    e = dt.type(eps)
+    B, I = x.shape
+    O = W.shape[1]
+    if l is not None:
+        dz = _mul_rows(dy, y)
+        dW = (l.T @ dz).astype(np.float64)
+        dx = np.zeros_like(x)
+        _add_log_grad_rows(dx, dz @ W.T, x, e)
+    else:
+        nb, nchunks = _plan(B, I, O, x.itemsize)
+        pW = _partials(nchunks, (I, O))
+        dx = np.empty_like(x)
+        _nacmul_bwd(x, dy, W, e, nb, nchunks, dx, pW)
+        dW = _sum_partials(pW)
+    dW_hat, dM_hat = _nac_weight_backward(dW, t, s)
+    return dx, {"W_hat": dW_hat, "M_hat": dM_hat}
+
+
+def _nalu_weights(params: Params) -> tuple[bool, tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """``shared``, the additive NAC weight ``(W, t, s)`` and the multiplicative one (the same if shared)."""
+    if "W_hat" in params:
+        wa = _nac_weight(params["W_hat"], params["M_hat"])
+        return True, wa, wa
+    return (False, _nac_weight(params["W_hat_add"], params["M_hat_add"]),
+            _nac_weight(params["W_hat_mul"], params["M_hat_mul"]))
+
+
+def nalu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, Any]:
+    """Forward pass of the NALU (shared or separate weights); see :func:`nalu_np.reference.nalu_forward`.
+
+    Parameters
+    ----------
+    params : dict
+        ``W_hat``, ``M_hat``, ``G`` (shared) or ``W_hat_add``, ``M_hat_add``, ``W_hat_mul``, ``M_hat_mul``,
+        ``G`` (separate), all of shape (I, O).
+    x : ndarray, shape (B, I)
+    eps : float
+
+    Returns
+    -------
+    y : ndarray, shape (B, O)
+    cache : opaque
+
+    Notes
+    -----
+    ``a = x @ W_a``, ``m = exp(log(|x| + eps) @ W_m)``, ``g = sigma(x @ G)``, ``y = g * a + (1 - g) * m``.
+    """
+    dt = _check(x, params)
+    x = np.ascontiguousarray(x)
+    shared, wa, wm = _nalu_weights(params)
+    G = params["G"]
+    e = dt.type(eps)
+    B, I = x.shape
+    O = G.shape[1]
+    y = np.empty((B, O), dt)
+    if _use_blas(I, O):
+        l = _log_abs_rows(x, e)
+        wcat = np.concatenate((wa[0], G), axis=1)
+        ah = x @ wcat
+        m = l @ wm[0]
+        _nalu_combine_rows(ah, m, y)  # ah becomes [a | g], m becomes exp(l @ W_m)
+        return y, (shared, x, wa, wm, G, (l, wcat, ah, m))
+    _nalu_fwd(x, wa[0], wm[0], G, e, *_plan(B, I, O, x.itemsize), y)
+    return y, (shared, x, wa, wm, G, None)
+
+
+def nalu_backward(params: Params, cache: Any, dy: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, Params]:
+    """Backward pass of the NALU; see :func:`nalu_np.reference.nalu_backward`.
+
+    Returns
+    -------
+    dx : ndarray, shape (B, I)
+    grads : dict
+        Same keys as ``params``.
+
+    Notes
+    -----
+    ``da = delta g``, ``dz = delta (1 - g) m``, ``dh = delta (a - m) g (1 - g)``; ``dW_a = x.T @ da``,
+    ``dW_m = l.T @ dz``, ``dG = x.T @ dh``,
+    ``dx = da @ W_a.T + (dz @ W_m.T) * sign(x) / (|x| + eps) + dh @ G.T``; shared weights get
+    ``dW_a + dW_m``.
+    """
+    shared, x, wa, wm, G, blas = cache
+    dt = _check(x, {}, dy)
+    dy = np.ascontiguousarray(dy)
+    e = dt.type(eps)
+    B, I = x.shape
+    O = G.shape[1]
+    if blas is not None:
+        l, wcat, ag, m = blas
+        dd, dz = _nalu_delta_rows(dy, ag, m)
+        gcat = (x.T @ dd).astype(np.float64)
+        dWa, dG = np.ascontiguousarray(gcat[:, :O]), gcat[:, O:]
+        dWm = (l.T @ dz).astype(np.float64)
+        dx = dd @ wcat.T
+        _add_log_grad_rows(dx, dz @ wm[0].T, x, e)
+        if shared:
+            dWa = dWa + dWm
+    else:
+        nb, nchunks = _plan(B, I, O, x.itemsize)
+        pWa = _partials(nchunks, (I, O))
+        pWm = pWa if shared else _partials(nchunks, (I, O))
+        pG = _partials(nchunks, (I, O))
+        dx = np.empty_like(x)
+        _nalu_bwd(x, dy, wa[0], wm[0], G, e, nb, nchunks, dx, pWa, pWm, pG)
+        dWa, dWm, dG = _sum_partials(pWa), _sum_partials(pWm), _sum_partials(pG)
+    grads = {"G": dG.astype(dt, copy=False)}
+    if shared:
+        grads["W_hat"], grads["M_hat"] = _nac_weight_backward(dWa, wa[1], wa[2])
+    else:
+        grads["W_hat_add"], grads["M_hat_add"] = _nac_weight_backward(dWa, wa[1], wa[2])
+        grads["W_hat_mul"], grads["M_hat_mul"] = _nac_weight_backward(dWm, wm[1], wm[2])
+    return dx, {k: grads[k] for k in params}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# NAU and NMU (Madsen & Johansen 2020)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def nau_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, Any]:
+    """Forward pass of the NAU; see :func:`nalu_np.reference.nau_forward`.
+
+    Parameters
+    ----------
+    params : dict
+        ``W`` of shape (I, O).
+    x : ndarray, shape (B, I)
+
+    Returns
+    -------
+    y : ndarray, shape (B, O)
+    cache : opaque
+
+    Notes
+    -----
+    ``y = x @ W``.
+    """
+    _check(x, params)
+    x = np.ascontiguousarray(x)
+    return _linear_forward(x, params["W"]), x
+
+
+def nau_backward(params: Params, cache: Any, dy: np.ndarray) -> tuple[np.ndarray, Params]:
+    """Backward pass of the NAU: ``dx = delta @ W.T``, ``dW = x.T @ delta``.
+
+    Returns
+    -------
+    dx : ndarray, shape (B, I)
+    grads : dict
+        ``W``, shape (I, O).
+    """
+    x = cache
+    dt = _check(x, params, dy)
+    dx, dW = _linear_backward(x, params["W"], np.ascontiguousarray(dy))
+    return dx, {"W": dW.astype(dt)}
+
+
+@njit(**_EW)
+def _nmu_fwd_chunk(x, W, nb, c, nchunks, y):
+    B, I = x.shape
+    O = W.shape[1]
+    one = x.dtype.type(1.0)
+    xT = np.empty((I, nb), x.dtype)
+    yT = np.empty((O, nb), x.dtype)
+    b0, b1 = _block_range(c, nchunks, B, nb)
+    for b in range(b0, b1):
+        r0 = b * nb
+        n = min(nb, B - r0)
+        _load(x, r0, n, xT)
+        for o in range(O):
+            for r in range(n):
+                yT[o, r] = one
+            for i in range(I):
+                w = W[i, o]
+                w1 = one - w
+                for r in range(n):
+                    yT[o, r] *= xT[i, r] * w + w1
+        _store(yT, r0, n, y)
+
+
+@njit(**_PAR)
+def _nmu_fwd(x, W, nb, nchunks, y):
+    if nchunks == 1:
+        _nmu_fwd_chunk(x, W, nb, 0, 1, y)
+    else:
+        for c in prange(nchunks):
+            _nmu_fwd_chunk(x, W, nb, c, nchunks, y)
+
+
+@njit(**_SUM)
+def _nmu_bwd_chunk(x, dy, W, nb, c, nchunks, dx, pW):
+    B, I = x.shape
+    O = W.shape[1]
+    one = x.dtype.type(1.0)
+    zero = x.dtype.type(0.0)
+    xT = np.empty((I, nb), x.dtype)
+    dT = np.empty((O, nb), x.dtype)
+    pre = np.empty((I, nb), x.dtype)  # exclusive prefix products of one output
+    run = np.empty(nb, x.dtype)
+    tT = np.empty((I, nb), x.dtype)
+    b0, b1 = _block_range(c, nchunks, B, nb)
+    for b in range(b0, b1):
+        r0 = b * nb
+        n = min(nb, B - r0)
+        _load(x, r0, n, xT)
+        _load(dy, r0, n, dT)
+        for i in range(I):
+            for r in range(n):
+                tT[i, r] = zero
+        for o in range(O):
+            for r in range(n):
+                run[r] = one
+            for i in range(I):
+                w = W[i, o]
+                w1 = one - w
+                for r in range(n):
+                    pre[i, r] = run[r]
+                    run[r] *= xT[i, r] * w + w1
+            for r in range(n):
+                run[r] = one
+            for i in range(I - 1, -1, -1):  # suffix products, then c = delta * prefix * suffix
+                w = W[i, o]
+                w1 = one - w
+                s = zero
+                for r in range(n):
+                    cc = dT[o, r] * (pre[i, r] * run[r])
+                    s += cc * (xT[i, r] - one)
+                    tT[i, r] += cc * w
+                    run[r] *= xT[i, r] * w + w1
+                pW[i, o] += s
+        _store(tT, r0, n, dx)
+
+
+@njit(**_PAR)
+def _nmu_bwd(x, dy, W, nb, nchunks, dx, pW):
+    if nchunks == 1:
+        _nmu_bwd_chunk(x, dy, W, nb, 0, 1, dx, pW[0])
+    else:
+        for c in prange(nchunks):
+            _nmu_bwd_chunk(x, dy, W, nb, c, nchunks, dx, pW[c])
+
+
+def nmu_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, Any]:
+    """Forward pass of the NMU; see :func:`nalu_np.reference.nmu_forward`.
+
+    Parameters
+    ----------
+    params : dict
+        ``W`` of shape (I, O).
+    x : ndarray, shape (B, I)
+
+    Returns
+    -------
+    y : ndarray, shape (B, O)
+    cache : opaque
+        Only ``x``: the factors are recomputed by the backward pass (no (B, I, O) array is stored).
+
+    Notes
+    -----
+    ``y[b, o] = prod_i (W[i, o] x[b, i] + 1 - W[i, o])``; overflow to ``inf`` is a result.
+    """
+    _check(x, params)
+    x = np.ascontiguousarray(x)
+    B, I = x.shape
+    W = params["W"]
+    y = np.empty((B, W.shape[1]), x.dtype)
+    _nmu_fwd(x, W, *_plan(B, I, W.shape[1], x.itemsize), y)
+    return y, x
+
+
+def nmu_backward(params: Params, cache: Any, dy: np.ndarray) -> tuple[np.ndarray, Params]:
+    """Backward pass of the NMU; see :func:`nalu_np.reference.nmu_backward`.
+
+    Returns
+    -------
+    dx : ndarray, shape (B, I)
+    grads : dict
+        ``W``, shape (I, O).
+
+    Notes
+    -----
+    Leave-one-out products ``loo[b, i, o] = prod_{k != i} f[b, k, o]`` as exclusive prefix times suffix
+    products (exact when a factor is 0, no division), ``c = delta * loo``,
+    ``dW[i, o] = sum_b c[b, i, o] (x[b, i] - 1)``, ``dx[b, i] = sum_o c[b, i, o] W[i, o]``.
+    """
+    x = cache
+    dt = _check(x, params, dy)
+    W = params["W"]
+    B, I = x.shape
+    O = W.shape[1]
+    nb, nchunks = _plan(B, I, O, x.itemsize)
+    pW = _partials(nchunks, (I, O))
+    dx = np.empty_like(x)
+    _nmu_bwd(x, np.ascontiguousarray(dy), W, nb, nchunks, dx, pW)
+    return dx, {"W": _sum_partials(pW).astype(dt)}

@@ -1,0 +1,304 @@
+"""Vectorisable ``exp`` and ``log`` for Numba kernels, in float32 and float64.
+
+Numba on a machine without Intel's SVML compiles ``math.exp`` / ``np.exp`` inside a loop to a scalar call into
+libm, so a loop that calls them is never vectorised.  The functions here are written with only arithmetic,
+comparisons, ``floor`` and bit casts, which LLVM turns into SIMD code when it vectorises the calling loop.
+
+Accuracy (tested against NumPy in ``tests/test_numba_kernels.py``): a few ulp over the whole range,
+including overflow to ``inf``, gradual underflow to subnormals and 0, ``log`` of subnormals, of 0 (``-inf``),
+of negative numbers (NaN), and of ``inf`` and NaN.
+
+Algorithms
+----------
+``exp``: ``n = floor(x log2(e) + 1/2)``, ``r = x - n ln2`` in two parts (Cody and Waite), a polynomial for
+``exp(r)`` on ``|r| <= ln2 / 2`` (float32: the Cephes ``expf`` minimax polynomial; float64: Taylor to degree
+13, truncation below 1e-17), then the scale ``2**n`` applied as two exact powers of two
+``2**(n // 2) * 2**(n - n // 2)`` built from their bits, so that results near overflow and in the subnormal
+range need no branch.
+
+``log``: ``x = m 2**e`` with ``m`` in ``[sqrt(1/2), sqrt(2))`` from the bits (subnormal ``x`` scaled up first);
+float32: the Cephes ``logf`` polynomial in ``m - 1``; float64: ``log m = 2 atanh(s)``, ``s = (m-1)/(m+1)``,
+the odd series to ``s**23`` (truncation below 1e-19 for ``|s| <= 0.172``); then ``+ e ln2`` in two parts.
+
+None of these functions may be compiled with fastmath: the range reduction relies on the order of its
+operations.  Fast-math flags are per instruction in LLVM, so inlining them into a caller compiled with
+``reassoc`` keeps them exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+import numba
+from numba import types
+from numba.extending import intrinsic, overload
+
+__all__ = ["jit", "vexp", "vlog", "vsigmoid", "as_int_bits", "from_int_bits"]
+
+
+def jit(**options):
+    """``numba.njit(nogil=True, cache=True, **options)``, without the cache where Numba cannot keep one.
+
+    Numba keeps compiled code in ``__pycache__`` beside the source, or in a per-user directory when the source
+    is read-only (``NUMBA_CACHE_DIR`` overrides both); where neither can be written, caching is refused and the
+    function is compiled in each process instead of failing at import.
+    """
+
+    def decorate(fn):
+        try:
+            return numba.njit(nogil=True, cache=True, **options)(fn)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            return numba.njit(nogil=True, **options)(fn)
+
+    return decorate
+
+
+
+# ---------------------------------------------------------------------------------------------------------
+# bit casts (the float's bits as the signed integer of the same width, and back)
+# ---------------------------------------------------------------------------------------------------------
+
+_INT_OF = {types.float32: types.int32, types.float64: types.int64}
+_FLOAT_OF = {types.int32: types.float32, types.int64: types.float64}
+
+
+@intrinsic
+def as_int_bits(typingctx, x):
+    """The bits of a float32 / float64 as int32 / int64."""
+    if x not in _INT_OF:
+        return None
+    rt = _INT_OF[x]
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(rt.bitwidth))
+
+    return rt(x), codegen
+
+
+@intrinsic
+def from_int_bits(typingctx, i):
+    """The float32 / float64 whose bits are the int32 / int64 ``i``."""
+    if i not in _FLOAT_OF:
+        return None
+    rt = _FLOAT_OF[i]
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.FloatType() if rt == types.float32 else ir.DoubleType())
+
+    return rt(i), codegen
+
+
+# ---------------------------------------------------------------------------------------------------------
+# float32
+# ---------------------------------------------------------------------------------------------------------
+
+_f4 = np.float32
+_i4 = np.int32
+_EXP32_HI = _f4(88.72283935546875)  # largest x with a finite float32 exp(x), rounded up
+_EXP32_LO = _f4(-103.97283935546875)  # below: exp(x) < half the smallest subnormal
+_INF32 = _f4(np.inf)
+
+
+@jit(error_model="numpy")
+def _pow2_32(k):
+    """``2.0**k`` as float32 for ``-126 <= k <= 127``, from its bits."""
+    return from_int_bits(_i4((k + 127) << 23))
+
+
+@jit(error_model="numpy")
+def _exp32(x):
+    xc = x if x < _EXP32_HI else _EXP32_HI  # NaN goes to HI here; restored below
+    xc = xc if xc > _EXP32_LO else _EXP32_LO
+    n = np.floor(xc * _f4(1.44269504088896341) + _f4(0.5))
+    r = xc - n * _f4(0.693359375)
+    r = r - n * _f4(-2.12194440e-4)
+    z = r * r
+    p = _f4(1.9875691500e-4)
+    p = p * r + _f4(1.3981999507e-3)
+    p = p * r + _f4(8.3334519073e-3)
+    p = p * r + _f4(4.1665795894e-2)
+    p = p * r + _f4(1.6666665459e-1)
+    p = p * r + _f4(5.0000001201e-1)
+    p = p * z + r + _f4(1.0)
+    k = _i4(n)
+    k1 = k >> _i4(1)
+    y = p * _pow2_32(k1) * _pow2_32(k - k1)
+    y = _INF32 if x > _EXP32_HI else y
+    y = _f4(0.0) if x < _EXP32_LO else y
+    return x + x if x != x else y
+
+
+_SQRTHF32 = _f4(0.707106781186547524)
+_TWO23 = _f4(8388608.0)
+_TINY32 = _f4(np.finfo(np.float32).tiny)
+
+
+@jit(error_model="numpy")
+def _log32(x):
+    sub = x < _TINY32
+    xs = x * _TWO23 if sub else x
+    bits = as_int_bits(xs)
+    e = ((bits >> 23) & 0xFF) - 126
+    e = e - 23 if sub else e
+    m = from_int_bits(_i4((bits & _i4(-2139095041)) | 0x3F000000))  # mantissa in [0.5, 1); -2139095041 = 0x807FFFFF
+    small = m < _SQRTHF32
+    e = e - 1 if small else e
+    m = (m + m if small else m) - _f4(1.0)
+    ef = _f4(_i4(e))  # through int32: AVX2 has no vector int64 -> float conversion
+    z = m * m
+    p = _f4(7.0376836292e-2)
+    p = p * m + _f4(-1.1514610310e-1)
+    p = p * m + _f4(1.1676998740e-1)
+    p = p * m + _f4(-1.2420140846e-1)
+    p = p * m + _f4(1.4249322787e-1)
+    p = p * m + _f4(-1.6668057665e-1)
+    p = p * m + _f4(2.0000714765e-1)
+    p = p * m + _f4(-2.4999993993e-1)
+    p = p * m + _f4(3.3333331174e-1)
+    y = p * m * z
+    y = y + ef * _f4(-2.12194440e-4)
+    y = y - _f4(0.5) * z
+    y = (m + y) + ef * _f4(0.693359375)
+    y = _INF32 if x == _INF32 else y
+    y = -_INF32 if x == _f4(0.0) else y
+    return _f4(np.nan) if x < _f4(0.0) else (x + x if x != x else y)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# float64
+# ---------------------------------------------------------------------------------------------------------
+
+_f8 = np.float64
+_i8 = np.int64
+_EXP64_HI = 709.782712893384  # largest x with a finite exp(x)
+_EXP64_LO = -745.1332191019412  # below: exp(x) rounds to 0
+_LN2_HI = 6.93145751953125e-1  # few significant bits: n * _LN2_HI is exact
+_LN2_LO = 1.42860682030941723212e-6
+_INV_FACT = tuple(1.0 / float(np.prod(np.arange(1, k + 1, dtype=np.float64))) for k in range(14))
+
+
+@jit(error_model="numpy")
+def _pow2_64(k):
+    """``2.0**k`` as float64 for ``-1022 <= k <= 1023``, from its bits."""
+    return from_int_bits((k + _i8(1023)) << _i8(52))
+
+
+@jit(error_model="numpy")
+def _exp64(x):
+    xc = x if x < _EXP64_HI else _EXP64_HI
+    xc = xc if xc > _EXP64_LO else _EXP64_LO
+    n = np.floor(xc * 1.4426950408889634 + 0.5)
+    r = (xc - n * _LN2_HI) - n * _LN2_LO
+    c = _INV_FACT
+    p = c[13]
+    p = p * r + c[12]
+    p = p * r + c[11]
+    p = p * r + c[10]
+    p = p * r + c[9]
+    p = p * r + c[8]
+    p = p * r + c[7]
+    p = p * r + c[6]
+    p = p * r + c[5]
+    p = p * r + c[4]
+    p = p * r + c[3]
+    p = p * r + c[2]
+    p = p * r * r + r + 1.0
+    k = _i8(_i4(n))  # through int32 (|n| <= 1075), which AVX2 converts in vectors
+    k1 = k >> _i8(1)
+    y = p * _pow2_64(k1) * _pow2_64(k - k1)
+    y = np.inf if x > _EXP64_HI else y
+    y = 0.0 if x < _EXP64_LO else y
+    return x + x if x != x else y
+
+
+_SQRTH64 = 0.7071067811865476
+_TWO52 = 4503599627370496.0
+_TINY64 = float(np.finfo(np.float64).tiny)
+_MANT_MASK64 = np.int64(-9218868437227405313)  # 0x800FFFFFFFFFFFFF: sign and mantissa
+_HALF_EXP64 = np.int64(0x3FE0000000000000)  # exponent of 0.5
+
+
+@jit(error_model="numpy")
+def _log64(x):
+    sub = x < _TINY64
+    xs = x * _TWO52 if sub else x
+    bits = as_int_bits(xs)
+    e = ((bits >> _i8(52)) & _i8(0x7FF)) - _i8(1022)
+    e = e - _i8(52) if sub else e
+    m = from_int_bits((bits & _MANT_MASK64) | _HALF_EXP64)  # in [0.5, 1)
+    small = m < _SQRTH64
+    e = e - _i8(1) if small else e
+    m = m + m if small else m  # in [sqrt(1/2), sqrt(2))
+    s = (m - 1.0) / (m + 1.0)
+    z = s * s
+    p = 1.0 / 23.0
+    p = p * z + 1.0 / 21.0
+    p = p * z + 1.0 / 19.0
+    p = p * z + 1.0 / 17.0
+    p = p * z + 1.0 / 15.0
+    p = p * z + 1.0 / 13.0
+    p = p * z + 1.0 / 11.0
+    p = p * z + 1.0 / 9.0
+    p = p * z + 1.0 / 7.0
+    p = p * z + 1.0 / 5.0
+    p = p * z + 1.0 / 3.0
+    ef = _f8(_i4(e))  # through int32: AVX2 has no vector int64 -> float conversion
+    # log m = 2 s + 2 s^3 p(s^2); 2 s = (m - 1) - s (m - 1) keeps the leading term exact-ish
+    f = m - 1.0
+    hfsq = 0.5 * f * f
+    r = s * (hfsq + 2.0 * z * p)  # log m = f - hfsq + r, since 2 s = f - s f
+    y = ef * _LN2_HI + (f - (hfsq - (r + ef * _LN2_LO)))
+    y = np.inf if x == np.inf else y
+    y = -np.inf if x == 0.0 else y
+    return np.nan if x < 0.0 else (x + x if x != x else y)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# dtype-generic entry points
+# ---------------------------------------------------------------------------------------------------------
+
+
+def vexp(x):
+    """``exp(x)`` for a float32 or float64 scalar inside a jitted function (vectorisable)."""
+    raise NotImplementedError("vexp is only callable from jitted code")
+
+
+def vlog(x):
+    """``log(x)`` for a float32 or float64 scalar inside a jitted function (vectorisable)."""
+    raise NotImplementedError("vlog is only callable from jitted code")
+
+
+def vsigmoid(z):
+    """The logistic function of a float32 or float64 scalar inside a jitted function (stable, vectorisable)."""
+    raise NotImplementedError("vsigmoid is only callable from jitted code")
+
+
+@overload(vexp)
+def _ov_vexp(x):
+    if x == types.float32:
+        return lambda x: _exp32(x)
+    if x == types.float64:
+        return lambda x: _exp64(x)
+    return None
+
+
+@overload(vlog)
+def _ov_vlog(x):
+    if x == types.float32:
+        return lambda x: _log32(x)
+    if x == types.float64:
+        return lambda x: _log64(x)
+    return None
+
+
+@overload(vsigmoid)
+def _ov_vsigmoid(z):
+    if z not in (types.float32, types.float64):
+        return None
+    one = (np.float32 if z == types.float32 else np.float64)(1.0)
+
+    def impl(z):
+        e = vexp(-abs(z))
+        return (one if z >= 0 else e) / (one + e)
+
+    return impl
