@@ -79,17 +79,30 @@ __device__ __forceinline__ void load_row(const T* __restrict__ x, long long b, T
     }
 }
 
+// the weights of a small layer in registers: read once per thread, not once per row
+template <typename T, int U, int NI, int NO> struct RowWeights {
+    T a[NI * NO], m[NI * NO], g[NI * NO];
+    __device__ __forceinline__ RowWeights(const T* __restrict__ Wa, const T* __restrict__ Wm,
+                                          const T* __restrict__ G) {
+#pragma unroll
+        for (int k = 0; k < NI * NO; ++k) {
+            if (U != 1) a[k] = Wa[k];
+            if (U != 0) m[k] = Wm[k];
+            if (U == 2) g[k] = G[k];
+        }
+    }
+};
+
 template <typename T, int U, int NI, int NO>
-__device__ __forceinline__ void row_paths(const T* xl, const T* ll, const T* __restrict__ Wa,
-                                          const T* __restrict__ Wm, const T* __restrict__ G, int j,
+__device__ __forceinline__ void row_paths(const T* xl, const T* ll, const RowWeights<T, U, NI, NO>& w, int j,
                                           T& a, T& m, T& g) {
     T z = T(0), h = T(0);
     a = T(0);
 #pragma unroll
     for (int i = 0; i < NI; ++i) {
-        if (U != 1) a += xl[i] * Wa[i * NO + j];
-        if (U != 0) z += ll[i] * Wm[i * NO + j];
-        if (U == 2) h += xl[i] * G[i * NO + j];
+        if (U != 1) a += xl[i] * w.a[i * NO + j];
+        if (U != 0) z += ll[i] * w.m[i * NO + j];
+        if (U == 2) h += xl[i] * w.g[i * NO + j];
     }
     m = (U != 0) ? exp(z) : T(0);
     g = (U == 2) ? sigmoid_(h) : T(0);
@@ -98,13 +111,14 @@ __device__ __forceinline__ void row_paths(const T* xl, const T* ll, const T* __r
 template <typename T, int U, int NI, int NO>
 __global__ void row_forward(const T* __restrict__ x, const T* __restrict__ Wa, const T* __restrict__ Wm,
                             const T* __restrict__ G, T eps, T* __restrict__ y, long long n) {
+    const RowWeights<T, U, NI, NO> w(Wa, Wm, G);
     T xl[NI], ll[NI];
     GRID_STRIDE(b, n) {
         load_row<T, U, NI, NO>(x, b, eps, xl, ll);
 #pragma unroll
         for (int j = 0; j < NO; ++j) {
             T a, m, g;
-            row_paths<T, U, NI, NO>(xl, ll, Wa, Wm, G, j, a, m, g);
+            row_paths<T, U, NI, NO>(xl, ll, w, j, a, m, g);
             y[b * NO + j] = output_<U>(a, m, g);
         }
     }
@@ -120,6 +134,7 @@ __global__ void row_backward(const T* __restrict__ x, const T* __restrict__ dy, 
     constexpr int OFF_M = (U != 1) ? K : 0;
     constexpr int OFF_G = OFF_M + ((U != 0) ? K : 0);
     constexpr int NS = OFF_G + ((U == 2) ? K : 0);
+    const RowWeights<T, U, NI, NO> w(Wa, Wm, G);
     T acc[NS], xl[NI], ll[NI], dxa[NI], dxm[NI];
 #pragma unroll
     for (int k = 0; k < NS; ++k) acc[k] = T(0);
@@ -130,14 +145,14 @@ __global__ void row_backward(const T* __restrict__ x, const T* __restrict__ dy, 
 #pragma unroll
         for (int j = 0; j < NO; ++j) {
             T a, m, g, da, dz, dh;
-            row_paths<T, U, NI, NO>(xl, ll, Wa, Wm, G, j, a, m, g);
+            row_paths<T, U, NI, NO>(xl, ll, w, j, a, m, g);
             path_grads<U>(dy[b * NO + j], a, m, g, da, dz, dh);
 #pragma unroll
             for (int i = 0; i < NI; ++i) {
                 const int k = i * NO + j;
-                if (U != 1) { dxa[i] += da * Wa[k]; acc[k] += xl[i] * da; }
-                if (U != 0) { dxm[i] += dz * Wm[k]; acc[OFF_M + k] += ll[i] * dz; }
-                if (U == 2) { dxa[i] += dh * G[k]; acc[OFF_G + k] += xl[i] * dh; }
+                if (U != 1) { dxa[i] += da * w.a[k]; acc[k] += xl[i] * da; }
+                if (U != 0) { dxm[i] += dz * w.m[k]; acc[OFF_M + k] += ll[i] * dz; }
+                if (U == 2) { dxa[i] += dh * w.g[k]; acc[OFF_G + k] += xl[i] * dh; }
             }
         }
 #pragma unroll

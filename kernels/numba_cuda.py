@@ -265,7 +265,8 @@ def _row_kernels(unit: int, dtype: str, n_in: int, n_out: int, block: int) -> Si
     T, zero = f.T, f.zero
     exp_, sigmoid, log_grad, output, path_grads = f.exp, f.sigmoid, f.log_grad, f.output, f.path_grads
     ha, hm, hg = _has(unit)
-    off_a, off_m, off_g, n_sums = _offsets(unit, n_in * n_out)
+    n_w = n_in * n_out  # a compile-time constant for the local arrays
+    off_a, off_m, off_g, n_sums = _offsets(unit, n_w)
 
     @cuda.jit(device=True)
     def load_row(x, b, eps, xl, ll):  # noqa: ANN001, ANN202
@@ -276,29 +277,46 @@ def _row_kernels(unit: int, dtype: str, n_in: int, n_out: int, block: int) -> Si
                 ll[i] = math.log(abs(v) + eps)
 
     @cuda.jit(device=True)
-    def paths(xl, ll, Wa, Wm, G, j):  # noqa: ANN001, ANN202
+    def load_weights(Wa, Wm, G, wa, wm, wg):  # noqa: ANN001, ANN202
+        # the weights of the small layer in registers (local arrays), read once per thread, not once per row
+        for i in range(n_in):
+            for j in range(n_out):
+                if ha:
+                    wa[i * n_out + j] = Wa[i, j]
+                if hm:
+                    wm[i * n_out + j] = Wm[i, j]
+                if hg:
+                    wg[i * n_out + j] = G[i, j]
+
+    @cuda.jit(device=True)
+    def paths(xl, ll, wa, wm, wg, j):  # noqa: ANN001, ANN202
         a = zero
         z = zero
         h = zero
         for i in range(n_in):
+            k = i * n_out + j
             if ha:
-                a += xl[i] * Wa[i, j]
+                a += xl[i] * wa[k]
             if hm:
-                z += ll[i] * Wm[i, j]
+                z += ll[i] * wm[k]
             if hg:
-                h += xl[i] * G[i, j]
+                h += xl[i] * wg[k]
         m = exp_(z) if hm else zero
         g = sigmoid(h) if hg else zero
         return a, m, g
 
     @cuda.jit
     def forward(x, Wa, Wm, G, eps, y):  # noqa: ANN001, ANN202
+        wa = cuda.local.array(n_w, T)
+        wm = cuda.local.array(n_w, T)
+        wg = cuda.local.array(n_w, T)
+        load_weights(Wa, Wm, G, wa, wm, wg)
         xl = cuda.local.array(n_in, T)
         ll = cuda.local.array(n_in, T)
         for b in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
             load_row(x, b, eps, xl, ll)
             for j in range(n_out):
-                a, m, g = paths(xl, ll, Wa, Wm, G, j)
+                a, m, g = paths(xl, ll, wa, wm, wg, j)
                 y[b, j] = output(unit, a, m, g)
 
     @cuda.jit(device=True)
@@ -321,6 +339,10 @@ def _row_kernels(unit: int, dtype: str, n_in: int, n_out: int, block: int) -> Si
 
     @cuda.jit
     def backward(x, dy, Wa, Wm, G, eps, dx, part):  # noqa: ANN001, ANN202
+        wa = cuda.local.array(n_w, T)
+        wm = cuda.local.array(n_w, T)
+        wg = cuda.local.array(n_w, T)
+        load_weights(Wa, Wm, G, wa, wm, wg)
         xl = cuda.local.array(n_in, T)
         ll = cuda.local.array(n_in, T)
         dxa = cuda.local.array(n_in, T)  # additive path and gate
@@ -334,18 +356,18 @@ def _row_kernels(unit: int, dtype: str, n_in: int, n_out: int, block: int) -> Si
                 dxa[i] = zero
                 dxm[i] = zero
             for j in range(n_out):
-                a, m, g = paths(xl, ll, Wa, Wm, G, j)
+                a, m, g = paths(xl, ll, wa, wm, wg, j)
                 da, dz, dh = path_grads(unit, dy[b, j], a, m, g)
                 for i in range(n_in):
                     k = i * n_out + j
                     if ha:
-                        dxa[i] += da * Wa[i, j]
+                        dxa[i] += da * wa[k]
                         acc[off_a + k] += xl[i] * da
                     if hm:
-                        dxm[i] += dz * Wm[i, j]
+                        dxm[i] += dz * wm[k]
                         acc[off_m + k] += ll[i] * dz
                     if hg:
-                        dxa[i] += dh * G[i, j]
+                        dxa[i] += dh * wg[k]
                         acc[off_g + k] += xl[i] * dh
             for i in range(n_in):
                 if hm:
