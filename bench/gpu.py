@@ -336,7 +336,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                   + (f", copy bandwidth {copy_bw / 1e9:.0f} GB/s" if copy_bw else ""), file=sys.stderr)
             for name, (builder, on_gpu) in contenders.items():
                 repeats = args.repeats if on_gpu else args.cpu_repeats
-                warmup = args.warmup if on_gpu else 1
+                warmup = args.warmup if on_gpu else 0  # on the CPU the first call warms up enough
                 try:
                     rec = measure(builder, on_gpu, gpu, params, x, dy, warmup, repeats)
                 except Exception as err:  # noqa: BLE001 - e.g. out of memory: recorded, the run goes on
@@ -476,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtypes", nargs="+", default=["float32", "float64"], choices=["float32", "float64"])
     p.add_argument("--repeats", type=int, default=30, help="timed runs per GPU case (default 30)")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs after the first call (GPU)")
-    p.add_argument("--cpu-repeats", type=int, default=3, help="timed runs per CPU case (default 3)")
+    p.add_argument("--cpu-repeats", type=int, default=2, help="timed runs per CPU case (default 2)")
     p.add_argument("--skip", nargs="*", default=[], choices=[*CPU_BACKENDS, *GPU_BACKENDS, "torch"],
                    help="contenders to leave out")
     p.add_argument("--quick", action="store_true", help="small shapes and few repeats: a smoke run")

@@ -10,6 +10,9 @@
 # installed from the network: the package is staged without dependencies into a temporary directory
 # (nalu_np/ plus kernels/ as nalu_np.kernels, the layout pip would install) and put on PYTHONPATH.
 #
+# Budget: the tests take a few minutes (mostly JIT / NVRTC compilation of the per-size kernels), the benchmark
+# a few more (the CPU contenders at the large shapes dominate); the whole call should stay under 10 minutes.
+#
 # Writes to OUTDIR: env.txt (versions, nvidia-smi), pytest.txt and pytest.xml (tests), gpu.json, gpu.md and
 # gpu.png (benchmark).  Exit status: 0 when the tests pass and the benchmark ran; 1 otherwise (the
 # benchmark still runs when tests fail, so that one call gives every result).
@@ -51,7 +54,7 @@ EOF
 
 echo "== GPU tests: pytest -m gpu --gpu tests/test_gpu.py"
 if "$py" -c "import pytest, hypothesis" 2>/dev/null; then
-    "$py" -m pytest -m gpu --gpu tests/test_gpu.py -q -rs -p no:cacheprovider --junitxml="$out/pytest.xml" 2>&1 \
+    "$py" -m pytest -m gpu --gpu tests/test_gpu.py -q -rs --durations=10 -p no:cacheprovider --junitxml="$out/pytest.xml" 2>&1 \
         | tee "$out/pytest.txt"
     [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
     if grep -q "skipped" "$out/pytest.txt"; then
