@@ -21,6 +21,7 @@ if not cupy.__version__.endswith("host-emulation"):
 import nalu_np as nn  # noqa: E402
 from nalu_np.kernels import _cuda_common as cc  # noqa: E402
 from nalu_np.kernels import cupy_gpu as k  # noqa: E402
+from nalu_np.tasks import get_task, seed_rngs  # noqa: E402
 
 from cudasim_common import MODES, check_against_reference, make_case, run  # noqa: E402
 
@@ -90,3 +91,20 @@ def test_host_arrays_refused_and_layer_round_trip():
     y0, cache0 = layer.forward(x)
     np.testing.assert_allclose(y.get(), y0, rtol=1e-5)
     assert set(grads) == set(layer.params)
+
+
+def test_train_api_on_cupy(path):
+    """``nalu_np.train`` with the cupy backend: parameters updated in place on the device, same run as NumPy."""
+    task = get_task("mul", dtype="float64")
+    runs = {}
+    for backend in ("numpy", "cupy"):
+        model = task.build_model(seed_rngs(0)[0])
+        if backend == "cupy":
+            model = model.to("cupy")
+            params_before = dict(model.params)
+        runs[backend] = nn.train(model, task, steps=40, seed=0, backend=backend)
+    host, dev = runs["numpy"], runs["cupy"]
+    assert all(dev.model.params[key] is params_before[key] for key in params_before)  # updated in place
+    np.testing.assert_allclose(dev.loss, host.loss, rtol=1e-8)
+    for key in host.model.params:
+        np.testing.assert_allclose(dev.model.params[key].get(), host.model.params[key], rtol=1e-8, atol=1e-12)

@@ -58,6 +58,12 @@ def concatenate(arrays: Any, axis: int = 0) -> ndarray:
     return _dev(np.concatenate([np.asarray(a) for a in arrays], axis=axis))
 
 
+def __getattr__(name: str) -> Any:
+    """Everything else (``sqrt``, ``multiply``, ``clip``, ... for the optimizers and losses) is NumPy's, which
+    keeps the array subclass."""
+    return getattr(np, name)
+
+
 cuda = SimpleNamespace(
     runtime=SimpleNamespace(getDeviceCount=lambda: 1),
     Device=lambda: SimpleNamespace(attributes={"MultiProcessorCount": 2}, id=0),
