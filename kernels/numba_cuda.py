@@ -385,7 +385,7 @@ def _row_kernels(unit: int, dtype: str, n_in: int, n_out: int, block: int) -> Si
 
 
 @functools.lru_cache(maxsize=None)
-def _tiled_kernels(unit: int, dtype: str, tile: int, block: int) -> SimpleNamespace:
+def _tiled_kernels(unit: int, dtype: str, tile: int) -> SimpleNamespace:
     """Tiled forward (``y`` and the cache), path gradients, ``dx`` and split-K weight-gradient kernels.
 
     Thread ``(tx, ty)`` of a tile owns output ``(row ty, column tx)``; rows run along ``blockIdx.x`` (the
@@ -622,7 +622,7 @@ def _forward(unit: int, params: Params, x: Any, eps: float) -> tuple[Any, dict[s
         _launch_1d(k.forward, n_batch, block, x, Wa, Wm, G, eps_t, y)
         return y, cache
     tile = cc.config.checked_tile()
-    k = _tiled_kernels(unit, dtype.str, tile, block)
+    k = _tiled_kernels(unit, dtype.str, tile)
     if unit == NALU:
         ca, cm, cg = (_empty((n_batch, n_out), dtype) for _ in range(3))
         cache.update(a=ca, m=cm, g=cg)
@@ -653,7 +653,7 @@ def _backward(unit: int, params: Params, cache: dict[str, Any], dy: Any, eps: fl
         k.backward[blocks, block](x, dy, Wa, Wm, G, eps_t, dx, part)
     else:
         tile = cc.config.checked_tile()
-        k = _tiled_kernels(unit, dtype.str, tile, block)
+        k = _tiled_kernels(unit, dtype.str, tile)
         if unit == NAC:
             da = dz = dh = dy
         elif unit == NACMUL:

@@ -26,7 +26,7 @@ from nalu_np.kernels import _cuda_common as cc
 from nalu_np.kernels import _cupy_source
 from nalu_np.optim import Adam
 
-from cudasim_common import MODES, assert_close, check_against_reference, make_case, run
+from cudasim_common import MODES, check_against_reference, make_case, run
 
 BACKENDS = ["cupy", "numba-cuda"]
 

@@ -53,9 +53,12 @@ def _device_free_compile(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("dtype", ["<f4", "<f8"])
 def test_kernels_compile_for_sm90(monkeypatch, dtype):
+    from numba import cuda, types
+
     if numba.config.ENABLE_CUDASIM:
         pytest.skip("this process runs the simulator")
-    from numba import types
+    if cuda.is_available():  # the real-device tests (tests/test_gpu.py --gpu) compile for the device itself
+        pytest.skip("a CUDA device is present: its tests compile the kernels for it")
     from numba.cuda.compiler import compile_cuda
 
     from nalu_np.kernels import numba_cuda as k
@@ -69,7 +72,7 @@ def test_kernels_compile_for_sm90(monkeypatch, dtype):
             kernels.append((k._finish_kernel(unit, separate, dtype), (A,) * 10))
         row = k._row_kernels(unit, dtype, 2, 1, 256)
         kernels += [(row.forward, (A,) * 4 + (T, A)), (row.backward, (A,) * 5 + (T, A, A))]
-        tiled = k._tiled_kernels(unit, dtype, 16, 256)
+        tiled = k._tiled_kernels(unit, dtype, 16)
         kernels += [(tiled.forward, (A,) * 4 + (T,) + (A,) * 4), (tiled.grads, (A,) * 7),
                     (tiled.dx, (A,) * 7 + (T, A)), (tiled.wgrad, (A,) * 4 + (T, types.int64, A))]
     for kernel, sig in kernels:
