@@ -200,10 +200,10 @@ def nalu_backend_case(name: str) -> Callable[..., Any] | None:
         def forward() -> Any:
             return be.nalu_forward(dev["p"], dev["x"], eps=EPS)
 
-        def to_host() -> None:
+        def to_host() -> tuple:
             y, dx, grads = dev["out"]
-            dev["host"] = (nn.backends.to_numpy(y), nn.backends.to_numpy(dx),
-                           {k: nn.backends.to_numpy(v) for k, v in grads.items()})
+            return (nn.backends.to_numpy(y), nn.backends.to_numpy(dx),
+                    {k: nn.backends.to_numpy(v) for k, v in grads.items()})
 
         return to_device, step, forward, to_host
 
@@ -246,9 +246,9 @@ def torch_case() -> Callable[..., Any] | None:
             with torch.no_grad():
                 return nalu(dev["x"], *dev["p"])
 
-        def to_host() -> None:
+        def to_host() -> tuple:
             y, dx, grads = dev["out"]
-            dev["host"] = (y.cpu().numpy(), dx.cpu().numpy(), {k: v.cpu().numpy() for k, v in grads.items()})
+            return y.cpu().numpy(), dx.cpu().numpy(), {k: v.cpu().numpy() for k, v in grads.items()}
 
         return to_device, step, forward, to_host
 
@@ -261,8 +261,8 @@ def torch_case() -> Callable[..., Any] | None:
 
 
 def measure(builder: Callable, on_gpu: bool, gpu: Gpu, params: dict, x: np.ndarray, dy: np.ndarray,
-            warmup: int, repeats: int) -> dict[str, Any]:
-    """Time one contender on one case; every time in seconds."""
+            warmup: int, repeats: int) -> tuple[dict[str, Any], tuple]:
+    """Time one contender on one case (every time in seconds); also return its results on the host."""
     to_device, step, forward, to_host = builder(params, x, dy)
     wall = time.perf_counter
     sync = gpu.sync if on_gpu else (lambda: None)
@@ -288,10 +288,18 @@ def measure(builder: Callable, on_gpu: bool, gpu: Gpu, params: dict, x: np.ndarr
     times = [timed(step) for _ in range(repeats)]
     fwd = [timed(forward) for _ in range(max(1, repeats // 2))]
     t0 = wall()
-    to_host()
+    outputs = to_host()
     d2h = wall() - t0
     return {"first_call_s": first, "median_s": statistics.median(times), "min_s": min(times),
-            "forward_median_s": statistics.median(fwd), "h2d_s": h2d, "d2h_s": d2h, "repeats": repeats}
+            "forward_median_s": statistics.median(fwd), "h2d_s": h2d, "d2h_s": d2h, "repeats": repeats}, outputs
+
+
+def max_error(got: tuple, want: tuple) -> float:
+    """Largest deviation from the reference over y, dx and every gradient, relative to each array's largest
+    magnitude: a benchmark of wrong results is caught, not reported."""
+    pairs = [(got[0], want[0]), (got[1], want[1]), *((got[2][k], want[2][k]) for k in want[2])]
+    return max(float(np.max(np.abs(np.asarray(g, np.float64) - w)) / max(float(np.max(np.abs(w))), 1e-300))
+               for g, w in pairs)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -332,16 +340,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             copy_bw = gpu.copy_bandwidth(nbytes, max(5, args.repeats)) if gpu.available else None
             results["copy_bandwidth_Bps"][f"{shape}-{dtype}"] = copy_bw
             params, x, dy = make_data(shape, dtype)
+            reference = None
             print(f"{shape} {dtype}: minimal bytes {nbytes / 1e6:.1f} MB"
                   + (f", copy bandwidth {copy_bw / 1e9:.0f} GB/s" if copy_bw else ""), file=sys.stderr)
             for name, (builder, on_gpu) in contenders.items():
                 repeats = args.repeats if on_gpu else args.cpu_repeats
                 warmup = args.warmup if on_gpu else 0  # on the CPU the first call warms up enough
                 try:
-                    rec = measure(builder, on_gpu, gpu, params, x, dy, warmup, repeats)
+                    rec, outputs = measure(builder, on_gpu, gpu, params, x, dy, warmup, repeats)
                 except Exception as err:  # noqa: BLE001 - e.g. out of memory: recorded, the run goes on
                     print(f"  {name}: failed: {type(err).__name__}: {err}", file=sys.stderr)
-                    rec = {"error": f"{type(err).__name__}: {err}"}
+                    rec, outputs = {"error": f"{type(err).__name__}: {err}"}, None
+                if name == "numpy":
+                    reference = outputs
+                elif reference is not None and outputs is not None:
+                    rec["max_rel_error_vs_numpy"] = max_error(outputs, reference)
+                del outputs
                 rec.update(backend=name, device="gpu" if on_gpu else "cpu", shape=list(shape), dtype=dtype,
                            minimal_bytes=nbytes)
                 if "median_s" in rec:
@@ -409,19 +423,20 @@ def markdown(results: dict[str, Any]) -> str:
              f"NALU forward + backward, median / min of {results['protocol']['repeats']} (GPU) or "
              f"{results['protocol']['cpu_repeats']} (CPU) runs after warm-up; transfers not included.", "",
              "| shape | dtype | backend | median ms | min ms | first call s | GB/s (minimal bytes) "
-             "| of copy BW | × NumPy | × PyTorch | H→D ms | D→H ms |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| of copy BW | × NumPy | × PyTorch | H→D ms | D→H ms | max rel. error vs NumPy |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results["records"]:
         if "median_s" not in r:
             lines.append(f"| {tuple(r['shape'])} | {r['dtype']} | {r['backend']} | failed: {r['error']} "
-                         "| | | | | | | | |")
+                         "| | | | | | | | | |")
             continue
         frac = r.get("copy_fraction")
         lines.append(
             f"| {tuple(r['shape'])} | {r['dtype']} | {r['backend']} | {r['median_s'] * 1e3:.3f} | "
             f"{r['min_s'] * 1e3:.3f} | {r['first_call_s']:.2f} | {r['GBps']:.1f} | "
             f"{'–' if frac is None else f'{frac:.0%}'} | {f(r.get('vs_numpy'), '.1f')} | "
-            f"{f(r.get('vs_torch'), '.2f')} | {f(gpu_only(r, 'h2d_s'), '.1f')} | {f(gpu_only(r, 'd2h_s'), '.1f')} |")
+            f"{f(r.get('vs_torch'), '.2f')} | {f(gpu_only(r, 'h2d_s'), '.1f')} | {f(gpu_only(r, 'd2h_s'), '.1f')} | "
+            f"{f(r.get('max_rel_error_vs_numpy'), '.1e')} |")
     lines += ["", "| backend | target | value | met |", "|---|---|---:|---|"]
     for t in results["targets"]:
         lines.append(f"| {t['backend']} | {t['target']} | {f(t['value'], '.2f')} | "
