@@ -115,6 +115,18 @@ def nalu_names(params: dict[str, Any]) -> tuple[tuple[str, str], tuple[str, str]
     return ("W_hat_add", "M_hat_add"), ("W_hat_mul", "M_hat_mul")
 
 
+def _on_device(a: Any) -> bool:
+    """True unless ``a`` is an instance of a class that can export ``__cuda_array_interface__`` but this
+    instance lives on the host (a PyTorch CPU tensor raises when asked for it)."""
+    if getattr(type(a), "__cuda_ndarray__", False):  # Numba's own device arrays and the simulator's
+        return True
+    try:
+        a.__cuda_array_interface__
+    except Exception:  # noqa: BLE001 - AttributeError, RuntimeError, ... : not a device array
+        return False
+    return True
+
+
 def require_device(backend: str, x: Any, params: dict[str, Any], *more: Any,
                    array_type: type = CudaArray) -> np.dtype:
     """Check that ``x``, the parameters and ``more`` are ``array_type`` arrays of one float dtype; return it.
@@ -124,10 +136,9 @@ def require_device(backend: str, x: Any, params: dict[str, Any], *more: Any,
     TypeError
         A host array (it would be copied to the device on every call), or mixed / non-float dtypes.
     """
-    dtype = np.dtype(x.dtype) if hasattr(x, "dtype") else None
     named = [("x", x), *(("params[%r]" % k, v) for k, v in params.items()), *(("array", a) for a in more)]
     for label, a in named:
-        if not isinstance(a, array_type):
+        if not isinstance(a, array_type) or (array_type is CudaArray and not _on_device(a)):
             kinds = ("CuPy, Numba device array or anything with __cuda_array_interface__"
                      if array_type is CudaArray else f"{array_type.__module__}.{array_type.__name__}")
             raise TypeError(
@@ -135,7 +146,10 @@ def require_device(backend: str, x: Any, params: dict[str, Any], *more: Any,
                 f"{type(a).__module__}.{type(a).__name__}; move it "
                 f"explicitly with nalu_np.get_backend({backend!r}).asarray(...) or layer.to({backend!r})"
             )
-        if np.dtype(a.dtype) != dtype or dtype.kind != "f" or dtype.itemsize not in (4, 8):
-            raise TypeError(f"{label} has dtype {np.dtype(a.dtype)}; expected float32 or float64 matching x "
-                            f"({dtype})")
+    dtype = np.dtype(x.dtype)
+    if dtype.kind != "f" or dtype.itemsize not in (4, 8):
+        raise TypeError(f"x has dtype {dtype}; nalu_np computes in float32 or float64")
+    for label, a in named[1:]:
+        if np.dtype(a.dtype) != dtype:
+            raise TypeError(f"{label} has dtype {np.dtype(a.dtype)} but x has {dtype}: cast one of them")
     return dtype

@@ -108,6 +108,15 @@ def test_host_arrays_refused():
         k.nalu_forward(dev, k.asarray(x.astype(np.float64)))
 
 
+def test_cpu_tensor_with_cuda_array_interface_class_refused():
+    torch = pytest.importorskip("torch")
+    params, x, _ = make_case(np.random.default_rng(6), "nalu-shared", 3, 2, 1, "float32")
+    dev = {key: k.asarray(v) for key, v in params.items()}
+    assert isinstance(torch.from_numpy(x), k.array_type)  # its class exports the interface ...
+    with pytest.raises(TypeError, match="GPU array"):  # ... but a CPU tensor has none to give
+        k.nalu_forward(dev, torch.from_numpy(x))
+
+
 def test_through_layer_and_backend_switch():
     backend = nn.get_backend("numba-cuda")
     layer = nn.NALU(3, 2, rng=7, dtype="float64", shared_weights=False)
