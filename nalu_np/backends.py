@@ -86,7 +86,8 @@ class Backend:
 
     def asarray(self, a: Any, dtype: Any = None) -> Any:
         """``a`` as this backend's array type (an explicit host-to-device move for GPU backends)."""
-        return self.xp.asarray(a, dtype=dtype)
+        own = getattr(self.module, "asarray", None)  # e.g. numba-cuda without CuPy: numba.cuda has none
+        return own(a, dtype) if own is not None else self.xp.asarray(a, dtype=dtype)
 
     def __repr__(self) -> str:
         return f"<nalu_np backend {self.name!r}>"
