@@ -62,6 +62,8 @@ BLOCK_BYTES = 48 * 1024  # target size of one thread's block buffers (stays in L
 MAX_BLOCK_ROWS = 512
 MIN_CHUNK_ROWS = 4096  # fewer rows per thread than this: run on one thread
 BLAS_MIN_WEIGHTS = 1024  # in_features * out_features from which the matrix products go to BLAS
+KEEP_MAX_BYTES = 2 << 20
+ROWS_MIN_IN = 16  # NALU with at least this many inputs (and no BLAS) works row by row  # the fused forward keeps its values for the backward pass up to this size
 
 _EW = dict(error_model="numpy", fastmath={"contract"})  # elementwise: exact IEEE semantics
 _SUM = dict(error_model="numpy", fastmath={"reassoc", "contract", "nsz"})  # reductions: only rounding changes
@@ -99,6 +101,12 @@ def _plan(batch: int, n_in: int, n_out: int, itemsize: int) -> tuple[int, int]:
 
 def _use_blas(n_in: int, n_out: int) -> bool:
     return n_in * n_out >= BLAS_MIN_WEIGHTS
+
+
+def _keep(batch: int, n_in: int, n_out: int, nb: int, itemsize: int) -> bool:
+    """Whether the forward pass keeps its block values for the backward pass (when they are small: fresh
+    large arrays cost page faults and memory traffic that recomputing from ``x`` does not)."""
+    return -(-batch // nb) * nb * (2 * n_in + 3 * n_out) * itemsize <= KEEP_MAX_BYTES
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -147,12 +155,21 @@ def _sum_partials(p):
 
 @njit(**_EW)
 def _load(a, r0, nb, aT):
-    """``aT[j, r] = a[r0 + r, j]`` for ``r < nb`` (``a`` C-contiguous; flat indexing lets LLVM vectorise)."""
+    """``aT[j, r] = a[r0 + r, j]`` for ``r < nb`` (``a`` C-contiguous; flat indexing, and constant strides
+    for one and two columns, let LLVM vectorise)."""
     n = a.shape[1]
     flat = a.reshape(-1)
-    for j in range(n):
+    if n == 1:
         for r in range(nb):
-            aT[j, r] = flat[(r0 + r) * n + j]
+            aT[0, r] = flat[r0 + r]
+    elif n == 2:
+        for r in range(nb):
+            aT[0, r] = flat[2 * (r0 + r)]
+            aT[1, r] = flat[2 * (r0 + r) + 1]
+    else:
+        for j in range(n):
+            for r in range(nb):
+                aT[j, r] = flat[(r0 + r) * n + j]
 
 
 @njit(**_EW)
@@ -160,9 +177,17 @@ def _store(aT, r0, nb, a):
     """``a[r0 + r, j] = aT[j, r]`` for ``r < nb`` (``a`` C-contiguous)."""
     n = a.shape[1]
     flat = a.reshape(-1)
-    for j in range(n):
+    if n == 1:
         for r in range(nb):
-            flat[(r0 + r) * n + j] = aT[j, r]
+            flat[r0 + r] = aT[0, r]
+    elif n == 2:
+        for r in range(nb):
+            flat[2 * (r0 + r)] = aT[0, r]
+            flat[2 * (r0 + r) + 1] = aT[1, r]
+    else:
+        for j in range(n):
+            for r in range(nb):
+                flat[(r0 + r) * n + j] = aT[j, r]
 
 
 @njit(**_EW)
@@ -370,75 +395,253 @@ def _nalu_block(x, r0, n, Wa, Wm, G, eps, xT, lT, aT, mT, gT):
 
 
 @njit(**_EW)
-def _nalu_buffers(dtype, I, O, nb):
-    return (np.empty((I, nb), dtype), np.empty((I, nb), dtype), np.empty((O, nb), dtype),
-            np.empty((O, nb), dtype), np.empty((O, nb), dtype))
+def _nalu_store(n_blocks, I, O, nb, dtype):
+    """Block buffers ``xT, lT`` (blocks, I, nb) and ``aT, mT, gT`` (blocks, O, nb)."""
+    return (np.empty((n_blocks, I, nb), dtype), np.empty((n_blocks, I, nb), dtype),
+            np.empty((n_blocks, O, nb), dtype), np.empty((n_blocks, O, nb), dtype),
+            np.empty((n_blocks, O, nb), dtype))
 
 
 @njit(**_EW)
-def _nalu_fwd_chunk(x, Wa, Wm, G, eps, nb, c, nchunks, y):
+def _nalu_fwd_chunk(x, Wa, Wm, G, eps, nb, c, nchunks, y, st, keep):
+    """Forward pass of the blocks of chunk ``c``; with ``keep``, block ``b``'s values stay in ``st[.][b]``
+    for the backward pass (else ``st`` holds one block of scratch per chunk)."""
     B, I = x.shape
     O = G.shape[1]
     one = x.dtype.type(1.0)
-    xT, lT, aT, mT, gT = _nalu_buffers(x.dtype, I, O, nb)
+    XT, LT, AT, MT, GT = st if keep else _nalu_store(1, I, O, nb, x.dtype)
+    yT = np.empty((O, nb), x.dtype)
     b0, b1 = _block_range(c, nchunks, B, nb)
     for b in range(b0, b1):
+        k = b if keep else 0
         r0 = b * nb
         n = min(nb, B - r0)
-        _nalu_block(x, r0, n, Wa, Wm, G, eps, xT, lT, aT, mT, gT)
+        aT, mT, gT = AT[k], MT[k], GT[k]
+        _nalu_block(x, r0, n, Wa, Wm, G, eps, XT[k], LT[k], aT, mT, gT)
         for o in range(O):
             for r in range(n):
                 g = gT[o, r]
-                aT[o, r] = g * aT[o, r] + (one - g) * mT[o, r]
-        _store(aT, r0, n, y)
+                yT[o, r] = g * aT[o, r] + (one - g) * mT[o, r]
+        _store(yT, r0, n, y)
 
 
 @njit(**_PAR)
-def _nalu_fwd(x, Wa, Wm, G, eps, nb, nchunks, y):
+def _nalu_fwd(x, Wh_a, Mh_a, Wh_m, Mh_m, G, shared, eps, nb, nchunks, keep):
+    """Weights, then the forward pass; returns ``y``, the weights and their factors, and the block store."""
+    B, I = x.shape
+    O = G.shape[1]
+    Wa, ta, sa = _nac_weight(Wh_a, Mh_a)
+    if shared:
+        Wm, tm, sm = Wa, ta, sa
+    else:
+        Wm, tm, sm = _nac_weight(Wh_m, Mh_m)
+    st = _nalu_store((B + nb - 1) // nb if keep else 1, I, O, nb if keep else 1, x.dtype)
+    y = np.empty((B, O), x.dtype)
     if nchunks == 1:
-        _nalu_fwd_chunk(x, Wa, Wm, G, eps, nb, 0, 1, y)
+        _nalu_fwd_chunk(x, Wa, Wm, G, eps, nb, 0, 1, y, st, keep)
     else:
         for c in prange(nchunks):
-            _nalu_fwd_chunk(x, Wa, Wm, G, eps, nb, c, nchunks, y)
+            _nalu_fwd_chunk(x, Wa, Wm, G, eps, nb, c, nchunks, y, st, keep)
+    return y, (Wa, ta, sa), (Wm, tm, sm), st
 
 
 @njit(**_EW)
-def _nalu_bwd_chunk(x, dy, Wa, Wm, G, eps, nb, c, nchunks, dx, pWa, pWm, pG):
+def _nalu_bwd_chunk(x, dy, Wa, Wm, G, eps, nb, c, nchunks, dx, pWa, pWm, pG, st, kept):
     B, I = x.shape
     O = G.shape[1]
     one = x.dtype.type(1.0)
-    xT, lT, aT, mT, gT = _nalu_buffers(x.dtype, I, O, nb)
+    XT, LT, AT, MT, GT = st if kept else _nalu_store(1, I, O, nb, x.dtype)
+    dA = np.empty((O, nb), x.dtype)
+    dZ = np.empty((O, nb), x.dtype)
+    dH = np.empty((O, nb), x.dtype)
     tT = np.empty((I, nb), x.dtype)
     b0, b1 = _block_range(c, nchunks, B, nb)
     for b in range(b0, b1):
+        k = b if kept else 0
         r0 = b * nb
         n = min(nb, B - r0)
-        _nalu_block(x, r0, n, Wa, Wm, G, eps, xT, lT, aT, mT, gT)
+        xT, lT, aT, mT, gT = XT[k], LT[k], AT[k], MT[k], GT[k]
+        if not kept:
+            _nalu_block(x, r0, n, Wa, Wm, G, eps, xT, lT, aT, mT, gT)
         for o in range(O):
             for r in range(n):
                 d = dy[r0 + r, o]
                 g = gT[o, r]
                 m = mT[o, r]
-                gT[o, r] = d * (aT[o, r] - m) * g * (one - g)  # dh
-                mT[o, r] = d * (one - g) * m  # dz
-                aT[o, r] = d * g  # da
-        _grad(xT, aT, n, pWa)
-        _grad(lT, mT, n, pWm)
-        _grad(xT, gT, n, pG)
-        _matmul_t(mT, n, Wm, tT, False)
+                dA[o, r] = d * g
+                dZ[o, r] = d * (one - g) * m
+                dH[o, r] = d * (aT[o, r] - m) * g * (one - g)
+        _grad(xT, dA, n, pWa)
+        _grad(lT, dZ, n, pWm)
+        _grad(xT, dH, n, pG)
+        _matmul_t(dZ, n, Wm, tT, False)
         _times_log_abs_grad(tT, xT, n, eps)
-        _matmul_t(aT, n, Wa, tT, True)
-        _matmul_t(gT, n, G, tT, True)
+        _matmul_t(dA, n, Wa, tT, True)
+        _matmul_t(dH, n, G, tT, True)
         _store(tT, r0, n, dx)
 
 
 @njit(**_PAR)
-def _nalu_bwd(x, dy, Wa, Wm, G, eps, nb, nchunks, dx, pWa, pWm, pG):
+def _nalu_bwd(x, dy, wa, wm, G, shared, eps, nb, nchunks, st, kept):
+    """The backward pass, the per-chunk gradient sums added up, and the chain rule into the raw weights."""
+    B, I = x.shape
+    O = G.shape[1]
+    Wa, ta, sa = wa
+    Wm, tm, sm = wm
+    dx = np.empty_like(x)
+    pWa = np.zeros((nchunks, I, O))
+    pWm = pWa if shared else np.zeros((nchunks, I, O))  # shared: dW_a + dW_m in one sum
+    pG = np.zeros((nchunks, I, O))
     if nchunks == 1:
-        _nalu_bwd_chunk(x, dy, Wa, Wm, G, eps, nb, 0, 1, dx, pWa[0], pWm[0], pG[0])
+        _nalu_bwd_chunk(x, dy, Wa, Wm, G, eps, nb, 0, 1, dx, pWa[0], pWm[0], pG[0], st, kept)
     else:
         for c in prange(nchunks):
-            _nalu_bwd_chunk(x, dy, Wa, Wm, G, eps, nb, c, nchunks, dx, pWa[c], pWm[c], pG[c])
+            _nalu_bwd_chunk(x, dy, Wa, Wm, G, eps, nb, c, nchunks, dx, pWa[c], pWm[c], pG[c], st, kept)
+    dWh_a, dMh_a = _nac_weight_backward(_sum_partials(pWa), ta, sa)
+    if shared:
+        dWh_m, dMh_m = dWh_a, dMh_a
+    else:
+        dWh_m, dMh_m = _nac_weight_backward(_sum_partials(pWm), tm, sm)
+    dG = _sum_partials(pG).astype(x.dtype)
+    return dx, dWh_a, dMh_a, dWh_m, dMh_m, dG
+
+
+# ---------------------------------------------------------------------------------------------------------
+# rows path: NALU with many inputs (every inner loop runs over the contiguous inputs of one row)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@njit(**_SUM)
+def _dot(u, v):
+    """``sum(u * v)`` of two contiguous vectors (vectorised with reassociation)."""
+    acc = u.dtype.type(0.0)
+    for i in range(u.shape[0]):
+        acc += u[i] * v[i]
+    return acc
+
+
+@njit(**_EW)
+def _axpy(out, alpha, v):
+    """``out += alpha * v``."""
+    for i in range(out.shape[0]):
+        out[i] += alpha * v[i]
+
+
+@njit(**_EW)
+def _nalu_rows_fwd_chunk(x, WaT, WmT, GT, eps, r0, r1, l, a, m, g, y):
+    one = x.dtype.type(1.0)
+    for r in range(r0, r1):
+        xr = x[r]
+        lr = l[r]
+        for i in range(xr.shape[0]):
+            lr[i] = vlog(abs(xr[i]) + eps)
+        for o in range(WaT.shape[0]):
+            za = _dot(xr, WaT[o])
+            mm = vexp(_dot(lr, WmT[o]))
+            gg = vsigmoid(_dot(xr, GT[o]))
+            a[r, o] = za
+            m[r, o] = mm
+            g[r, o] = gg
+            y[r, o] = gg * za + (one - gg) * mm
+
+
+@njit(**_PAR)
+def _nalu_rows_fwd(x, Wh_a, Mh_a, Wh_m, Mh_m, G, shared, eps, nchunks):
+    """Weights, then the forward pass row by row; keeps ``l, a, m, g`` for the backward pass."""
+    B, I = x.shape
+    O = G.shape[1]
+    Wa, ta, sa = _nac_weight(Wh_a, Mh_a)
+    if shared:
+        Wm, tm, sm = Wa, ta, sa
+    else:
+        Wm, tm, sm = _nac_weight(Wh_m, Mh_m)
+    WaT, WmT, GT = np.ascontiguousarray(Wa.T), np.ascontiguousarray(Wm.T), np.ascontiguousarray(G.T)
+    l = np.empty_like(x)
+    a = np.empty((B, O), x.dtype)
+    m = np.empty((B, O), x.dtype)
+    g = np.empty((B, O), x.dtype)
+    y = np.empty((B, O), x.dtype)
+    if nchunks == 1:
+        _nalu_rows_fwd_chunk(x, WaT, WmT, GT, eps, 0, B, l, a, m, g, y)
+    else:
+        for c in prange(nchunks):
+            _nalu_rows_fwd_chunk(x, WaT, WmT, GT, eps, c * B // nchunks, (c + 1) * B // nchunks, l, a, m, g, y)
+    return y, (Wa, ta, sa), (Wm, tm, sm), (l, a, m, g)
+
+
+@njit(**_EW)
+def _flush(buf, acc):
+    """``acc += buf`` (float64), then ``buf = 0``."""
+    for o in range(buf.shape[0]):
+        for i in range(buf.shape[1]):
+            acc[o, i] += buf[o, i]
+            buf[o, i] = 0.0
+
+
+@njit(**_EW)
+def _nalu_rows_bwd_chunk(x, dy, WaT, WmT, GT, eps, r0, r1, l, a, m, g, dx, pWa, pWm, pG, shared):
+    """Backward pass of rows ``r0:r1``; the weight gradients (transposed, (O, I)) are summed in the dtype over
+    at most 256 rows, then added into the float64 ``pWa, pWm, pG``."""
+    O, I = WaT.shape
+    one = x.dtype.type(1.0)
+    bWa = np.zeros((O, I), x.dtype)
+    bWm = bWa if shared else np.zeros((O, I), x.dtype)
+    bG = np.zeros((O, I), x.dtype)
+    tz = np.empty(I, x.dtype)
+    for r in range(r0, r1):
+        xr = x[r]
+        lr = l[r]
+        dxr = dx[r]
+        dxr[:] = 0.0
+        tz[:] = 0.0
+        for o in range(O):
+            d = dy[r, o]
+            gg = g[r, o]
+            mm = m[r, o]
+            da = d * gg
+            dz = d * (one - gg) * mm
+            dh = d * (a[r, o] - mm) * gg * (one - gg)
+            _axpy(dxr, da, WaT[o])
+            _axpy(dxr, dh, GT[o])
+            _axpy(tz, dz, WmT[o])
+            _axpy(bWa[o], da, xr)
+            _axpy(bWm[o], dz, lr)
+            _axpy(bG[o], dh, xr)
+        for i in range(I):
+            v = xr[i]
+            dxr[i] += tz[i] * (np.sign(v) / (abs(v) + eps))
+        if (r - r0) % 256 == 255 or r == r1 - 1:
+            _flush(bWa, pWa)
+            if not shared:
+                _flush(bWm, pWm)
+            _flush(bG, pG)
+
+
+@njit(**_PAR)
+def _nalu_rows_bwd(x, dy, wa, wm, G, shared, eps, nchunks, kept):
+    B, I = x.shape
+    O = G.shape[1]
+    Wa, ta, sa = wa
+    Wm, tm, sm = wm
+    l, a, m, g = kept
+    WaT, WmT, GT = np.ascontiguousarray(Wa.T), np.ascontiguousarray(Wm.T), np.ascontiguousarray(G.T)
+    dx = np.empty_like(x)
+    pWa = np.zeros((nchunks, O, I))
+    pWm = pWa if shared else np.zeros((nchunks, O, I))
+    pG = np.zeros((nchunks, O, I))
+    if nchunks == 1:
+        _nalu_rows_bwd_chunk(x, dy, WaT, WmT, GT, eps, 0, B, l, a, m, g, dx, pWa[0], pWm[0], pG[0], shared)
+    else:
+        for c in prange(nchunks):
+            _nalu_rows_bwd_chunk(x, dy, WaT, WmT, GT, eps, c * B // nchunks, (c + 1) * B // nchunks, l, a, m, g,
+                                 dx, pWa[c], pWm[c], pG[c], shared)
+    dWh_a, dMh_a = _nac_weight_backward(np.ascontiguousarray(_sum_partials(pWa).T), ta, sa)
+    if shared:
+        dWh_m, dMh_m = dWh_a, dMh_a
+    else:
+        dWh_m, dMh_m = _nac_weight_backward(np.ascontiguousarray(_sum_partials(pWm).T), tm, sm)
+    dG = np.ascontiguousarray(_sum_partials(pG).T).astype(x.dtype)
+    return dx, dWh_a, dMh_a, dWh_m, dMh_m, dG
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -654,13 +857,11 @@ def nacmul_backward(params: Params, cache: Any, dy: np.ndarray, eps: float = 1e-
     return dx, {"W_hat": dW_hat, "M_hat": dM_hat}
 
 
-def _nalu_weights(params: Params) -> tuple[bool, tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
-    """``shared``, the additive NAC weight ``(W, t, s)`` and the multiplicative one (the same if shared)."""
+def _nalu_names(params: Params) -> tuple[bool, tuple[str, str], tuple[str, str]]:
+    """``shared`` and the names of the raw weights of the additive and the multiplicative path."""
     if "W_hat" in params:
-        wa = _nac_weight(params["W_hat"], params["M_hat"])
-        return True, wa, wa
-    return (False, _nac_weight(params["W_hat_add"], params["M_hat_add"]),
-            _nac_weight(params["W_hat_mul"], params["M_hat_mul"]))
+        return True, ("W_hat", "M_hat"), ("W_hat", "M_hat")
+    return False, ("W_hat_add", "M_hat_add"), ("W_hat_mul", "M_hat_mul")
 
 
 def nalu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, Any]:
@@ -685,21 +886,28 @@ def nalu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.n
     """
     dt = _check(x, params)
     x = np.ascontiguousarray(x)
-    shared, wa, wm = _nalu_weights(params)
+    shared, (wa, ma), (wm, mm) = _nalu_names(params)
     G = params["G"]
     e = dt.type(eps)
     B, I = x.shape
     O = G.shape[1]
-    y = np.empty((B, O), dt)
     if _use_blas(I, O):
+        Wa, ta, sa = _nac_weight(params[wa], params[ma])
+        Wm, tm, sm = (Wa, ta, sa) if shared else _nac_weight(params[wm], params[mm])
+        y = np.empty((B, O), dt)
         l = _log_abs_rows(x, e)
-        wcat = np.concatenate((wa[0], G), axis=1)
+        wcat = np.concatenate((Wa, G), axis=1)
         ah = x @ wcat
-        m = l @ wm[0]
+        m = l @ Wm
         _nalu_combine_rows(ah, m, y)  # ah becomes [a | g], m becomes exp(l @ W_m)
-        return y, (shared, x, wa, wm, G, (l, wcat, ah, m))
-    _nalu_fwd(x, wa[0], wm[0], G, e, *_plan(B, I, O, x.itemsize), y)
-    return y, (shared, x, wa, wm, G, None)
+        return y, ("blas", shared, x, (Wa, ta, sa), (Wm, tm, sm), G, (l, wcat, ah, m))
+    nb, nchunks = _plan(B, I, O, x.itemsize)
+    if I >= ROWS_MIN_IN:
+        y, wa_, wm_, kept = _nalu_rows_fwd(x, params[wa], params[ma], params[wm], params[mm], G, shared, e, nchunks)
+        return y, ("rows", shared, x, wa_, wm_, G, (nchunks, kept))
+    keep = _keep(B, I, O, nb, x.itemsize)
+    y, wa_, wm_, st = _nalu_fwd(x, params[wa], params[ma], params[wm], params[mm], G, shared, e, nb, nchunks, keep)
+    return y, ("fused", shared, x, wa_, wm_, G, (nb, nchunks, keep, st))
 
 
 def nalu_backward(params: Params, cache: Any, dy: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, Params]:
@@ -718,36 +926,35 @@ def nalu_backward(params: Params, cache: Any, dy: np.ndarray, eps: float = 1e-7)
     ``dx = da @ W_a.T + (dz @ W_m.T) * sign(x) / (|x| + eps) + dh @ G.T``; shared weights get
     ``dW_a + dW_m``.
     """
-    shared, x, wa, wm, G, blas = cache
+    path, shared, x, wa, wm, G, extra = cache
     dt = _check(x, {}, dy)
     dy = np.ascontiguousarray(dy)
     e = dt.type(eps)
-    B, I = x.shape
+    _, (kwa, kma), (kwm, kmm) = _nalu_names(params)
+    if path == "rows":
+        nchunks, kept = extra
+        dx, dWh_a, dMh_a, dWh_m, dMh_m, dG = _nalu_rows_bwd(x, dy, wa, wm, G, shared, e, nchunks, kept)
+        grads = {kwa: dWh_a, kma: dMh_a, kwm: dWh_m, kmm: dMh_m, "G": dG}
+        return dx, {k: grads[k] for k in params}
+    if path == "fused":
+        nb, nchunks, keep, st = extra
+        dx, dWh_a, dMh_a, dWh_m, dMh_m, dG = _nalu_bwd(x, dy, wa, wm, G, shared, e, nb, nchunks, st, keep)
+        grads = {kwa: dWh_a, kma: dMh_a, kwm: dWh_m, kmm: dMh_m, "G": dG}
+        return dx, {k: grads[k] for k in params}
     O = G.shape[1]
-    if blas is not None:
-        l, wcat, ag, m = blas
-        dd, dz = _nalu_delta_rows(dy, ag, m)
-        gcat = (x.T @ dd).astype(np.float64)
-        dWa, dG = np.ascontiguousarray(gcat[:, :O]), gcat[:, O:]
-        dWm = (l.T @ dz).astype(np.float64)
-        dx = dd @ wcat.T
-        _add_log_grad_rows(dx, dz @ wm[0].T, x, e)
-        if shared:
-            dWa = dWa + dWm
-    else:
-        nb, nchunks = _plan(B, I, O, x.itemsize)
-        pWa = _partials(nchunks, (I, O))
-        pWm = pWa if shared else _partials(nchunks, (I, O))
-        pG = _partials(nchunks, (I, O))
-        dx = np.empty_like(x)
-        _nalu_bwd(x, dy, wa[0], wm[0], G, e, nb, nchunks, dx, pWa, pWm, pG)
-        dWa, dWm, dG = _sum_partials(pWa), _sum_partials(pWm), _sum_partials(pG)
-    grads = {"G": dG.astype(dt, copy=False)}
+    l, wcat, ag, m = extra
+    dd, dz = _nalu_delta_rows(dy, ag, m)
+    gcat = (x.T @ dd).astype(np.float64)
+    dWa, dG = np.ascontiguousarray(gcat[:, :O]), gcat[:, O:]
+    dWm = (l.T @ dz).astype(np.float64)
+    dx = dd @ wcat.T
+    _add_log_grad_rows(dx, dz @ wm[0].T, x, e)
+    grads = {"G": dG.astype(dt)}
     if shared:
-        grads["W_hat"], grads["M_hat"] = _nac_weight_backward(dWa, wa[1], wa[2])
+        grads[kwa], grads[kma] = _nac_weight_backward(dWa + dWm, wa[1], wa[2])
     else:
-        grads["W_hat_add"], grads["M_hat_add"] = _nac_weight_backward(dWa, wa[1], wa[2])
-        grads["W_hat_mul"], grads["M_hat_mul"] = _nac_weight_backward(dWm, wm[1], wm[2])
+        grads[kwa], grads[kma] = _nac_weight_backward(dWa, wa[1], wa[2])
+        grads[kwm], grads[kmm] = _nac_weight_backward(dWm, wm[1], wm[2])
     return dx, {k: grads[k] for k in params}
 
 

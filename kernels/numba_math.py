@@ -20,9 +20,13 @@ range need no branch.
 float32: the Cephes ``logf`` polynomial in ``m - 1``; float64: ``log m = 2 atanh(s)``, ``s = (m-1)/(m+1)``,
 the odd series to ``s**23`` (truncation below 1e-19 for ``|s| <= 0.172``); then ``+ e ln2`` in two parts.
 
-None of these functions may be compiled with fastmath: the range reduction relies on the order of its
-operations.  Fast-math flags are per instruction in LLVM, so inlining them into a caller compiled with
-``reassoc`` keeps them exact.
+The only fast-math flag they are compiled with is ``contract`` (fused multiply-add, which is at least as
+accurate); the range reduction relies on the order of its operations, so never ``reassoc``.  Fast-math flags
+are per instruction in LLVM, so when LLVM inlines them into a caller compiled with ``reassoc`` they stay exact.
+
+Numba's on-disk cache (``cache=True``) checks the source file of a cached function, not of the functions it
+calls: after editing this file in a source checkout, delete ``kernels/__pycache__/*.nbi`` so that the kernels
+are compiled again (installed packages are not affected: an upgrade rewrites every file).
 """
 
 from __future__ import annotations
@@ -99,13 +103,13 @@ _EXP32_LO = _f4(-103.97283935546875)  # below: exp(x) < half the smallest subnor
 _INF32 = _f4(np.inf)
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath={"contract"})
 def _pow2_32(k):
     """``2.0**k`` as float32 for ``-126 <= k <= 127``, from its bits."""
     return from_int_bits(_i4((k + 127) << 23))
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath={"contract"})
 def _exp32(x):
     xc = x if x < _EXP32_HI else _EXP32_HI  # NaN goes to HI here; restored below
     xc = xc if xc > _EXP32_LO else _EXP32_LO
@@ -133,7 +137,7 @@ _TWO23 = _f4(8388608.0)
 _TINY32 = _f4(np.finfo(np.float32).tiny)
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath={"contract"})
 def _log32(x):
     sub = x < _TINY32
     xs = x * _TWO23 if sub else x
@@ -177,13 +181,13 @@ _LN2_LO = 1.42860682030941723212e-6
 _INV_FACT = tuple(1.0 / float(np.prod(np.arange(1, k + 1, dtype=np.float64))) for k in range(14))
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath={"contract"})
 def _pow2_64(k):
     """``2.0**k`` as float64 for ``-1022 <= k <= 1023``, from its bits."""
     return from_int_bits((k + _i8(1023)) << _i8(52))
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath={"contract"})
 def _exp64(x):
     xc = x if x < _EXP64_HI else _EXP64_HI
     xc = xc if xc > _EXP64_LO else _EXP64_LO
@@ -218,7 +222,7 @@ _MANT_MASK64 = np.int64(-9218868437227405313)  # 0x800FFFFFFFFFFFFF: sign and ma
 _HALF_EXP64 = np.int64(0x3FE0000000000000)  # exponent of 0.5
 
 
-@jit(error_model="numpy")
+@jit(error_model="numpy", fastmath={"contract"})
 def _log64(x):
     sub = x < _TINY64
     xs = x * _TWO52 if sub else x

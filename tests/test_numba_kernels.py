@@ -1,8 +1,10 @@
 """The Numba CPU backend against the NumPy reference, and its vectorisable exp/log against NumPy's.
 
-Every kernel is compared on the three code paths of :mod:`nalu_np.kernels.numba_cpu`: ``fused`` (one chunk),
-``chunks`` (tiny blocks spread over several threads, so that rows, blocks and threads do not divide evenly)
-and ``blas`` (matrix products in NumPy, elementwise passes in Numba).
+Every kernel is compared on the three code paths of :mod:`nalu_np.kernels.numba_cpu`: ``fused`` (one chunk,
+the forward pass keeps its values for the backward pass), ``chunks`` (tiny blocks spread over several threads,
+so that rows, blocks and threads do not divide evenly; the backward pass recomputes the forward values) and
+``rows`` (NALU row by row, the layout for many inputs; the other units take their ``fused`` path there) and
+``blas`` (matrix products in NumPy, elementwise passes in Numba).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from nalu_np.kernels import numba_math as nm  # noqa: E402
 
 DTYPES = (np.float32, np.float64)
 TOL = {np.float32: 1e-5, np.float64: 1e-12}
-PATHS = ("fused", "chunks", "blas")
+PATHS = ("fused", "chunks", "rows", "blas")
 
 # unit -> (kernel prefix, parameter names, hyper-parameters)
 UNITS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
@@ -41,11 +43,14 @@ UNITS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
 @contextlib.contextmanager
 def code_path(path: str) -> Iterator[None]:
     """Force one of the kernel module's code paths by setting its tuning knobs."""
-    knobs = ("BLAS_MIN_WEIGHTS", "MIN_CHUNK_ROWS", "MAX_BLOCK_ROWS")
+    knobs = ("BLAS_MIN_WEIGHTS", "MIN_CHUNK_ROWS", "MAX_BLOCK_ROWS", "KEEP_MAX_BYTES", "ROWS_MIN_IN")
     saved = {k: getattr(nb, k) for k in knobs}
     try:
-        if path == "chunks":
-            nb.MIN_CHUNK_ROWS, nb.MAX_BLOCK_ROWS = 1, 8
+        nb.ROWS_MIN_IN = 1 << 62
+        if path == "chunks":  # tiny blocks over several threads; the backward pass recomputes the forward's
+            nb.MIN_CHUNK_ROWS, nb.MAX_BLOCK_ROWS, nb.KEEP_MAX_BYTES = 1, 8, 0
+        elif path == "rows":  # NALU row by row, over several threads
+            nb.ROWS_MIN_IN, nb.MIN_CHUNK_ROWS = 1, 1
         elif path == "blas":
             nb.BLAS_MIN_WEIGHTS = 1
         else:
