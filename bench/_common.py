@@ -93,6 +93,13 @@ def copy_bandwidth(nbytes: int = 256 << 20, repeats: int = 5) -> float:
     return 2 * a.nbytes / t["min_s"]
 
 
+def gemm_rate(dtype: Any = np.float32, n: int = 1024, repeats: int = 5) -> float:
+    """Floating-point operations per second of NumPy's matrix product (BLAS, all its threads), ``n x n``."""
+    a = np.random.default_rng(0).normal(size=(n, n)).astype(dtype)
+    t = timed(lambda: a @ a, repeats=repeats, warmup=1)
+    return 2.0 * n**3 / t["min_s"]
+
+
 def transcendental_throughput(dtype: Any = np.float32, n: int = 1 << 14, repeats: int = 7) -> dict[str, float]:
     """Seconds per element of exp and log: NumPy's (one thread) and the Numba kernels' (all threads).
 

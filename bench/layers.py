@@ -25,7 +25,7 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from _common import (Worker, bar_plot, copy_bandwidth, fmt_ratio, fmt_time, machine,  # noqa: E402
+from _common import (Worker, bar_plot, copy_bandwidth, fmt_ratio, fmt_time, gemm_rate, machine,  # noqa: E402
                      markdown_table, peer_available, serve, timed, transcendental_throughput, write_json)
 
 import nalu_np as nn  # noqa: E402
@@ -154,6 +154,7 @@ def handle(contender: str, req: dict[str, Any]) -> dict[str, Any]:
             info["transcendentals"] = {dt: transcendental_throughput(np.dtype(dt)) for dt in req["dtypes"]}
         elif contender == "numpy":
             info["copy_bandwidth_GBps"] = copy_bandwidth() / 1e9
+            info["gemm_GFLOPs"] = {dt: gemm_rate(np.dtype(dt)) / 1e9 for dt in req["dtypes"]}
         return info
     params, x, dy = make_data(req["unit"], tuple(req["shape"]), req["dtype"])
     fn = make_call(contender, req["unit"], params, x, dy)
@@ -211,6 +212,39 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+# per unit: (matrix products of B x I x O in forward + backward, transcendentals per row of the forward pass
+# as multiples of (in, out): exp/log count)
+WORK = {"nalu": (9, (1, 2)), "nac": (3, (0, 0)), "nacmul": (3, (1, 1))}
+
+
+def limits(unit: str, shape: tuple[int, int, int], dtype: str, infos: dict[str, dict]) -> dict[str, float]:
+    """Lower bounds on the time of one forward + backward pass on this machine.
+
+    * memory: the least bytes any implementation moves (read ``x`` and ``dy``, write ``y`` and ``dx``) over
+      the measured copy bandwidth (read + write);
+    * transcendentals: the ``log`` and ``exp`` the math needs (the forward pass's: ``I`` logs and, for the
+      NALU, ``2 O`` exps (``m`` and the gate) per row) at the best measured throughput (NumPy's on one thread
+      or the Numba kernels' on all threads);
+    * flops: the matrix products (NALU: 9 of ``2 B I O`` flops) at NumPy's BLAS rate on square matrices.
+    """
+    B, I, O = shape
+    item = np.dtype(dtype).itemsize
+    out: dict[str, float] = {}
+    bw = infos.get("numpy", {}).get("copy_bandwidth_GBps")
+    if bw:
+        out["memory_s"] = B * (2 * I + 2 * O) * item / (bw * 1e9)
+    products, (per_in, per_out) = WORK[unit]
+    tr = infos.get("numba", {}).get("transcendentals", {}).get(dtype)
+    if tr and (per_in or per_out):
+        t_exp = min(tr["numpy_exp_s"], tr.get("numba_exp_s", np.inf))
+        t_log = min(tr["numpy_log_s"], tr.get("numba_log_s", np.inf))
+        out["transcendentals_s"] = B * (per_in * I * t_log + per_out * O * t_exp)
+    gf = infos.get("numpy", {}).get("gemm_GFLOPs", {}).get(dtype)
+    if gf:
+        out["flops_s"] = products * 2.0 * B * I * O / (gf * 1e9)
+    return out
+
+
 def report(args: Any, shapes: list, backends: list[str], records: list[dict], infos: dict[str, dict]) -> None:
     """Ratios of the medians within this run; markdown to stdout, JSON and plot to files."""
 
@@ -235,10 +269,32 @@ def report(args: Any, shapes: list, backends: list[str], records: list[dict], in
     headers = ["unit", "batch x in x out", "dtype", "backend", "first call", "median", "min", "speed-up vs numpy"]
     headers += [f"speed-up vs {p}" for p in peers_seen]
     print(markdown_table(headers, rows))
+    lrows = []
+    for unit in args.units:
+        for shape in shapes:
+            for dtype in args.dtypes:
+                lim = limits(unit, tuple(shape), dtype, infos)
+                if not lim:
+                    continue
+                bound = max(lim.values())
+                best = min((r["median_s"] for r in records if (r["unit"], tuple(r["shape"]), r["dtype"])
+                            == (unit, tuple(shape), dtype) and r["backend"] == "numba"), default=None)
+                lrows.append([unit, "x".join(map(str, shape)), dtype] + [fmt_time(lim.get(k)) for k in
+                             ("memory_s", "transcendentals_s", "flops_s")]
+                             + [fmt_time(best), "-" if best is None else f"{best / bound:.1f}x"])
+                for r in records:
+                    if (r["unit"], tuple(r["shape"]), r["dtype"]) == (unit, tuple(shape), dtype):
+                        r["limits"] = lim
+    print("\nLower bounds (see limits() in bench/layers.py) and how far the numba backend's median is above the "
+          "largest of them:\n")
+    print(markdown_table(["unit", "batch x in x out", "dtype", "memory", "transcendentals", "flops (BLAS rate)",
+                          "numba median", "median / bound"], lrows))
     base = infos.get("numpy", {})
     print(f"\nmachine: {base.get('cpu')}, {base.get('cpu_count')} cores, simd {base.get('simd')}, "
           f"copy bandwidth {base.get('copy_bandwidth_GBps', float('nan')):.1f} GB/s (read + write), "
           f"load average {base.get('load_avg')}")
+    for dt, gf in base.get("gemm_GFLOPs", {}).items():
+        print(f"{dt}: NumPy matrix product {gf:.1f} GFLOP/s")
     for dt, t in infos.get("numba", {}).get("transcendentals", {}).items():
         print(f"{dt}: numpy exp {t['numpy_exp_s'] * 1e9:.3f} ns/elem, log {t['numpy_log_s'] * 1e9:.3f} (1 thread); "
               f"numba vexp {t.get('numba_exp_s', float('nan')) * 1e9:.3f}, vlog "

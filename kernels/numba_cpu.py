@@ -5,21 +5,28 @@ dtype of their input (float32 or float64; Numba compiles one version per dtype o
 
 How the work is laid out
 ------------------------
-Two paths, chosen per call from the shape (:func:`_plan`):
+Three paths, chosen per call from the shape:
 
-*fused* (small ``in_features * out_features``, e.g. ``(1048576, 2, 1)`` or ``(128, 100, 2)``): the batch is cut
-into blocks of ``nb`` rows; each block is transposed into per-thread buffers of shape ``(features, nb)`` so that
-every inner loop runs over rows, contiguous, and LLVM vectorises it (including ``exp`` and ``log``, see
-:mod:`nalu_np.kernels.numba_math`).  One pass over ``x`` does all of the forward pass; the backward pass
-recomputes the forward values of its block from ``x`` (cheaper than storing and re-reading them) and does all of
-the backward pass in the same sweep.  Blocks are split into one contiguous chunk per thread (``prange``); the
-weight gradients are summed per chunk into ``partial[chunk]`` (float64) and added up after the parallel loop, so
-no two threads write the same memory.  One chunk runs without starting the thread pool.
+*fused* (few inputs, e.g. ``(1048576, 2, 1)``): the batch is cut into blocks of ``nb`` rows (:func:`_plan`);
+each block is transposed into buffers of shape ``(features, nb)`` so that every inner loop runs over rows,
+contiguous, and LLVM vectorises it (``exp`` and ``log`` included, see :mod:`nalu_np.kernels.numba_math`).  One
+sweep over ``x`` does the whole forward pass, one sweep the whole backward pass.  When the block values are
+small (``KEEP_MAX_BYTES``) the forward pass keeps them for the backward pass; otherwise the backward pass
+recomputes them from ``x``, which is cheaper than writing and re-reading large fresh arrays.
 
-*blas* (large ``in_features * out_features``, e.g. ``(65536, 64, 64)``): the matrix products go to NumPy's BLAS,
-with the products that share an operand concatenated (``x @ [W_a | G]``, ``x.T @ [da | dh]``,
-``[da | dh] @ [W_a | G].T``), and all the elementwise work is done in a few parallel Numba passes that
-overwrite their inputs where the cache allows.
+*rows* (NALU with ``in_features >= ROWS_MIN_IN``, e.g. ``(128, 100, 2)``): row by row, every inner loop runs
+over the contiguous inputs of one row (``log``, dot products, ``dx`` and weight-gradient updates); ``l``,
+``a``, ``m``, ``g`` are kept for the backward pass.
+
+*blas* (``in_features * out_features >= BLAS_MIN_WEIGHTS``, e.g. ``(65536, 64, 64)``): the matrix products go
+to NumPy's BLAS, with the products that share an operand concatenated (``x @ [W_a | G]``, ``x.T @ [da | dh]``,
+``[da | dh] @ [W_a | G].T``), and the elementwise work is done in a few parallel Numba passes.
+
+In the fused and rows paths the batch is split into one contiguous chunk per thread (``prange``); weight
+gradients are summed per chunk into ``partial[chunk]`` (float64) and added up after the parallel loop, so no
+two threads write the same memory.  A batch too small to share runs on the calling thread without starting the
+thread pool.  Weights (``tanh(W_hat) sigma(M_hat)``), the passes and the chain rule back to the raw weights run
+in one compiled call per pass for the NALU, so that small batches pay little interpreter overhead.
 
 The cache is a tuple private to this module: callers pass it back to the backward function unchanged.
 
@@ -446,15 +453,21 @@ def _nalu_fwd(x, Wh_a, Mh_a, Wh_m, Mh_m, G, shared, eps, nb, nchunks, keep):
 
 
 @njit(**_EW)
-def _nalu_bwd_chunk(x, dy, Wa, Wm, G, eps, nb, c, nchunks, dx, pWa, pWm, pG, st, kept):
+def _nalu_bwd_chunk(x, dy, Wa, Wm, G, eps, nb, c, nchunks, dx, pWa, pWm, pG, st, kept, shared):
+    """Backward pass of the blocks of chunk ``c``; the gradients are summed in arrays of this thread and
+    written to ``pWa, pWm, pG`` (this chunk's slices) at the end (no cache line shared between threads)."""
     B, I = x.shape
     O = G.shape[1]
     one = x.dtype.type(1.0)
     XT, LT, AT, MT, GT = st if kept else _nalu_store(1, I, O, nb, x.dtype)
+    dT = np.empty((O, nb), x.dtype)
     dA = np.empty((O, nb), x.dtype)
     dZ = np.empty((O, nb), x.dtype)
     dH = np.empty((O, nb), x.dtype)
     tT = np.empty((I, nb), x.dtype)
+    accA = np.zeros((I, O))
+    accM = accA if shared else np.zeros((I, O))
+    accG = np.zeros((I, O))
     b0, b1 = _block_range(c, nchunks, B, nb)
     for b in range(b0, b1):
         k = b if kept else 0
@@ -463,22 +476,26 @@ def _nalu_bwd_chunk(x, dy, Wa, Wm, G, eps, nb, c, nchunks, dx, pWa, pWm, pG, st,
         xT, lT, aT, mT, gT = XT[k], LT[k], AT[k], MT[k], GT[k]
         if not kept:
             _nalu_block(x, r0, n, Wa, Wm, G, eps, xT, lT, aT, mT, gT)
+        _load(dy, r0, n, dT)
         for o in range(O):
             for r in range(n):
-                d = dy[r0 + r, o]
+                d = dT[o, r]
                 g = gT[o, r]
                 m = mT[o, r]
                 dA[o, r] = d * g
                 dZ[o, r] = d * (one - g) * m
                 dH[o, r] = d * (aT[o, r] - m) * g * (one - g)
-        _grad(xT, dA, n, pWa)
-        _grad(lT, dZ, n, pWm)
-        _grad(xT, dH, n, pG)
+        _grad(xT, dA, n, accA)
+        _grad(lT, dZ, n, accM)
+        _grad(xT, dH, n, accG)
         _matmul_t(dZ, n, Wm, tT, False)
         _times_log_abs_grad(tT, xT, n, eps)
         _matmul_t(dA, n, Wa, tT, True)
         _matmul_t(dH, n, G, tT, True)
         _store(tT, r0, n, dx)
+    pWa[:, :] = accA
+    pWm[:, :] = accM
+    pG[:, :] = accG
 
 
 @njit(**_PAR)
@@ -493,10 +510,10 @@ def _nalu_bwd(x, dy, wa, wm, G, shared, eps, nb, nchunks, st, kept):
     pWm = pWa if shared else np.zeros((nchunks, I, O))  # shared: dW_a + dW_m in one sum
     pG = np.zeros((nchunks, I, O))
     if nchunks == 1:
-        _nalu_bwd_chunk(x, dy, Wa, Wm, G, eps, nb, 0, 1, dx, pWa[0], pWm[0], pG[0], st, kept)
+        _nalu_bwd_chunk(x, dy, Wa, Wm, G, eps, nb, 0, 1, dx, pWa[0], pWm[0], pG[0], st, kept, shared)
     else:
         for c in prange(nchunks):
-            _nalu_bwd_chunk(x, dy, Wa, Wm, G, eps, nb, c, nchunks, dx, pWa[c], pWm[c], pG[c], st, kept)
+            _nalu_bwd_chunk(x, dy, Wa, Wm, G, eps, nb, c, nchunks, dx, pWa[c], pWm[c], pG[c], st, kept, shared)
     dWh_a, dMh_a = _nac_weight_backward(_sum_partials(pWa), ta, sa)
     if shared:
         dWh_m, dMh_m = dWh_a, dMh_a
