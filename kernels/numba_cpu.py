@@ -20,7 +20,10 @@ over the contiguous inputs of one row (``log``, dot products, ``dx`` and weight-
 
 *blas* (``in_features * out_features >= BLAS_MIN_WEIGHTS``, e.g. ``(65536, 64, 64)``): the matrix products go
 to NumPy's BLAS, with the products that share an operand concatenated (``x @ [W_a | G]``, ``x.T @ [da | dh]``,
-``[da | dh] @ [W_a | G].T``), and the elementwise work is done in a few parallel Numba passes.
+``[da | dh] @ [W_a | G].T``), and the elementwise work is done in a few Numba passes on the calling thread:
+parallel Numba passes between BLAS calls leave two thread pools (Numba's OpenMP, OpenBLAS's) spin-waiting
+against each other on the same cores, which measured 2.6 times slower for the forward pass at
+``(65536, 64, 64)``.
 
 In the fused and rows paths the batch is split into one contiguous chunk per thread (``prange``); weight
 gradients are summed per chunk into ``partial[chunk]`` (float64) and added up after the parallel loop, so no
@@ -662,52 +665,52 @@ def _nalu_rows_bwd(x, dy, wa, wm, G, shared, eps, nchunks, kept):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# blas path: elementwise passes, parallel over rows (each row is independent)
+# blas path: elementwise passes on the calling thread (see the module docstring)
 # ---------------------------------------------------------------------------------------------------------
 
 
-@njit(**_PAR)
+@njit(**_EW)
 def _log_abs_rows(x, eps):
     l = np.empty_like(x)
-    for b in prange(x.shape[0]):
+    for b in range(x.shape[0]):
         for i in range(x.shape[1]):
             l[b, i] = vlog(abs(x[b, i]) + eps)
     return l
 
 
-@njit(**_PAR)
+@njit(**_EW)
 def _exp_rows(z):
     """``exp(z)`` in place."""
-    for b in prange(z.shape[0]):
+    for b in range(z.shape[0]):
         for o in range(z.shape[1]):
             z[b, o] = vexp(z[b, o])
 
 
-@njit(**_PAR)
+@njit(**_EW)
 def _mul_rows(a, b):
     """``a * b``."""
     out = np.empty_like(a)
-    for r in prange(a.shape[0]):
+    for r in range(a.shape[0]):
         for o in range(a.shape[1]):
             out[r, o] = a[r, o] * b[r, o]
     return out
 
 
-@njit(**_PAR)
+@njit(**_EW)
 def _add_log_grad_rows(dx, t, x, eps):
     """``dx += t * sign(x) / (|x| + eps)`` in place."""
-    for b in prange(x.shape[0]):
+    for b in range(x.shape[0]):
         for i in range(x.shape[1]):
             v = x[b, i]
             dx[b, i] += t[b, i] * (np.sign(v) / (abs(v) + eps))
 
 
-@njit(**_PAR)
+@njit(**_EW)
 def _nalu_combine_rows(ah, m, y):
     """``ah = [a | h]``, ``m = l @ W_m`` on entry; ``m = exp(m)``, ``h = sigma(h) = g``, ``y = g a + (1-g) m``."""
     O = m.shape[1]
     one = m.dtype.type(1.0)
-    for b in prange(m.shape[0]):
+    for b in range(m.shape[0]):
         for o in range(O):
             g = vsigmoid(ah[b, O + o])
             e = vexp(m[b, o])
@@ -716,14 +719,14 @@ def _nalu_combine_rows(ah, m, y):
             y[b, o] = g * ah[b, o] + (one - g) * e
 
 
-@njit(**_PAR)
+@njit(**_EW)
 def _nalu_delta_rows(dy, ag, m):
     """From ``delta``, ``[a | g]`` and ``m``: ``[da | dh]`` and ``dz``."""
     B, O = m.shape
     one = m.dtype.type(1.0)
     dd = np.empty_like(ag)
     dz = np.empty_like(m)
-    for b in prange(B):
+    for b in range(B):
         for o in range(O):
             d = dy[b, o]
             g = ag[b, O + o]
