@@ -357,7 +357,7 @@ class _Progress:
         filled = int(width * self.done / self.total) if self.total else width
         bar = "#" * filled + "." * (width - filled)
         line = (f"[sweep] [{bar}] {self.done}/{self.total} runs ({self.ok} solved, {self.failed} errors, "
-                f"{running} running, {self.skipped} already done)  {elapsed:.0f}s elapsed"
+                f"{running} queued or running, {self.skipped} done before)  {elapsed:.0f}s elapsed"
                 + (f", eta {eta:.0f}s" if self.done else "") + (f"  {last}" if last else ""))
         self.stream.write(("\r" + line + "\033[K") if self.tty else line + "\n")
         self.stream.flush()
