@@ -213,10 +213,16 @@ class Worker:
     contenders spreads any change of the machine's load over all of them.
     """
 
-    def __init__(self, script: str, name: str) -> None:
+    def __init__(self, script: str, name: str, threads: int | None = None) -> None:
         self.name = name
+        env = dict(os.environ)
+        if threads is not None:  # every thread pool of the worker: OpenMP (Numba's, PyTorch's), BLAS, XLA
+            for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+                env[var] = str(threads)
+            env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + f" --xla_cpu_multi_thread_eigen={threads > 1}"
+                                ).strip().replace("True", "true").replace("False", "false")
         self.proc = subprocess.Popen([sys.executable, script, "--worker", name], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, bufsize=1)
+                                     stdout=subprocess.PIPE, text=True, bufsize=1, env=env)
 
     def ask(self, request: dict[str, Any]) -> dict[str, Any]:
         """Send one request; the worker's answer (``{"error": ...}`` if it failed or died)."""

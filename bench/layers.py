@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small shapes, 3 repeats")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--plot", help="write a bar chart of the speed-ups here (needs matplotlib)")
+    ap.add_argument("--threads", type=int, help="threads of every pool in every contender (default: theirs)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     if skipped:
         print(f"not timed here (GPU backends have bench/gpu.py): {', '.join(skipped)}", file=sys.stderr)
     peers = [] if args.no_peers else [p for p in PEERS if peer_available(p)]
-    workers = {name: Worker(__file__, name) for name in backends + peers}
+    workers = {name: Worker(__file__, name, args.threads) for name in backends + peers}
     try:
         infos = {name: w.ask({"op": "info", "dtypes": args.dtypes}) for name, w in workers.items()}
         records = []

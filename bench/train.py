@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="3 repeats of 0.2 s")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--plot", help="write a bar chart here (needs matplotlib)")
+    ap.add_argument("--threads", type=int, help="threads of every pool in every contender (default: theirs)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     contenders = [c for c in args.contenders
                   if not (c.startswith("numba") and not peer_available("numba"))
                   and not (c == "torch" and not peer_available("torch"))]
-    workers = {c: Worker(__file__, c) for c in contenders}
+    workers = {c: Worker(__file__, c, args.threads) for c in contenders}
     records = []
     try:
         info = next(iter(workers.values())).ask({"op": "info"}) if workers else machine()
