@@ -43,18 +43,20 @@ __all__ = [
     "RealNPU",
     "Sequential",
     "testing",
+    "train",
 ]
 
-_LAZY_SUBMODULES = {"testing", "reference", "init", "optim", "losses", "tasks", "checkpoint", "train", "arithmetic",
-                    "sweep"}
-# ``nalu_np.train`` is the module nalu_np/train.py, which is callable: ``nalu_np.train(model, task, ...)``
+_LAZY_SUBMODULES = {"testing", "reference", "init", "optim", "losses", "tasks", "checkpoint", "training",
+                    "arithmetic", "sweep"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY_SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
+    if name == "train":  # the training loop, nalu_np.training.train
+        return importlib.import_module(f"{__name__}.training").train
     raise AttributeError(f"module 'nalu_np' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _LAZY_SUBMODULES)
+    return sorted(set(globals()) | _LAZY_SUBMODULES | {"train"})

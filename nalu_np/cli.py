@@ -243,7 +243,7 @@ def _plot(path: str, panels: list[tuple[str, list[tuple[str, np.ndarray, str]]]]
 
 def _demo_one(op: str, args: argparse.Namespace, be: Any) -> tuple[bool, Any]:
     from .tasks import get_task, seed_rngs
-    from .train import train
+    from .training import train
 
     task = get_task(op, dtype=args.dtype)
     init_rng, _ = seed_rngs(args.seed)
@@ -311,7 +311,7 @@ def _short(metric: str) -> str:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .tasks import get_task, seed_rngs, supports_presets
-    from .train import train
+    from .training import train
 
     be = _backend(args.backend)
     task = get_task(args.task, dtype=args.dtype)

@@ -163,7 +163,7 @@ def _train_compiled(model: Any, task: Any, seed: int) -> Any:
     from .kernels import numba_train as nt
     from .optim import Adam
     from .tasks import Evaluation, seed_rngs
-    from .train import TrainResult
+    from .training import TrainResult
 
     opt = Adam(model.params, lr=task.lr, projections=model.projections())
     spec = nt.SimpleFunction(op=task.op, offset=task.offset, in_features=task.in_features,
@@ -227,10 +227,10 @@ def run_seed(config: Config | Mapping[str, Any], seed: int, backend: str | None 
         ``config``, ``seed``, ``engine``, ``task``, ``op``, ``unit``, ``model`` (the network in words),
         ``threshold``, ``steps``, the task's verdict (``success``, ``best_step``, ``interpolation_mse``,
         ``extrapolation_mse``, ``sparsity_error``, ``solved_at`` for tasks with ``outcome()``), and ``run``:
-        :meth:`nalu_np.train.TrainResult.to_dict`.
+        :meth:`nalu_np.training.TrainResult.to_dict`.
     """
     from .tasks import seed_rngs
-    from .train import train
+    from .training import train
 
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; one of {', '.join(ENGINES)}")

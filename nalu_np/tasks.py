@@ -348,6 +348,8 @@ def get_task(name: str | Task, **options: Any) -> Task:
     """The task called ``name`` (options such as ``dtype`` go to its factory); a Task is returned as is."""
     if isinstance(name, Task):
         return name
+    if isinstance(name, str) and name not in TASKS:
+        from . import arithmetic  # noqa: F401  (registers the published benchmarks on first use)
     try:
         factory = TASKS[name]
     except (KeyError, TypeError):

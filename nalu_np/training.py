@@ -16,9 +16,6 @@ progress check (``log_every``) and is marked ``diverged``.
 
 Reproducible: the same model, task, seed and backend give the same result bit for bit on CPU (the batches
 come from a generator seeded by ``seed``, and nothing else is random).
-
-The module itself is callable (``nalu_np.train(...)`` is :func:`train`), because the package attribute
-``nalu_np.train`` is this module once it has been imported.
 """
 
 from __future__ import annotations
@@ -26,7 +23,6 @@ from __future__ import annotations
 import math
 import sys
 import time
-import types
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -296,13 +292,3 @@ def train(model: Any, task: Task | str, *, steps: int | None = None, optimizer: 
         optimizer={"type": type(opt).__name__, "hyper": opt.hyper()}, steps=steps, loss=loss_history,
         evaluations=evaluations, success=success, diverged=diverged, wall_time=wall, model=model,
     )
-
-
-class _CallableModule(types.ModuleType):
-    """``nalu_np.train`` is this module once imported; calling it calls :func:`train`."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> TrainResult:
-        return train(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

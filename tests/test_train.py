@@ -208,10 +208,10 @@ def test_make_unit_errors():
 def test_import_is_lazy_and_train_is_callable():
     code = (
         "import sys, nalu_np\n"
-        "assert not any(m in sys.modules for m in ('nalu_np.optim', 'nalu_np.train', 'nalu_np.tasks')), 'eager'\n"
-        "import nalu_np.train\n"
+        "assert not any(m in sys.modules for m in ('nalu_np.optim', 'nalu_np.training', 'nalu_np.tasks')), 'eager'\n"
         "from nalu_np import train\n"
-        "assert callable(nalu_np.train) and callable(train) and hasattr(nalu_np.train, 'TrainResult')\n"
+        "import nalu_np.training\n"
+        "assert nalu_np.train is train is nalu_np.training.train\n"
         "assert nalu_np.optim.Adam and nalu_np.checkpoint.save and nalu_np.losses.mse\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
