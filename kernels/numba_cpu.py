@@ -10,9 +10,10 @@ Three paths, chosen per call from the shape:
 *fused* (few inputs, e.g. ``(1048576, 2, 1)``): the batch is cut into blocks of ``nb`` rows (:func:`_plan`);
 each block is transposed into buffers of shape ``(features, nb)`` so that every inner loop runs over rows,
 contiguous, and LLVM vectorises it (``exp`` and ``log`` included, see :mod:`nalu_np.kernels.numba_math`).  One
-sweep over ``x`` does the whole forward pass, one sweep the whole backward pass.  When the block values are
-small (``KEEP_MAX_BYTES``) the forward pass keeps them for the backward pass; otherwise the backward pass
-recomputes them from ``x``, which is cheaper than writing and re-reading large fresh arrays.
+sweep over ``x`` does the whole forward pass, one sweep the whole backward pass.  When the block values fit
+in ``KEEP_MAX_BYTES`` the forward pass keeps them for the backward pass; otherwise the backward pass
+recomputes them from ``x`` (fresh memory beyond what malloc reuses costs page faults that exceed the
+recomputation).
 
 *rows* (NALU with ``in_features >= ROWS_MIN_IN``, e.g. ``(128, 100, 2)``): row by row, every inner loop runs
 over the contiguous inputs of one row (``log``, dot products, ``dx`` and weight-gradient updates); ``l``,
@@ -72,8 +73,11 @@ BLOCK_BYTES = 48 * 1024  # target size of one thread's block buffers (stays in L
 MAX_BLOCK_ROWS = 512
 MIN_CHUNK_ROWS = 4096  # fewer rows per thread than this: run on one thread
 BLAS_MIN_WEIGHTS = 1024  # in_features * out_features from which the matrix products go to BLAS
-KEEP_MAX_BYTES = 2 << 20
-ROWS_MIN_IN = 16  # NALU with at least this many inputs (and no BLAS) works row by row  # the fused forward keeps its values for the backward pass up to this size
+ROWS_MIN_IN = 16  # NALU with at least this many inputs (and no BLAS) works row by row
+# The fused forward keeps its block values for the backward pass up to this size: in one allocation, which
+# glibc's malloc reuses from call to call below its largest mmap threshold (32 MiB); beyond, every call would
+# page-fault fresh memory, which costs more than recomputing the values from x.
+KEEP_MAX_BYTES = 30 << 20
 
 _EW = dict(error_model="numpy", fastmath={"contract"})  # elementwise: exact IEEE semantics
 _SUM = dict(error_model="numpy", fastmath={"reassoc", "contract", "nsz"})  # reductions: only rounding changes
@@ -406,10 +410,15 @@ def _nalu_block(x, r0, n, Wa, Wm, G, eps, xT, lT, aT, mT, gT):
 
 @njit(**_EW)
 def _nalu_store(n_blocks, I, O, nb, dtype):
-    """Block buffers ``xT, lT`` (blocks, I, nb) and ``aT, mT, gT`` (blocks, O, nb)."""
-    return (np.empty((n_blocks, I, nb), dtype), np.empty((n_blocks, I, nb), dtype),
-            np.empty((n_blocks, O, nb), dtype), np.empty((n_blocks, O, nb), dtype),
-            np.empty((n_blocks, O, nb), dtype))
+    """Block buffers ``xT, lT`` (blocks, I, nb) and ``aT, mT, gT`` (blocks, O, nb), carved from one allocation
+    (one large block is reused by malloc from call to call; several are trimmed and page-faulted again)."""
+    ni = n_blocks * I * nb
+    no = n_blocks * O * nb
+    buf = np.empty(2 * ni + 3 * no, dtype)
+    return (buf[:ni].reshape((n_blocks, I, nb)), buf[ni:2 * ni].reshape((n_blocks, I, nb)),
+            buf[2 * ni:2 * ni + no].reshape((n_blocks, O, nb)),
+            buf[2 * ni + no:2 * ni + 2 * no].reshape((n_blocks, O, nb)),
+            buf[2 * ni + 2 * no:].reshape((n_blocks, O, nb)))
 
 
 @njit(**_EW)
@@ -576,10 +585,11 @@ def _nalu_rows_fwd(x, Wh_a, Mh_a, Wh_m, Mh_m, G, shared, eps, nchunks):
     else:
         Wm, tm, sm = _nac_weight(Wh_m, Mh_m)
     WaT, WmT, GT = np.ascontiguousarray(Wa.T), np.ascontiguousarray(Wm.T), np.ascontiguousarray(G.T)
-    l = np.empty_like(x)
-    a = np.empty((B, O), x.dtype)
-    m = np.empty((B, O), x.dtype)
-    g = np.empty((B, O), x.dtype)
+    buf = np.empty(B * I + 3 * B * O, x.dtype)  # one allocation (see KEEP_MAX_BYTES)
+    l = buf[:B * I].reshape((B, I))
+    a = buf[B * I:B * I + B * O].reshape((B, O))
+    m = buf[B * I + B * O:B * I + 2 * B * O].reshape((B, O))
+    g = buf[B * I + 2 * B * O:].reshape((B, O))
     y = np.empty((B, O), x.dtype)
     if nchunks == 1:
         _nalu_rows_fwd_chunk(x, WaT, WmT, GT, eps, 0, B, l, a, m, g, y)
