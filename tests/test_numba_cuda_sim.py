@@ -35,12 +35,15 @@ SIM_ENV = {
 
 def test_kernels_under_simulator():
     env = {**os.environ, **SIM_ENV}
-    cmd = [sys.executable, "-m", "pytest", str(HERE / "cudasim_numba_cuda.py"), "-q", "-p", "no:cacheprovider",
-           "-x", "--rootdir", str(HERE.parent)]
+    cmd = [sys.executable, "-m", "pytest", str(HERE / "cudasim_numba_cuda.py"), "-q", "-rs", "-p",
+           "no:cacheprovider", "-x", "--rootdir", str(HERE.parent)]
     proc = subprocess.run(cmd, cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=600)
     tail = (proc.stdout + proc.stderr)[-6000:]
     assert proc.returncode == 0, tail
-    assert " passed" in proc.stdout and "skipped" not in proc.stdout.splitlines()[-1], tail
+    assert " passed" in proc.stdout.splitlines()[-1], tail
+    # the only test allowed to skip is the PyTorch interoperability one, where PyTorch is not installed
+    skips = [line for line in proc.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert all("torch" in line for line in skips), tail
 
 
 def _device_free_compile(monkeypatch: pytest.MonkeyPatch) -> None:
