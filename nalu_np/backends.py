@@ -14,6 +14,7 @@ import contextlib
 import contextvars
 import importlib
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from types import ModuleType
@@ -23,6 +24,7 @@ import numpy as np
 
 __all__ = [
     "Backend",
+    "array_module",
     "BackendUnavailableError",
     "available_backends",
     "backend_names",
@@ -91,6 +93,24 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"<nalu_np backend {self.name!r}>"
+
+
+def array_module(a: Any) -> ModuleType:
+    """The array module of ``a``: ``numpy`` for a NumPy array, ``cupy`` for a CuPy array, and so on.
+
+    Raises
+    ------
+    TypeError
+        ``a`` is not an array of a module that provides NumPy's functions (e.g. a raw Numba device array).
+    """
+    if isinstance(a, np.ndarray):
+        return np
+    mod = sys.modules.get(type(a).__module__.split(".")[0])
+    if mod is None or not all(hasattr(mod, f) for f in ("sqrt", "multiply", "clip")) or not hasattr(a, "shape"):
+        raise TypeError(
+            f"cannot update a {type(a).__module__}.{type(a).__name__}: optimizers need NumPy or CuPy arrays"
+        )
+    return mod
 
 
 def to_numpy(a: Any) -> Any:

@@ -29,36 +29,17 @@ projections are code, not state, and are not part of it.
 from __future__ import annotations
 
 import math
-import sys
 from types import ModuleType
 from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
-from .backends import to_numpy
+from .backends import array_module, to_numpy
 
 __all__ = ["Optimizer", "SGD", "Adam", "RMSProp", "OPTIMIZERS", "array_module", "create"]
 
 Array = Any
 Projection = Callable[[Array], Any]
-
-
-def array_module(a: Any) -> ModuleType:
-    """The array module of ``a``: ``numpy`` for a NumPy array, ``cupy`` for a CuPy array, and so on.
-
-    Raises
-    ------
-    TypeError
-        ``a`` is not an array of a module that provides NumPy's functions (e.g. a raw Numba device array).
-    """
-    if isinstance(a, np.ndarray):
-        return np
-    mod = sys.modules.get(type(a).__module__.split(".")[0])
-    if mod is None or not all(hasattr(mod, f) for f in ("sqrt", "multiply", "clip")) or not hasattr(a, "shape"):
-        raise TypeError(
-            f"cannot update a {type(a).__module__}.{type(a).__name__}: optimizers need NumPy or CuPy arrays"
-        )
-    return mod
 
 
 def _positive(value: Any, name: str, *, allow_zero: bool = False) -> float:

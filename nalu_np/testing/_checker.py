@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..backends import get_backend, to_numpy
+from ..backends import array_module, get_backend, to_numpy
 from ..init import make_rng
 
 __all__ = ["GradientReport", "Record", "StructuralCheck", "check_gradients", "FunctionPair"]
@@ -412,7 +412,7 @@ def check_gradients(
         if not hasattr(layer, attr):
             raise TypeError(f"{type(layer).__name__} lacks {attr!r}: it does not have the layer protocol")
     rng = make_rng(rng)
-    xp = get_backend(backend).xp if backend is not None else _array_module(x)
+    xp = get_backend(backend).xp if backend is not None else array_module(x)
     for name, a in [("x", x)] + list(layer.params.items()):
         if getattr(a, "dtype", None) != np.float64:
             raise TypeError(
@@ -456,12 +456,3 @@ def check_gradients(
     report.worst = sorted(passes, key=lambda r: -r.ratio)[:keep_worst]
     report.n_evaluations = problem.evaluations
     return report
-
-
-def _array_module(x: Any) -> Any:
-    """NumPy, or the array module of a device array (CuPy)."""
-    if isinstance(x, np.ndarray):
-        return np
-    import importlib
-
-    return importlib.import_module(type(x).__module__.split(".")[0])
