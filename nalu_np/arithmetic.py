@@ -34,6 +34,8 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from ._checks import positive_int
+from .backends import to_numpy
 from .init import make_rng
 from .reference import linear_schedule
 from .tasks import TASKS, Evaluation, Task, make_unit, register, supports_presets
@@ -170,8 +172,6 @@ def effective_weights(model: Any) -> dict[str, np.ndarray]:
     each ``W_hat``/``M_hat`` pair (NAC, NACMul, NALU, INALU), under the name of its ``W_hat``.  Gates are left
     out.  Keys are the parameter names of ``model.params`` (``"<index>.<name>"`` for a Sequential).
     """
-    from .backends import to_numpy
-
     params = {k: np.asarray(to_numpy(v), dtype=np.float64) for k, v in model.params.items()}
     out: dict[str, np.ndarray] = {}
     for key, value in params.items():
@@ -270,12 +270,6 @@ def _make(unit: str, in_features: int, out_features: int, rng: Any, dtype: np.dt
                      preset=preset if preset and supports_presets(unit) else None)
 
 
-def _positive_int(v: Any, name: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
-
-
 class _PaperTask(Task):
     """Fresh batches, fixed test sets, the linearly scheduled sparsity regularizer and the papers' verdict.
 
@@ -301,8 +295,8 @@ class _PaperTask(Task):
                  reg_start: float | None, reg_end: float | None, ramp: tuple[float, float],
                  dtype: Any) -> None:
         super().__init__(dtype=dtype)
-        self.steps = _positive_int(steps, "steps")
-        self.eval_every = None if eval_every is None else _positive_int(eval_every, "eval_every")
+        self.steps = positive_int(steps, "steps")
+        self.eval_every = None if eval_every is None else positive_int(eval_every, "eval_every")
         default_lambda = _DEFAULT_LAMBDA.get(self.unit, 0.0)
         self.lambda_hat = float(default_lambda if lambda_hat is None else lambda_hat)
         if not (math.isfinite(self.lambda_hat) and self.lambda_hat >= 0):

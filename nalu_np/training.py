@@ -28,6 +28,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from ._checks import positive_int
 from .backends import Backend, get_backend, to_numpy
 from .losses import mse
 from .optim import Optimizer, create
@@ -181,12 +182,6 @@ def _evaluate(model: Any, task: Task, sets: dict[str, tuple[Any, np.ndarray]], b
     return Evaluation(step, metrics)
 
 
-def _positive_int(v: Any, name: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
-
-
 def train(model: Any, task: Task | str, *, steps: int | None = None, optimizer: str | Optimizer | None = None,
           lr: float | None = None, seed: int = 0, backend: str | Backend | None = None,
           clip_norm: float | None = None, clip_value: float | None = None, projections: dict | None = None,
@@ -231,9 +226,9 @@ def train(model: Any, task: Task | str, *, steps: int | None = None, optimizer: 
     task = get_task(task)
     be = get_backend(backend)
     _check_on_backend(model, be)
-    steps = _positive_int(task.steps if steps is None else steps, "steps")
-    eval_every = task.eval_every if eval_every is None else _positive_int(eval_every, "eval_every")
-    log_every = max(1, steps // 20) if log_every is None else _positive_int(log_every, "log_every")
+    steps = positive_int(task.steps if steps is None else steps, "steps")
+    eval_every = task.eval_every if eval_every is None else positive_int(eval_every, "eval_every")
+    log_every = max(1, steps // 20) if log_every is None else positive_int(log_every, "log_every")
     options = {k: v for k, v in (("clip_norm", clip_norm), ("clip_value", clip_value),
                                  ("projections", projections)) if v is not None}
     opt = _make_optimizer(model, optimizer, lr, task, options)
