@@ -24,7 +24,12 @@ to NumPy's BLAS, with the products that share an operand concatenated (``x @ [W_
 ``[da | dh] @ [W_a | G].T``), and the elementwise work is done in a few Numba passes on the calling thread:
 parallel Numba passes between BLAS calls leave two thread pools (Numba's OpenMP, OpenBLAS's) spin-waiting
 against each other on the same cores, which measured 2.6 times slower for the forward pass at
-``(65536, 64, 64)``.
+``(65536, 64, 64)``.  Both passes go through the batch in chunks of ``BLAS_CHUNK_ROWS`` rows (products, then
+the elementwise passes on their results while these are in cache); the weight gradients are summed over the
+chunks in float64.  The arrays that the forward pass keeps for the backward pass (``l``, ``[a | g]``, ``m``)
+and the backward pass's chunk buffers come from a small free list (:class:`_Work`) and go back to it when the
+cache (or the backward call) is done with them: fresh arrays of tens of MB page-fault on every call, which
+cost more than the products at ``(65536, 64, 64)``.
 
 In the fused and rows paths the batch is split into one contiguous chunk per thread (``prange``); weight
 gradients are summed per chunk into ``partial[chunk]`` (float64) and added up after the parallel loop, so no
@@ -41,6 +46,7 @@ values is used; loops that sum (weight gradients) allow reassociation, which onl
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numba
@@ -73,11 +79,15 @@ BLOCK_BYTES = 48 * 1024  # target size of one thread's block buffers (stays in L
 MAX_BLOCK_ROWS = 512
 MIN_CHUNK_ROWS = 4096  # fewer rows per thread than this: run on one thread
 BLAS_MIN_WEIGHTS = 1024  # in_features * out_features from which the matrix products go to BLAS
+BLAS_CHUNK_ROWS = 2048  # rows per chunk of the blas path
 ROWS_MIN_IN = 16  # NALU with at least this many inputs (and no BLAS) works row by row
 # The fused forward keeps its block values for the backward pass up to this size: in one allocation, which
 # glibc's malloc reuses from call to call below its largest mmap threshold (32 MiB); beyond, every call would
 # page-fault fresh memory, which costs more than recomputing the values from x.
 KEEP_MAX_BYTES = 30 << 20
+FREE_MAX = 4  # sets of blas-path work arrays kept for reuse (one forward cache alive, one dying, one backward)
+_FREE: list[tuple[Any, tuple[np.ndarray, ...]]] = []
+_FREE_LOCK = threading.Lock()
 
 _EW = dict(error_model="numpy", fastmath={"contract"})  # elementwise: exact IEEE semantics
 _SUM = dict(error_model="numpy", fastmath={"reassoc", "contract", "nsz"})  # reductions: only rounding changes
@@ -680,8 +690,8 @@ def _nalu_rows_bwd(x, dy, wa, wm, G, shared, eps, nchunks, kept):
 
 
 @njit(**_EW)
-def _log_abs_rows(x, eps):
-    l = np.empty_like(x)
+def _log_abs_rows(x, eps, l):
+    """``l = log(|x| + eps)``; returns ``l``."""
     for b in range(x.shape[0]):
         for i in range(x.shape[1]):
             l[b, i] = vlog(abs(x[b, i]) + eps)
@@ -730,12 +740,10 @@ def _nalu_combine_rows(ah, m, y):
 
 
 @njit(**_EW)
-def _nalu_delta_rows(dy, ag, m):
-    """From ``delta``, ``[a | g]`` and ``m``: ``[da | dh]`` and ``dz``."""
+def _nalu_delta_rows(dy, ag, m, dd, dz):
+    """From ``delta``, ``[a | g]`` and ``m``: ``dd = [da | dh]`` and ``dz``."""
     B, O = m.shape
     one = m.dtype.type(1.0)
-    dd = np.empty_like(ag)
-    dz = np.empty_like(m)
     for b in range(B):
         for o in range(O):
             d = dy[b, o]
@@ -744,12 +752,38 @@ def _nalu_delta_rows(dy, ag, m):
             dd[b, o] = d * g
             dd[b, O + o] = d * (ag[b, o] - mm) * g * (one - g)
             dz[b, o] = d * (one - g) * mm
-    return dd, dz
 
 
 # ---------------------------------------------------------------------------------------------------------
 # public kernels
 # ---------------------------------------------------------------------------------------------------------
+
+
+class _Work:
+    """Work arrays of the given shapes and dtype for the blas path, drawn from a small free list and given back
+    to it when this object dies (after the backward call that made it, or with the cache of the forward call
+    that made it): steady training reuses them instead of page-faulting fresh arrays of tens of MB on every
+    call.  Only for arrays that no result aliases."""
+
+    __slots__ = ("key", "arrays")
+
+    def __init__(self, *shapes: tuple[int, ...], dtype: np.dtype):
+        self.key = (shapes, np.dtype(dtype))
+        with _FREE_LOCK:
+            found = next((k for k, (key, _) in enumerate(_FREE) if key == self.key), None)
+            arrays = None if found is None else _FREE.pop(found)[1]
+        self.arrays = arrays if arrays is not None else tuple(np.empty(sh, dtype) for sh in shapes)
+
+    def __del__(self, free=_FREE, lock=_FREE_LOCK):  # bound here: still there when the module is torn down
+        with lock:
+            free.append((self.key, self.arrays))
+            del free[:-FREE_MAX]
+
+
+def _row_chunks(batch: int) -> list[slice]:
+    """Slices of ``BLAS_CHUNK_ROWS`` rows that cover the batch: the blas path works chunk by chunk so that
+    the elementwise passes find the products' results in cache."""
+    return [slice(r, min(r + BLAS_CHUNK_ROWS, batch)) for r in range(0, batch, BLAS_CHUNK_ROWS)]
 
 
 def _partials(nchunks: int, shape: tuple[int, int]) -> np.ndarray:
@@ -850,7 +884,7 @@ def nacmul_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np
     B, I = x.shape
     O = W.shape[1]
     if _use_blas(I, O):
-        l = _log_abs_rows(x, e)
+        l = _log_abs_rows(x, e, np.empty_like(x))
         y = l @ W
         _exp_rows(y)
         return y, (x, W, t, s, l, y)
@@ -925,12 +959,15 @@ def nalu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.n
         Wa, ta, sa = _nac_weight(params[wa], params[ma])
         Wm, tm, sm = (Wa, ta, sa) if shared else _nac_weight(params[wm], params[mm])
         y = np.empty((B, O), dt)
-        l = _log_abs_rows(x, e)
+        work = _Work((B, I), (B, 2 * O), (B, O), dtype=dt)
+        l, ah, m = work.arrays
         wcat = np.concatenate((Wa, G), axis=1)
-        ah = x @ wcat
-        m = l @ Wm
-        _nalu_combine_rows(ah, m, y)  # ah becomes [a | g], m becomes exp(l @ W_m)
-        return y, ("blas", shared, x, (Wa, ta, sa), (Wm, tm, sm), G, (l, wcat, ah, m))
+        for r in _row_chunks(B):
+            _log_abs_rows(x[r], e, l[r])
+            np.matmul(x[r], wcat, out=ah[r])
+            np.matmul(l[r], Wm, out=m[r])
+            _nalu_combine_rows(ah[r], m[r], y[r])  # ah becomes [a | g], m becomes exp(l @ W_m)
+        return y, ("blas", shared, x, (Wa, ta, sa), (Wm, tm, sm), G, (work, wcat))
     nb, nchunks = _plan(B, I, O, x.itemsize)
     if I >= ROWS_MIN_IN:
         y, wa_, wm_, kept = _nalu_rows_fwd(x, params[wa], params[ma], params[wm], params[mm], G, shared, e, nchunks)
@@ -972,13 +1009,23 @@ def nalu_backward(params: Params, cache: Any, dy: np.ndarray, eps: float = 1e-7)
         grads = {kwa: dWh_a, kma: dMh_a, kwm: dWh_m, kmm: dMh_m, "G": dG}
         return dx, {k: grads[k] for k in params}
     O = G.shape[1]
-    l, wcat, ag, m = extra
-    dd, dz = _nalu_delta_rows(dy, ag, m)
-    gcat = (x.T @ dd).astype(np.float64)
+    work, wcat = extra
+    l, ag, m = work.arrays
+    B, I = x.shape
+    n = min(B, BLAS_CHUNK_ROWS)
+    scratch = _Work((n, 2 * O), (n, O), (n, I), (I, 2 * O), (I, O), dtype=dt)  # held until we return
+    dd, dz, t, pcat, pm = scratch.arrays
+    gcat = np.zeros((I, 2 * O))
+    dWm = np.zeros((I, O))
+    dx = np.empty_like(x)
+    for r in _row_chunks(B):
+        k = r.stop - r.start
+        _nalu_delta_rows(dy[r], ag[r], m[r], dd[:k], dz[:k])
+        gcat += np.matmul(x[r].T, dd[:k], out=pcat)
+        dWm += np.matmul(l[r].T, dz[:k], out=pm)
+        np.matmul(dd[:k], wcat.T, out=dx[r])
+        _add_log_grad_rows(dx[r], np.matmul(dz[:k], wm[0].T, out=t[:k]), x[r], e)
     dWa, dG = np.ascontiguousarray(gcat[:, :O]), gcat[:, O:]
-    dWm = (l.T @ dz).astype(np.float64)
-    dx = dd @ wcat.T
-    _add_log_grad_rows(dx, dz @ wm[0].T, x, e)
     grads = {"G": dG.astype(dt)}
     if shared:
         grads[kwa], grads[kma] = _nac_weight_backward(dWa + dWm, wa[1], wa[2])
