@@ -43,7 +43,8 @@ UNITS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
 @contextlib.contextmanager
 def code_path(path: str) -> Iterator[None]:
     """Force one of the kernel module's code paths by setting its tuning knobs."""
-    knobs = ("BLAS_MIN_WEIGHTS", "MIN_CHUNK_ROWS", "MAX_BLOCK_ROWS", "KEEP_MAX_BYTES", "ROWS_MIN_IN")
+    knobs = ("BLAS_MIN_WEIGHTS", "BLAS_CHUNK_ROWS", "MIN_CHUNK_ROWS", "MAX_BLOCK_ROWS", "KEEP_MAX_BYTES",
+             "ROWS_MIN_IN")
     saved = {k: getattr(nb, k) for k in knobs}
     try:
         nb.ROWS_MIN_IN = 1 << 62
@@ -51,8 +52,8 @@ def code_path(path: str) -> Iterator[None]:
             nb.MIN_CHUNK_ROWS, nb.MAX_BLOCK_ROWS, nb.KEEP_MAX_BYTES = 1, 8, 0
         elif path == "rows":  # NALU row by row, over several threads
             nb.ROWS_MIN_IN, nb.MIN_CHUNK_ROWS = 1, 1
-        elif path == "blas":
-            nb.BLAS_MIN_WEIGHTS = 1
+        elif path == "blas":  # matrix products through BLAS, in chunks of 2 rows (the last one partial)
+            nb.BLAS_MIN_WEIGHTS, nb.BLAS_CHUNK_ROWS = 1, 2
         else:
             nb.MIN_CHUNK_ROWS = 1 << 62
         yield
