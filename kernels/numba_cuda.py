@@ -1,4 +1,5 @@
-"""The ``numba-cuda`` backend: NAC, NACMul and NALU as ``@cuda.jit`` kernels (the numba-cuda package).
+"""The ``numba-cuda`` backend: NAC, NACMul and NALU as ``@cuda.jit`` kernels (the numba-cuda package); NAU, NMU,
+iNALU, NPU and RealNPU from :mod:`nalu_np.kernels.numba_cuda_units`, re-exported here.
 
 Arrays
 ------
@@ -57,6 +58,16 @@ __all__ = [
     "nacmul_backward",
     "nalu_forward",
     "nalu_backward",
+    "nau_forward",
+    "nau_backward",
+    "nmu_forward",
+    "nmu_backward",
+    "inalu_forward",
+    "inalu_backward",
+    "npu_forward",
+    "npu_backward",
+    "realnpu_forward",
+    "realnpu_backward",
 ]
 
 name = "numba-cuda"
@@ -727,3 +738,18 @@ def nalu_backward(params: Params, cache: dict[str, Any], dy: Any, eps: float = 1
         Same keys as ``params``, shape (I, O); bitwise reproducible for fixed launch settings.
     """
     return _backward(NALU, params, cache, dy, eps)
+
+
+# the successors' kernels build on the helpers above (imported last: that module imports this one)
+from .numba_cuda_units import (  # noqa: E402
+    inalu_backward,
+    inalu_forward,
+    nau_backward,
+    nau_forward,
+    nmu_backward,
+    nmu_forward,
+    npu_backward,
+    npu_forward,
+    realnpu_backward,
+    realnpu_forward,
+)

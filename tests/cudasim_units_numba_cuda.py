@@ -1,0 +1,93 @@
+"""NAU, NMU, iNALU, NPU and RealNPU of the numba-cuda backend under Numba's CUDA simulator, against the NumPy
+reference.
+
+Run by ``tests/test_gpu_units_sim.py`` in a subprocess with ``NUMBA_ENABLE_CUDASIM=1`` and the small launch
+settings of ``tests/test_numba_cuda_sim.py`` (blocks of 4 threads, at most 3 blocks, tiles of 2, 3 splits), so
+that grid-stride loops go round, tiles are partial and weight gradients add several partials.  Run directly::
+
+    NUMBA_ENABLE_CUDASIM=1 NALU_NP_CUDA_BLOCK=4 NALU_NP_CUDA_TILE=2 NALU_NP_CUDA_MAX_BLOCKS=3 \
+        NALU_NP_CUDA_SPLITS=3 python -m pytest tests/cudasim_units_numba_cuda.py -q
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
+    pytest.skip("run with NUMBA_ENABLE_CUDASIM=1 (tests/test_gpu_units_sim.py does)", allow_module_level=True)
+
+import nalu_np as nn  # noqa: E402
+from nalu_np.kernels import _cuda_common as cc  # noqa: E402
+from nalu_np.kernels import numba_cuda as k  # noqa: E402
+
+from cudasim_common import assert_close  # noqa: E402
+from cudasim_units_common import UNITS, check_unit, make_unit_case, run_unit  # noqa: E402
+
+
+def test_simulator_settings():
+    assert k.SIMULATOR and cc.config.block <= 8 and cc.config.tile <= 3 and cc.config.max_blocks == 3
+
+
+@pytest.mark.parametrize("unit", UNITS)
+@settings(max_examples=3)
+@given(batch=st.integers(1, 9), n_in=st.integers(1, 4), n_out=st.integers(1, 3),
+       dtype=st.sampled_from(["float32", "float64"]), seed=st.integers(0, 2**32 - 1))
+def test_matches_reference(unit, dtype, batch, n_in, n_out, seed):
+    params, x, dy = make_unit_case(np.random.default_rng(seed), unit, batch, n_in, n_out, dtype)
+    check_unit(k, unit, params, x, dy, k.asarray)
+
+
+@pytest.mark.parametrize("unit", ["nmu", "npu"])
+def test_several_blocks_partial_tiles_float32(unit):
+    # 13 rows > 12 threads; 3 x 3 leaves partial tiles of 2; the batch sums add several splits
+    params, x, dy = make_unit_case(np.random.default_rng(1), unit, 13, 3, 3, "float32")
+    check_unit(k, unit, params, x, dy, k.asarray)
+
+
+def test_nmu_zero_factors():
+    # W = 1 and x = 0 make a factor exactly 0: the leave-one-out products stay exact (y / f would be 0 / 0)
+    params, x, dy = make_unit_case(np.random.default_rng(2), "nmu", 4, 3, 2, "float64", zero_fraction=0.0)
+    params["W"][:] = 1.0
+    x[1, 0] = 0.0
+    x[2, :2] = 0.0
+    y, dx, grads = run_unit(k, "nmu", params, x, dy, k.asarray)
+    assert np.all(np.isfinite(dx)) and np.all(np.isfinite(grads["W"]))
+    check_unit(k, "nmu", params, x, dy, k.asarray)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_inalu_clipped_log_space(dtype):
+    # omega small enough that some z = l @ W_m are clipped (no gradient through them), eps above some |x|
+    params, x, dy = make_unit_case(np.random.default_rng(3), "inalu", 6, 3, 2, dtype)
+    x[0, 0] = 1e-4
+    check_unit(k, "inalu", params, x, dy, k.asarray, eps=1e-3, omega=0.3)
+
+
+def test_weight_gradients_reproducible():
+    params, x, dy = make_unit_case(np.random.default_rng(4), "inalu", 13, 2, 1, "float32")
+    first = run_unit(k, "inalu", params, x, dy, k.asarray)[2]
+    again = run_unit(k, "inalu", params, x, dy, k.asarray)[2]
+    for key in first:
+        np.testing.assert_array_equal(first[key], again[key])
+
+
+@pytest.mark.parametrize("layer_cls", [nn.NMU, nn.RealNPU])
+def test_through_layer_and_backend_switch(layer_cls):
+    backend = nn.get_backend("numba-cuda")
+    layer = layer_cls(3, 2, rng=7, dtype="float64")
+    dev = copy.copy(layer)
+    dev.params = {key: k.asarray(v) for key, v in layer.params.items()}
+    x = np.random.default_rng(8).uniform(0.5, 2.0, (5, 3))
+    y, cache = dev.forward(k.asarray(x), backend=backend)
+    dx, grads = dev.backward(k.asarray(np.ones((5, 2))), cache)
+    y0, cache0 = layer.forward(x)
+    dx0, grads0 = layer.backward(np.ones((5, 2)), cache0)
+    assert_close(nn.backends.to_numpy(y), y0, "y")
+    assert_close(nn.backends.to_numpy(dx), dx0, "dx")
+    for key in grads0:
+        assert_close(nn.backends.to_numpy(grads[key]), grads0[key], key)

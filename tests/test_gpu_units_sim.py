@@ -1,0 +1,70 @@
+"""NAU, NMU, iNALU, NPU and RealNPU of the numba-cuda backend without a GPU (see ``test_numba_cuda_sim.py``).
+
+* ``test_unit_kernels_under_simulator`` runs ``tests/cudasim_units_numba_cuda.py`` in a subprocess under
+  ``NUMBA_ENABLE_CUDASIM=1`` with small launch settings, against the NumPy reference.
+* ``test_unit_kernels_compile_for_sm90`` types and lowers every kernel of
+  :mod:`nalu_np.kernels.numba_cuda_units` to LLVM IR for compute capability 9.0: no atomics, and no float64
+  in the float32 kernels.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+numba = pytest.importorskip("numba")
+pytest.importorskip("numba.cuda")
+
+from test_numba_cuda_sim import SIM_ENV, _device_free_compile  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+def test_unit_kernels_under_simulator():
+    env = {**os.environ, **SIM_ENV}
+    cmd = [sys.executable, "-m", "pytest", str(HERE / "cudasim_units_numba_cuda.py"), "-q", "-rs", "-p",
+           "no:cacheprovider", "-x", "--rootdir", str(HERE.parent)]
+    proc = subprocess.run(cmd, cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=600)
+    tail = (proc.stdout + proc.stderr)[-6000:]
+    assert proc.returncode == 0, tail
+    last = proc.stdout.splitlines()[-1]
+    assert " passed" in last and "skipped" not in last, tail
+
+
+@pytest.mark.parametrize("dtype", ["<f4", "<f8"])
+def test_unit_kernels_compile_for_sm90(monkeypatch, dtype):
+    from numba import cuda, types
+
+    if numba.config.ENABLE_CUDASIM:
+        pytest.skip("this process runs the simulator")
+    if cuda.is_available():
+        pytest.skip("a CUDA device is present: its tests compile the kernels for it")
+    from numba.cuda.compiler import compile_cuda
+
+    from nalu_np.kernels import numba_cuda_units as u
+
+    _device_free_compile(monkeypatch)
+    T = numba.from_dtype(np.dtype(dtype))
+    A, V, n = types.Array(T, 2, "C"), types.Array(T, 1, "C"), types.int64
+    kernels = [(u._sum_parts_kernel(dtype, two), (A,) * 3) for two in (False, True)]
+    kernels += [(u._colsum_kernel(dtype, factor), (A, A, n, n, A)) for factor in (-1, u._NMU_FACTOR, u._SIGN_FACTOR)]
+    for factor in (u._NMU_FACTOR, u._SIGN_FACTOR):
+        product, loo, nmu_dx = u._product_kernels(factor, dtype)
+        kernels += [(product, (A,) * 3), (loo, (A,) * 4), (nmu_dx, (A,) * 3)]
+    log_in, output, grads, dx, finish, gate_finish = u._inalu_kernels(dtype)
+    kernels += [(log_in, (A, T, A)), (output, (A, A, A, V, T, A)), (grads, (A, A, A, A, V, T) + (A,) * 4),
+                (dx, (A, A, A, T, A)), (finish, (A,) * 12), (gate_finish, (A, V, V))]
+    for imaginary in (False, True):
+        stack_inputs, stack_weights, output, grads, dx = u._npu_kernels(dtype, imaginary)
+        kernels += [(stack_inputs, (A, V, T, A)), (stack_weights, (A,) * 3), (output, (A,) * 4),
+                    (grads, (A,) * 5), (dx, (A, V, T, A, A, A))]
+    for kernel, sig in kernels:
+        ir = compile_cuda(kernel.py_func, types.void, sig, cc=(9, 0)).library.get_llvm_str()
+        assert "atomicrmw" not in ir, kernel.py_func.__name__
+        if dtype == "<f4":  # no float64 arithmetic sneaks into float32 kernels
+            assert "double" not in ir, kernel.py_func.__name__
