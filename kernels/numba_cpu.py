@@ -66,6 +66,12 @@ __all__ = [
     "nau_backward",
     "nmu_forward",
     "nmu_backward",
+    "inalu_forward",
+    "inalu_backward",
+    "npu_forward",
+    "npu_backward",
+    "realnpu_forward",
+    "realnpu_backward",
 ]
 
 name = "numba"
@@ -1216,3 +1222,14 @@ def nmu_backward(params: Params, cache: Any, dy: np.ndarray) -> tuple[np.ndarray
     dx = np.empty_like(x)
     _nmu_bwd(x, np.ascontiguousarray(dy), W, nb, nchunks, dx, pW)
     return dx, {"W": _sum_partials(pW).astype(dt)}
+
+
+# iNALU, NPU and RealNPU live in numba_units, which builds on the helpers above (hence imported last)
+from .numba_units import (  # noqa: E402
+    inalu_backward,
+    inalu_forward,
+    npu_backward,
+    npu_forward,
+    realnpu_backward,
+    realnpu_forward,
+)
