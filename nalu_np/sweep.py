@@ -138,47 +138,57 @@ def _compiled_unsupported(task: Any, model: Any, backend: str | None) -> str | N
 
     if not isinstance(task, SimpleFunctionTask) or task.op not in ("add", "sub", "mul", "div"):
         return "the compiled path trains the simple function task with +, -, x or / only"
-    if [type(layer).__name__ for layer in getattr(model, "layers", [])] != ["NAU", "NMU"]:
-        return f"the compiled path trains NAU -> NMU networks, not {model!r}"
     if task.optimizer != "adam":
         return "the compiled path steps with Adam"
     if get_backend(backend).name not in ("numpy", "numba"):
         return "the compiled path runs on the CPU (backend numpy or numba)"
     try:
-        from .kernels import numba_train  # noqa: F401
+        from .kernels import numba_train
     except ImportError as err:
         return f"the compiled path needs numba ({err}; pip install numba)"
-    return None
+    return numba_train.supports(model)
 
 
-def _train_compiled(model: Any, task: Any, seed: int) -> Any:
-    """:func:`nalu_np.train` for NAU -> NMU on the simple function task, ``eval_every`` steps per compiled call.
+def _train_compiled(model: Any, task: Any, seed: int, draws: str = "xoshiro") -> Any:
+    """:func:`nalu_np.train` for two-layer NAU / NMU / NALU networks on the simple function task, ``eval_every``
+    steps per compiled call.
 
-    The same batches as :func:`nalu_np.train` (the uniforms of each step come from the data generator of
-    :func:`nalu_np.tasks.seed_rngs` in the same order), the same regularizer schedule, projections and
-    evaluations; the sums run in another order and the training targets are computed in the model's dtype,
-    so the run agrees with the Python loop to rounding, not bit for bit.  A run whose loss is not finite
-    stops at the end of that call and is marked diverged.
+    The same regularizer schedule, projections and evaluations as :func:`nalu_np.train`.  ``draws``:
+    ``"xoshiro"`` draws the batches inside the compiled code (:func:`nalu_np.kernels.numba_train.rng_state`,
+    seeded from the data generator of :func:`nalu_np.tasks.seed_rngs`): the same distribution as the Python
+    loop, other numbers, several times faster.  ``"numpy"`` draws the uniforms of each step from the data
+    generator in the same order as :func:`nalu_np.train`, so the run agrees with the Python loop to rounding
+    (the sums run in another order).  A run whose loss is not finite stops at the end of that call and is
+    marked diverged.
     """
     from .kernels import numba_train as nt
     from .optim import Adam
     from .tasks import Evaluation, seed_rngs
     from .training import TrainResult
 
+    if draws not in ("xoshiro", "numpy"):
+        raise ValueError(f"draws must be 'xoshiro' or 'numpy', got {draws!r}")
     opt = Adam(model.params, lr=task.lr, projections=model.projections())
     spec = nt.SimpleFunction(op=task.op, offset=task.offset, in_features=task.in_features,
                              lo=task.interpolation_range.lo, hi=task.interpolation_range.hi,
                              subset=task.subset_size, overlap_start=task.subset_size - task.overlap)
     regularizer = (task.lambda_hat, task.reg_start, task.reg_end) if task.lambda_hat > 0 else None
     _, data_rng = seed_rngs(seed)
-    sets = task.eval_sets()
+    state = nt.rng_state(int(data_rng.integers(2**63))) if draws == "xoshiro" else None
+    sets = {name: (nt.predictor(model, x), t) for name, (x, t) in task.eval_sets().items()}
 
     def evaluate(step: int) -> Evaluation:
         metrics: dict[str, float] = {}
-        for name, (x, t) in sets.items():
-            y = np.asarray(model.forward(x, backend="numpy")[0], dtype=np.float64)
-            metrics.update(task.metrics(name, y, t))
+        for name, (predict, t) in sets.items():
+            metrics.update(task.metrics(name, predict().astype(np.float64), t))
         return Evaluation(step, metrics)
+
+    def run(k: int) -> np.ndarray:
+        if state is not None:
+            return nt.train_steps(model, opt, spec, steps=k, state=state, batch_size=task.batch_size,
+                                  regularizer=regularizer)
+        u = nt.draw_uniforms(data_rng, k, task.batch_size, task.in_features, task.dtype)
+        return nt.train_steps(model, opt, spec, u, regularizer=regularizer)
 
     every = task.eval_every or task.steps
     evaluations, chunks, done, diverged = [evaluate(0)], [], 0, False
@@ -186,8 +196,7 @@ def _train_compiled(model: Any, task: Any, seed: int) -> Any:
     with np.errstate(over="ignore", invalid="ignore"):
         while done < task.steps:
             k = min(every, task.steps - done)
-            u = nt.draw_uniforms(data_rng, k, task.batch_size, task.in_features, task.dtype)
-            chunks.append(nt.train_steps(model, opt, spec, u, regularizer=regularizer))
+            chunks.append(run(k))
             done += k
             if not np.all(np.isfinite(chunks[-1])):
                 diverged = True
