@@ -1,4 +1,5 @@
-"""The ``cupy`` backend: NAC, NACMul and NALU on CuPy arrays, with fused CUDA kernels and cuBLAS.
+"""The ``cupy`` backend: NAC, NACMul and NALU on CuPy arrays, with fused CUDA kernels and cuBLAS; NAU, NMU, iNALU,
+NPU and RealNPU from :mod:`nalu_np.kernels.cupy_units`, re-exported here.
 
 Arrays are :class:`cupy.ndarray` (``xp = cupy``) in float32 or float64; host arrays are refused with a
 ``TypeError`` (move them once with ``cupy.asarray`` or ``layer.to("cupy")``), never copied per call.
@@ -44,6 +45,16 @@ __all__ = [
     "nacmul_backward",
     "nalu_forward",
     "nalu_backward",
+    "nau_forward",
+    "nau_backward",
+    "nmu_forward",
+    "nmu_backward",
+    "inalu_forward",
+    "inalu_backward",
+    "npu_forward",
+    "npu_backward",
+    "realnpu_forward",
+    "realnpu_backward",
 ]
 
 name = "cupy"
@@ -273,3 +284,18 @@ def nalu_backward(params: Params, cache: dict[str, Any], dy: Any, eps: float = 1
         Same keys as ``params``, shape (I, O); bitwise reproducible for fixed launch settings.
     """
     return _backward(NALU, params, cache, dy, eps)
+
+
+# the successors' kernels build on the helpers above (imported last: that module imports this one)
+from .cupy_units import (  # noqa: E402
+    inalu_backward,
+    inalu_forward,
+    nau_backward,
+    nau_forward,
+    nmu_backward,
+    nmu_forward,
+    npu_backward,
+    npu_forward,
+    realnpu_backward,
+    realnpu_forward,
+)

@@ -1,15 +1,22 @@
-"""NAU, NMU, iNALU, NPU and RealNPU of the numba-cuda backend without a GPU (see ``test_numba_cuda_sim.py``).
+"""NAU, NMU, iNALU, NPU and RealNPU of the GPU backends without a GPU (see ``test_numba_cuda_sim.py`` and
+``test_gpu.py`` for the same checks of NAC, NACMul and NALU).
 
 * ``test_unit_kernels_under_simulator`` runs ``tests/cudasim_units_numba_cuda.py`` in a subprocess under
   ``NUMBA_ENABLE_CUDASIM=1`` with small launch settings, against the NumPy reference.
 * ``test_unit_kernels_compile_for_sm90`` types and lowers every kernel of
   :mod:`nalu_np.kernels.numba_cuda_units` to LLVM IR for compute capability 9.0: no atomics, and no float64
   in the float32 kernels.
+* ``test_cupy_units_under_host_emulation`` runs ``tests/cudasim_units_cupy.py`` with the stand-in CuPy of
+  ``tests/cudasim_fakecupy`` (the CUDA C++ built for the host with ``g++``), against the NumPy reference.
+* ``test_cupy_units_source_compiles_with_nvcc``: that CUDA C++ for sm_90 when a CUDA toolkit is installed, with
+  no register spills, no atomics and no float64 instructions in the float kernels.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +75,58 @@ def test_unit_kernels_compile_for_sm90(monkeypatch, dtype):
         assert "atomicrmw" not in ir, kernel.py_func.__name__
         if dtype == "<f4":  # no float64 arithmetic sneaks into float32 kernels
             assert "double" not in ir, kernel.py_func.__name__
+
+
+def test_cupy_units_under_host_emulation():
+    if shutil.which("g++") is None:
+        pytest.skip("no g++ to build the host emulation of the CUDA kernels")
+    env = {**os.environ, "NALU_NP_CUDA_BLOCK": "64", "NALU_NP_CUDA_MAX_BLOCKS": "3",
+           "PYTHONPATH": os.pathsep.join([str(HERE / "cudasim_fakecupy"), os.environ.get("PYTHONPATH", "")])}
+    env.pop("NUMBA_ENABLE_CUDASIM", None)
+    cmd = [sys.executable, "-m", "pytest", str(HERE / "cudasim_units_cupy.py"), "-q", "-x", "-p", "no:cacheprovider",
+           "--rootdir", str(HERE.parent)]
+    proc = subprocess.run(cmd, cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=600)
+    tail = (proc.stdout + proc.stderr)[-6000:]
+    assert proc.returncode == 0, tail
+    last = proc.stdout.splitlines()[-1]
+    assert " passed" in last and "skipped" not in last, tail
+
+
+def test_cupy_units_source_compiles_with_nvcc(tmp_path: Path):
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        pytest.skip("no CUDA toolkit (nvcc) here")
+    from nalu_np.kernels import _cupy_source
+
+    sys.path.insert(0, str(HERE / "cudasim_fakecupy"))  # cupy_units imports cupy; only its source is used here
+    try:
+        from nalu_np.kernels import cupy_units
+    finally:
+        sys.path.remove(str(HERE / "cudasim_fakecupy"))
+    names = cupy_units.kernel_names("float") + cupy_units.kernel_names("double")
+    source = (_cupy_source.SOURCE + cupy_units.SOURCE + "\nvoid* all_kernels[] = {\n"
+              + ",\n".join(f"(void*)&{n}" for n in names) + "};\n")
+    (tmp_path / "k.cu").write_text(source)
+    proc = subprocess.run([nvcc, "-std=c++14", "-arch=sm_90", "-Xptxas=-v", "-c", "-o", str(tmp_path / "k.o"),
+                           str(tmp_path / "k.cu")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    spills = [line for line in proc.stderr.splitlines() if "spill" in line and " 0 bytes spill stores" not in line]
+    assert not spills, spills
+    proc = subprocess.run([nvcc, "-std=c++14", "-arch=sm_90", "-ptx", "-o", str(tmp_path / "k.ptx"),
+                           str(tmp_path / "k.cu")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    ptx = (tmp_path / "k.ptx").read_text()
+    assert "atom." not in ptx
+    entries = re.split(r"\.visible \.entry ", ptx)[1:]
+    ours = [e for e in entries if any(e.startswith(f"_Z{len(k)}{k}I") for k in _UNITS_KERNELS)]
+    assert len(ours) == len(names)
+    for entry in ours:
+        name = entry.split("(", 1)[0]
+        # the float instantiations: no double arithmetic (except in CUDA's own sinf / cosf, whose reduction of
+        # huge arguments multiplies in float64: the NPU's output and gradient kernels)
+        if name.split("I", 1)[1].startswith("f") and not re.match(r"_Z\d+npu_(output|grads)I", name):
+            assert ".f64" not in entry, name
+
+
+_UNITS_KERNELS = ("product", "loo", "factor_grad_t", "inalu_log", "inalu_output", "inalu_grads", "inalu_dx",
+                  "inalu_finish", "inalu_gate", "npu_inputs", "npu_output", "npu_grads", "npu_dx")

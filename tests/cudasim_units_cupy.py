@@ -1,0 +1,78 @@
+"""NAU, NMU, iNALU, NPU and RealNPU of the ``cupy`` backend without a GPU, against the NumPy reference.
+
+Run by ``tests/test_gpu_units_sim.py`` in a subprocess whose ``PYTHONPATH`` starts with
+``tests/cudasim_fakecupy`` (the host emulation of CuPy: NumPy for cuBLAS, the CUDA C++ kernels built with
+``g++``, one ``std::thread`` per CUDA thread), with blocks of 64 threads and at most 3 blocks, so that
+grid-stride loops go round.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import cupy
+
+if not cupy.__version__.endswith("host-emulation"):
+    pytest.skip("needs tests/cudasim_fakecupy first on PYTHONPATH", allow_module_level=True)
+
+import nalu_np as nn  # noqa: E402
+from nalu_np.kernels import cupy_gpu as k  # noqa: E402
+
+from cudasim_common import assert_close  # noqa: E402
+from cudasim_units_common import UNITS, check_unit, make_unit_case, run_unit  # noqa: E402
+
+
+@pytest.mark.parametrize("unit", UNITS)
+@settings(max_examples=8)
+@given(batch=st.integers(1, 300), n_in=st.integers(1, 4), n_out=st.integers(1, 3),
+       dtype=st.sampled_from(["float32", "float64"]), seed=st.integers(0, 2**32 - 1))
+def test_matches_reference(unit, dtype, batch, n_in, n_out, seed):
+    # up to 300 rows: more than 3 blocks of 64 threads
+    params, x, dy = make_unit_case(np.random.default_rng(seed), unit, batch, n_in, n_out, dtype)
+    check_unit(k, unit, params, x, dy, cupy.asarray)
+
+
+def test_nmu_zero_factors():
+    params, x, dy = make_unit_case(np.random.default_rng(2), "nmu", 4, 3, 2, "float64", zero_fraction=0.0)
+    params["W"][:] = 1.0
+    x[1, 0] = 0.0
+    x[2, :2] = 0.0
+    _, dx, grads = run_unit(k, "nmu", params, x, dy, cupy.asarray)
+    assert np.all(np.isfinite(dx)) and np.all(np.isfinite(grads["W"]))
+    check_unit(k, "nmu", params, x, dy, cupy.asarray)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_inalu_clipped_log_space(dtype):
+    params, x, dy = make_unit_case(np.random.default_rng(3), "inalu", 200, 3, 2, dtype)
+    x[0, 0] = 1e-4
+    check_unit(k, "inalu", params, x, dy, cupy.asarray, eps=1e-3, omega=0.3)
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_noncontiguous_inputs_and_reproducible(unit):
+    params, x, dy = make_unit_case(np.random.default_rng(4), unit, 130, 3, 2, "float32")
+    want = run_unit(k, unit, params, x, dy, cupy.asarray)
+    got = run_unit(k, unit, params, x, dy, lambda a: cupy.asarray(np.asfortranarray(a)))
+    for a, b in zip(want[:2], got[:2]):
+        np.testing.assert_array_equal(a, b)
+    for key in want[2]:
+        np.testing.assert_array_equal(want[2][key], got[2][key])
+
+
+def test_host_arrays_refused_and_layer_round_trip():
+    layer = nn.NPU(3, 2, rng=5, dtype="float64")
+    x = np.random.default_rng(6).uniform(-2.0, 2.0, (7, 3))
+    with pytest.raises(TypeError, match="GPU array"):
+        k.npu_forward({key: cupy.asarray(v) for key, v in layer.params.items()}, x)
+    dev = layer.to("cupy")
+    y, cache = dev.forward(cupy.asarray(x), backend="cupy")
+    dx, grads = dev.backward(cupy.asarray(np.ones((7, 2))), cache)
+    y0, cache0 = layer.forward(x)
+    dx0, grads0 = layer.backward(np.ones((7, 2)), cache0)
+    assert_close(y.get(), y0, "y")
+    assert_close(dx.get(), dx0, "dx")
+    for key in grads0:
+        assert_close(grads[key].get(), grads0[key], key)
