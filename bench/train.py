@@ -8,6 +8,8 @@ ranges after every step.  Contenders, each in its own process, timed in turn:
 * ``numba-loop``: the same loop on the ``numba`` backend;
 * ``numba-compiled``: ``nalu_np.kernels.numba_train.train``: K steps per compiled call, batches drawn with
   NumPy's Generator in chunks of ``--chunk`` steps (the drawing is timed too);
+* ``numba-compiled-rng``: ``nalu_np.kernels.numba_train.train_steps(..., steps=K, state=...)``: the batches
+  drawn inside the compiled loop (xoshiro256**), as ``nalu-np sweep`` trains;
 * ``torch``: the model written with torch operations, autograd, ``torch.optim.Adam`` and ``torch.rand``
   batches (PyTorch eager, as stable-nalu itself is written), if PyTorch is installed.
 
@@ -37,7 +39,7 @@ from _common import (Worker, bar_plot, fmt_ratio, machine, markdown_table, peer_
 import nalu_np as nn  # noqa: E402
 
 IN, HIDDEN, BATCH, LR, OFFSET = 100, 2, 128, 1e-3, 17
-CONTENDERS = ("numpy-loop", "numba-loop", "numba-compiled", "torch")
+CONTENDERS = ("numpy-loop", "numba-loop", "numba-compiled", "numba-compiled-rng", "torch")
 
 
 def make_model(dtype: str, seed: int = 0) -> tuple[Any, Any]:
@@ -72,6 +74,15 @@ def compiled_trainer(dtype: str, op: str, chunk: int) -> Callable[[int], None]:
     model, opt = make_model(dtype)
     rng = np.random.default_rng(0)
     return lambda steps: nt.train(model, opt, task, steps, rng, batch_size=BATCH, chunk=chunk)
+
+
+def compiled_rng_trainer(dtype: str, op: str) -> Callable[[int], None]:
+    from nalu_np.kernels import numba_train as nt
+
+    task = nt.SimpleFunction(op=op, offset=OFFSET, in_features=IN)
+    model, opt = make_model(dtype)
+    state = nt.rng_state(0)
+    return lambda steps: nt.train_steps(model, opt, task, steps=steps, state=state, batch_size=BATCH)
 
 
 def torch_trainer(dtype: str, op: str) -> Callable[[int], None]:
@@ -114,6 +125,8 @@ def handle(contender: str, req: dict[str, Any]) -> dict[str, Any]:
         run = loop_trainer("numba", dtype, op)
     elif contender == "numba-compiled":
         run = compiled_trainer(dtype, op, req["chunk"])
+    elif contender == "numba-compiled-rng":
+        run = compiled_rng_trainer(dtype, op)
     else:
         run = torch_trainer(dtype, op)
     t0 = time.perf_counter()

@@ -7,8 +7,9 @@
     rows = run_sweep(configs, range(20), "runs/sft")       # local processes, one per core
     print(markdown_table(rows))
 
-Each run trains with :func:`nalu_np.train` step by step, or, for the NAU -> NMU network of the simple
-function task, with the compiled Numba training kernel (``engine="auto"``, the default; see :func:`run_seed`).
+Each run trains with :func:`nalu_np.train` step by step, or, for two-layer networks of NAU, NMU and NALU
+(shared weights) on the simple function task, with the compiled Numba training kernel, which also draws the
+batches (``engine="auto"``, the default; see :func:`run_seed`).
 
 Runs go through any :class:`concurrent.futures.Executor`: only ``submit()`` and the futures it returns are
 used, so ``distributed.Client(...).get_executor()`` (Dask) or a ``ThreadPoolExecutor`` work unchanged.  The
@@ -227,8 +228,11 @@ def run_seed(config: Config | Mapping[str, Any], seed: int, backend: str | None 
         Backend of :func:`nalu_np.train` (default: the active one).
     engine : {"auto", "python", "compiled"}
         ``"python"``: :func:`nalu_np.train`, step by step.  ``"compiled"``: ``eval_every`` steps per call of
-        the Numba training kernel (``nalu_np.kernels.numba_train``; NAU -> NMU on the simple function task
-        with +, -, x, / only; about ten times faster).  ``"auto"``: compiled where it applies, else Python.
+        the Numba training kernel (``nalu_np.kernels.numba_train``: two-layer networks of NAU, NMU and NALU
+        on the simple function task with +, -, x, / only), with batches drawn inside the kernel
+        (xoshiro256**, seeded from the seed's data generator): the same distribution as the Python loop but
+        other numbers, so a seed's run differs between the engines; tens of times faster.  ``"auto"``:
+        compiled where it applies, else Python.
 
     Returns
     -------
@@ -595,8 +599,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: os.cpu_count())")
     parser.add_argument("--backend", default=None, help="compute backend of the runs (default: numpy)")
     parser.add_argument("--engine", choices=ENGINES, default="auto",
-                        help="python: nalu_np.train step by step; compiled: the Numba training kernel (NAU -> NMU "
-                             "on simple-add/sub/mul/div only); auto (default): compiled where it applies")
+                        help="python: nalu_np.train step by step; compiled: the Numba training kernel (two-layer "
+                             "NAU/NMU/NALU networks on simple-add/sub/mul/div only, batches drawn in the kernel); "
+                             "auto (default): compiled where it applies")
     parser.add_argument("--plot", default=None, metavar="PNG", help="save a bar chart of the success rates")
     parser.add_argument("--summary", action="store_true", help="only print the table of the runs on disk")
     parser.add_argument("--quiet", action="store_true", help="no progress line")

@@ -199,24 +199,45 @@ def test_option_values_are_parsed():
     assert np.isfinite(sw.Row("t", "+", "NAU", 1, 1, 1, 0.0, 1.0, None, None).rate)
 
 
-def test_compiled_engine_agrees_with_the_python_loop():
+@pytest.mark.parametrize("task,unit", [("simple-mul", "NMU"), ("simple-add", "NAU"), ("simple-mul", "NALU")])
+def test_compiled_engine_agrees_with_the_python_loop(task, unit):
+    """With NumPy's draws the compiled engine computes the Python loop's run (to rounding): the same
+    batches, regularizer schedule, projections, evaluations and sparsity errors."""
     pytest.importorskip("numba")
-    config = sw.Config("simple-mul", "NMU", {"steps": 60, "eval_every": 20, "lambda_hat": 10.0})
-    py, comp = sw.run_seed(config, 3, engine="python"), sw.run_seed(config, 3, engine="compiled")
-    assert (py["engine"], comp["engine"]) == ("python", "compiled")
+    from nalu_np.tasks import seed_rngs
+
+    config = sw.Config(task, unit, {"steps": 60, "eval_every": 20, "lambda_hat": 10.0, "reg_start": 10,
+                                    "reg_end": 40})
+    py = sw.run_seed(config, 3, engine="python")
+    t = sw._build_task(config, 3)
+    model = t.build_model(seed_rngs(3)[0])
+    sw._record_sparsity(t, model)
+    comp = sw._train_compiled(model, t, 3, draws="numpy").to_dict()
     for k, v in py["run"]["params"].items():
-        np.testing.assert_allclose(comp["run"]["params"][k], v, atol=1e-5)
-    assert [e["step"] for e in comp["run"]["evaluations"]] == [0, 20, 40, 60]
-    for a, b in zip(py["run"]["evaluations"], comp["run"]["evaluations"]):
+        np.testing.assert_allclose(comp["params"][k], v, atol=1e-5)
+    assert [e["step"] for e in comp["evaluations"]] == [0, 20, 40, 60]
+    for a, b in zip(py["run"]["evaluations"], comp["evaluations"]):
         assert b["interpolation_mse"] == pytest.approx(a["interpolation_mse"], rel=1e-4)
         assert b["sparsity_error"] == pytest.approx(a["sparsity_error"], abs=1e-5)
-    np.testing.assert_allclose(comp["run"]["loss_curve"]["loss"], py["run"]["loss_curve"]["loss"], rtol=1e-4)
+    np.testing.assert_allclose(comp["loss_curve"]["loss"], py["run"]["loss_curve"]["loss"], rtol=1e-4)
+
+
+def test_compiled_engine_draws_its_own_batches_reproducibly():
+    pytest.importorskip("numba")
+    config = sw.Config("simple-sub", "NAU", {"steps": 3000, "eval_every": 1500, "lambda_hat": 0.0})
+    a, b, c = (sw.run_seed(config, s, engine="compiled") for s in (5, 5, 6))
+    assert a["engine"] == "compiled" and a["model"] == "NAU -> NAU"
+    assert a["run"]["params"] == b["run"]["params"]
+    assert a["run"]["params"] != c["run"]["params"]
+    assert np.all(np.isfinite(a["run"]["loss_curve"]["loss"]))
+    mse = [e["interpolation_mse"] for e in a["run"]["evaluations"]]
+    assert mse[-1] < 0.5 * mse[0]  # it learns from the task's batches
 
 
 def test_engine_choice():
-    add = sw.Config("simple-add", "NAU", TINY)
-    assert sw.run_seed(add, 0, engine="auto")["engine"] == "python"  # NAU -> NAU: no compiled path
-    with pytest.raises(ValueError, match="NAU -> NMU"):
+    add = sw.Config("simple-add", "NPU", TINY)
+    assert sw.run_seed(add, 0, engine="auto")["engine"] == "python"  # NAU -> NPU: no compiled path
+    with pytest.raises(ValueError, match="layers of"):
         sw.run_seed(add, 0, engine="compiled")
     with pytest.raises(ValueError, match="engine"):
         sw.run_seed(add, 0, engine="fast")
