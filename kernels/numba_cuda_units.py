@@ -54,6 +54,23 @@ def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
+@functools.lru_cache(maxsize=None)
+def _sign(dtype: str) -> Any:
+    """Device function ``sign(v)``: -1, 0 or 1 in the float type (NaN for NaN), as ``numpy.sign``."""
+    f = nc._math(dtype)
+    one, zero = f.one, f.zero
+
+    @cuda.jit(device=True)
+    def sign(v):  # noqa: ANN001, ANN202
+        if v > zero:
+            return one
+        if v < zero:
+            return -one
+        return v
+
+    return sign
+
+
 # ---------------------------------------------------------------------------------------------------------
 # matrix products with the NAC's tiled kernels
 # ---------------------------------------------------------------------------------------------------------
@@ -147,8 +164,8 @@ def _colsum_kernel(dtype: str, factor: int) -> Any:
     ``factor`` -1: ``u = 1``; otherwise a product unit's factor kind and ``u = u(x[b, k // n_out]) - 1``
     (``x - 1`` for the NMU, ``sign(x) - 1`` for the iNALU sign term), the derivative of ``f`` by ``v(W)``.
     """
-    f = nc._math(dtype)
-    one, zero = f.one, f.zero
+    one, zero = nc._math(dtype).one, nc._math(dtype).zero
+    sign = _sign(dtype)
 
     @cuda.jit
     def colsum(E, x, n_out, chunk, part):  # noqa: ANN001, ANN202
@@ -163,8 +180,7 @@ def _colsum_kernel(dtype: str, factor: int) -> Any:
                 if factor == _NMU_FACTOR:
                     e *= x[b, i] - one
                 elif factor == _SIGN_FACTOR:
-                    v = x[b, i]
-                    e *= (one if v > zero else (-one if v < zero else v)) - one
+                    e *= sign(x[b, i]) - one
                 acc += e
             part[s, k] = acc
 
@@ -193,16 +209,15 @@ def _vector(part: Any, dtype: np.dtype) -> Any:
 @functools.lru_cache(maxsize=None)
 def _product_kernels(factor: int, dtype: str) -> Any:
     """``prod_i f[b, i, o]`` and the scaled leave-one-out products, for ``f = u(x) v(W) + 1 - v(W)``."""
-    f = nc._math(dtype)
-    one, zero = f.one, f.zero
+    one, zero = nc._math(dtype).one, nc._math(dtype).zero
+    sign = _sign(dtype)
 
     @cuda.jit(device=True)
     def fac(v, w):  # noqa: ANN001, ANN202
         if factor == _NMU_FACTOR:
             return w * v + (one - w)
         w = abs(w)
-        u = one if v > zero else (-one if v < zero else v)
-        return u * w + (one - w)
+        return sign(v) * w + (one - w)
 
     @cuda.jit
     def product(x, W, y):  # noqa: ANN001, ANN202
@@ -355,7 +370,7 @@ def nmu_backward(params: Params, cache: dict[str, Any], dy: Any) -> tuple[Any, P
 def _inalu_kernels(dtype: str) -> Any:
     f = nc._math(dtype)
     one, zero = f.one, f.zero
-    exp_, sigmoid = f.exp, f.sigmoid
+    exp_, sigmoid, sign = f.exp, f.sigmoid, _sign(dtype)
 
     @cuda.jit
     def log_in(x, eps, l):  # noqa: ANN001, ANN202
@@ -425,9 +440,7 @@ def _inalu_kernels(dtype: str) -> Any:
             s_s = zero
             for p in range(ps.shape[0]):
                 s_s += ps[p, k]
-            w = Wm[i, j]
-            sgn = one if w > zero else (-one if w < zero else w)
-            dwm = s_m + sgn * s_s
+            dwm = s_m + sign(Wm[i, j]) * s_s
             t = ta[i, j]
             s = sa[i, j]
             gwa[i, j] = s_a * (one - t * t) * s
@@ -531,7 +544,7 @@ def _npu_kernels(dtype: str, imaginary: bool) -> Any:
     """
     f = nc._math(dtype)
     T, one, zero = f.T, f.one, f.zero
-    exp_ = f.exp
+    exp_, sign = f.exp, _sign(dtype)
     pi = T(math.pi)
 
     @cuda.jit(device=True)
@@ -604,7 +617,7 @@ def _npu_kernels(dtype: str, imaginary: bool) -> Any:
             gi = g[i]
             ax, r = gated(v, gi, eps)
             dr = R[b, i] / r
-            dx[b, i] = dr * gi * (one if v > zero else (-one if v < zero else v))
+            dx[b, i] = dr * gi * sign(v)
             gt[b, i] = dr * (ax - one) + R[n_batch + b, i] * (pi if v < zero else zero)
 
     return stack_inputs, stack_weights, output, grads, dx_kernel

@@ -68,3 +68,46 @@ def check_unit(module: Any, unit: str, params: dict[str, np.ndarray], x: np.ndar
     assert_close(dx, dx0, f"{unit} dx")
     for k in grads0:
         assert_close(grads[k], grads0[k], f"{unit} grads[{k!r}]")
+
+
+def nmu_zero_factor_case(dtype: Any) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """An NMU case with ``W = 1`` and zeros in ``x``: factors exactly 0, one or two in a product (where
+    ``y / f`` would be ``0 / 0``)."""
+    params, x, dy = make_unit_case(np.random.default_rng(2), "nmu", 4, 3, 2, dtype, zero_fraction=0.0)
+    params["W"][:] = 1.0
+    x[1, 0] = 0.0
+    x[2, :2] = 0.0
+    return params, x, dy
+
+
+def check_nmu_zero_factors(module: Any, to_device: Callable[[np.ndarray], Any]) -> None:
+    """The gradients of :func:`nmu_zero_factor_case` are finite and match the reference."""
+    params, x, dy = nmu_zero_factor_case("float64")
+    _, dx, grads = run_unit(module, "nmu", params, x, dy, to_device)
+    assert np.all(np.isfinite(dx)) and np.all(np.isfinite(grads["W"]))
+    check_unit(module, "nmu", params, x, dy, to_device)
+
+
+def check_inalu_clipped(module: Any, to_device: Callable[[np.ndarray], Any], batch: int, dtype: Any) -> None:
+    """iNALU with ``omega`` small enough that some ``z = l @ W_m`` are clipped (no gradient through them) and
+    ``eps`` above some ``|x|``, against the reference."""
+    params, x, dy = make_unit_case(np.random.default_rng(3), "inalu", batch, 3, 2, dtype)
+    x[0, 0] = 1e-4
+    check_unit(module, "inalu", params, x, dy, to_device, eps=1e-3, omega=0.3)
+
+
+def check_layer(layer: Any, backend: str, x: np.ndarray, dy: np.ndarray) -> None:
+    """``layer.to(backend)`` through the layer protocol and the backend switch, against the layer on NumPy."""
+    from nalu_np.backends import get_backend
+
+    be = get_backend(backend)
+    dev = layer.to(backend)
+    y, cache = dev.forward(be.asarray(x), backend=backend)
+    dx, grads = dev.backward(be.asarray(dy), cache)
+    y0, cache0 = layer.forward(x, backend="numpy")
+    dx0, grads0 = layer.backward(dy, cache0)
+    assert_close(to_numpy(y), y0, "y")
+    assert_close(to_numpy(dx), dx0, "dx")
+    assert set(grads) == set(grads0)
+    for key in grads0:
+        assert_close(to_numpy(grads[key]), grads0[key], key)

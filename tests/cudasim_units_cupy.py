@@ -20,8 +20,8 @@ if not cupy.__version__.endswith("host-emulation"):
 import nalu_np as nn  # noqa: E402
 from nalu_np.kernels import cupy_gpu as k  # noqa: E402
 
-from cudasim_common import assert_close  # noqa: E402
-from cudasim_units_common import UNITS, check_unit, make_unit_case, run_unit  # noqa: E402
+from cudasim_units_common import (  # noqa: E402
+    UNITS, check_inalu_clipped, check_layer, check_nmu_zero_factors, check_unit, make_unit_case, run_unit)
 
 
 @pytest.mark.parametrize("unit", UNITS)
@@ -35,20 +35,12 @@ def test_matches_reference(unit, dtype, batch, n_in, n_out, seed):
 
 
 def test_nmu_zero_factors():
-    params, x, dy = make_unit_case(np.random.default_rng(2), "nmu", 4, 3, 2, "float64", zero_fraction=0.0)
-    params["W"][:] = 1.0
-    x[1, 0] = 0.0
-    x[2, :2] = 0.0
-    _, dx, grads = run_unit(k, "nmu", params, x, dy, cupy.asarray)
-    assert np.all(np.isfinite(dx)) and np.all(np.isfinite(grads["W"]))
-    check_unit(k, "nmu", params, x, dy, cupy.asarray)
+    check_nmu_zero_factors(k, cupy.asarray)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_inalu_clipped_log_space(dtype):
-    params, x, dy = make_unit_case(np.random.default_rng(3), "inalu", 200, 3, 2, dtype)
-    x[0, 0] = 1e-4
-    check_unit(k, "inalu", params, x, dy, cupy.asarray, eps=1e-3, omega=0.3)
+    check_inalu_clipped(k, cupy.asarray, 200, dtype)
 
 
 @pytest.mark.parametrize("unit", UNITS)
@@ -67,12 +59,4 @@ def test_host_arrays_refused_and_layer_round_trip():
     x = np.random.default_rng(6).uniform(-2.0, 2.0, (7, 3))
     with pytest.raises(TypeError, match="GPU array"):
         k.npu_forward({key: cupy.asarray(v) for key, v in layer.params.items()}, x)
-    dev = layer.to("cupy")
-    y, cache = dev.forward(cupy.asarray(x), backend="cupy")
-    dx, grads = dev.backward(cupy.asarray(np.ones((7, 2))), cache)
-    y0, cache0 = layer.forward(x)
-    dx0, grads0 = layer.backward(np.ones((7, 2)), cache0)
-    assert_close(y.get(), y0, "y")
-    assert_close(dx.get(), dx0, "dx")
-    for key in grads0:
-        assert_close(grads[key].get(), grads0[key], key)
+    check_layer(layer, "cupy", x, np.ones((7, 2)))

@@ -11,7 +11,6 @@ that grid-stride loops go round, tiles are partial and weight gradients add seve
 
 from __future__ import annotations
 
-import copy
 import os
 
 import numpy as np
@@ -25,8 +24,8 @@ import nalu_np as nn  # noqa: E402
 from nalu_np.kernels import _cuda_common as cc  # noqa: E402
 from nalu_np.kernels import numba_cuda as k  # noqa: E402
 
-from cudasim_common import assert_close  # noqa: E402
-from cudasim_units_common import UNITS, check_unit, make_unit_case, run_unit  # noqa: E402
+from cudasim_units_common import (  # noqa: E402
+    UNITS, check_inalu_clipped, check_layer, check_nmu_zero_factors, check_unit, make_unit_case, run_unit)
 
 
 def test_simulator_settings():
@@ -50,22 +49,12 @@ def test_several_blocks_partial_tiles_float32(unit):
 
 
 def test_nmu_zero_factors():
-    # W = 1 and x = 0 make a factor exactly 0: the leave-one-out products stay exact (y / f would be 0 / 0)
-    params, x, dy = make_unit_case(np.random.default_rng(2), "nmu", 4, 3, 2, "float64", zero_fraction=0.0)
-    params["W"][:] = 1.0
-    x[1, 0] = 0.0
-    x[2, :2] = 0.0
-    y, dx, grads = run_unit(k, "nmu", params, x, dy, k.asarray)
-    assert np.all(np.isfinite(dx)) and np.all(np.isfinite(grads["W"]))
-    check_unit(k, "nmu", params, x, dy, k.asarray)
+    check_nmu_zero_factors(k, k.asarray)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_inalu_clipped_log_space(dtype):
-    # omega small enough that some z = l @ W_m are clipped (no gradient through them), eps above some |x|
-    params, x, dy = make_unit_case(np.random.default_rng(3), "inalu", 6, 3, 2, dtype)
-    x[0, 0] = 1e-4
-    check_unit(k, "inalu", params, x, dy, k.asarray, eps=1e-3, omega=0.3)
+    check_inalu_clipped(k, k.asarray, 6, dtype)
 
 
 def test_weight_gradients_reproducible():
@@ -76,18 +65,10 @@ def test_weight_gradients_reproducible():
         np.testing.assert_array_equal(first[key], again[key])
 
 
-@pytest.mark.parametrize("layer_cls", [nn.NMU, nn.RealNPU])
+@pytest.mark.parametrize("layer_cls", [nn.NMU, nn.RealNPU, nn.INALU])
 def test_through_layer_and_backend_switch(layer_cls):
-    backend = nn.get_backend("numba-cuda")
     layer = layer_cls(3, 2, rng=7, dtype="float64")
-    dev = copy.copy(layer)
-    dev.params = {key: k.asarray(v) for key, v in layer.params.items()}
     x = np.random.default_rng(8).uniform(0.5, 2.0, (5, 3))
-    y, cache = dev.forward(k.asarray(x), backend=backend)
-    dx, grads = dev.backward(k.asarray(np.ones((5, 2))), cache)
-    y0, cache0 = layer.forward(x)
-    dx0, grads0 = layer.backward(np.ones((5, 2)), cache0)
-    assert_close(nn.backends.to_numpy(y), y0, "y")
-    assert_close(nn.backends.to_numpy(dx), dx0, "dx")
-    for key in grads0:
-        assert_close(nn.backends.to_numpy(grads[key]), grads0[key], key)
+    with pytest.raises(TypeError, match="numba-cuda"):
+        layer.to("numba-cuda").forward(x, backend="numba-cuda")
+    check_layer(layer, "numba-cuda", x, np.ones((5, 2)))
