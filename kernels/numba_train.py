@@ -24,8 +24,9 @@ Two ways, with the same training step:
   (Blackman & Vigna), 16 independent streams side by side so that the generator vectorises; ``s`` is its
   state (:func:`rng_state`), advanced in place.  A uniform is the top 24 (float32) or 53 (float64) bits of
   one output times ``2**-24`` or ``2**-53``: every value on that grid of ``[0, 1)`` equally likely.  The run
-  depends only on the seed of the state, not on how the steps are split into calls.  Drawing 12800 numbers
-  per step this way costs about what the step's arithmetic does; NumPy's generator costs several times more.
+  depends only on the seed of the state, not on how the steps are split into calls.  With NumPy's generator
+  the drawing costs several times the step's arithmetic (``bench/train.py``: ``numba-compiled`` against
+  ``numba-compiled-rng``); this is what ``nalu-np sweep`` uses.
 
 The model's parameters and the optimizer's moments and step count are updated in place, so compiled runs and
 Python steps can be mixed freely.
