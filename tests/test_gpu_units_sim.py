@@ -32,15 +32,19 @@ from test_numba_cuda_sim import SIM_ENV, _device_free_compile  # noqa: E402
 HERE = Path(__file__).resolve().parent
 
 
-def test_unit_kernels_under_simulator():
-    env = {**os.environ, **SIM_ENV}
-    cmd = [sys.executable, "-m", "pytest", str(HERE / "cudasim_units_numba_cuda.py"), "-q", "-rs", "-p",
-           "no:cacheprovider", "-x", "--rootdir", str(HERE.parent)]
+def _pytest_passes(test_file: str, env: dict[str, str]) -> None:
+    """Run ``tests/<test_file>`` in a subprocess with ``env``; every test must pass, none skip."""
+    cmd = [sys.executable, "-m", "pytest", str(HERE / test_file), "-q", "-x", "-p", "no:cacheprovider",
+           "--rootdir", str(HERE.parent)]
     proc = subprocess.run(cmd, cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=600)
     tail = (proc.stdout + proc.stderr)[-6000:]
     assert proc.returncode == 0, tail
     last = proc.stdout.splitlines()[-1]
     assert " passed" in last and "skipped" not in last, tail
+
+
+def test_unit_kernels_under_simulator():
+    _pytest_passes("cudasim_units_numba_cuda.py", {**os.environ, **SIM_ENV})
 
 
 @pytest.mark.parametrize("dtype", ["<f4", "<f8"])
@@ -83,13 +87,7 @@ def test_cupy_units_under_host_emulation():
     env = {**os.environ, "NALU_NP_CUDA_BLOCK": "64", "NALU_NP_CUDA_MAX_BLOCKS": "3",
            "PYTHONPATH": os.pathsep.join([str(HERE / "cudasim_fakecupy"), os.environ.get("PYTHONPATH", "")])}
     env.pop("NUMBA_ENABLE_CUDASIM", None)
-    cmd = [sys.executable, "-m", "pytest", str(HERE / "cudasim_units_cupy.py"), "-q", "-x", "-p", "no:cacheprovider",
-           "--rootdir", str(HERE.parent)]
-    proc = subprocess.run(cmd, cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=600)
-    tail = (proc.stdout + proc.stderr)[-6000:]
-    assert proc.returncode == 0, tail
-    last = proc.stdout.splitlines()[-1]
-    assert " passed" in last and "skipped" not in last, tail
+    _pytest_passes("cudasim_units_cupy.py", env)
 
 
 def test_cupy_units_source_compiles_with_nvcc(tmp_path: Path):
