@@ -1224,12 +1224,15 @@ def nmu_backward(params: Params, cache: Any, dy: np.ndarray) -> tuple[np.ndarray
     return dx, {"W": _sum_partials(pW).astype(dt)}
 
 
-# iNALU, NPU and RealNPU live in numba_units, which builds on the helpers above (hence imported last)
-from .numba_units import (  # noqa: E402
-    inalu_backward,
-    inalu_forward,
-    npu_backward,
-    npu_forward,
-    realnpu_backward,
-    realnpu_forward,
-)
+_UNIT_KERNELS = ("inalu_forward", "inalu_backward", "npu_forward", "npu_backward", "realnpu_forward",
+                 "realnpu_backward")
+
+
+def __getattr__(name: str) -> Any:
+    """iNALU, NPU and RealNPU live in :mod:`numba_units`, which builds on the helpers above: they are looked up
+    there on first use, so that either module can be imported first."""
+    if name in _UNIT_KERNELS:
+        from . import numba_units
+
+        return getattr(numba_units, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """Numba CPU kernels of the iNALU, the NPU and the RealNPU, part of the ``numba`` backend.
 
-:mod:`nalu_np.kernels.numba_cpu` imports the public functions of this module at its end (this module builds on
-its helpers) and exports them: import that module, not this one first.  They have the names and signatures of
+:mod:`nalu_np.kernels.numba_cpu` exports the public functions of this module (looked up on first use: this
+module builds on its helpers), so either module can be imported first.  They have the names and signatures of
 :mod:`nalu_np.reference` and compute the same values in the dtype of their input (float32 or float64).
 
 Layout: the *fused* path of :mod:`nalu_np.kernels.numba_cpu` and its helpers.  The batch is cut into blocks of

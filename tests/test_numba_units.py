@@ -205,3 +205,13 @@ def test_bad_input_is_rejected(kernel: str) -> None:
         bwd(params, cache, np.ones((4, 3), np.float64))
     with pytest.raises(ValueError, match="dy must have shape"):
         bwd(params, cache, np.ones((4, 2), np.float32))
+
+
+def test_either_kernel_module_can_be_imported_first() -> None:
+    """numba_units builds on numba_cpu's helpers and numba_cpu exports its kernels: no import cycle."""
+    import subprocess
+    import sys
+
+    code = ("import nalu_np.kernels.numba_units as u, nalu_np.kernels.numba_cpu as c; "
+            "assert c.npu_forward is u.npu_forward and 'inalu_backward' in c.__all__")
+    subprocess.run([sys.executable, "-c", code], check=True)
