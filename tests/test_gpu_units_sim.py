@@ -96,11 +96,18 @@ def test_cupy_units_source_compiles_with_nvcc(tmp_path: Path):
         pytest.skip("no CUDA toolkit (nvcc) here")
     from nalu_np.kernels import _cupy_source
 
+    before = set(sys.modules)
     sys.path.insert(0, str(HERE / "cudasim_fakecupy"))  # cupy_units imports cupy; only its source is used here
     try:
         from nalu_np.kernels import cupy_units
     finally:
         sys.path.remove(str(HERE / "cudasim_fakecupy"))
+        import nalu_np.kernels as kernels_pkg
+
+        for name in set(sys.modules) - before:  # later tests must not find the fake cupy, nor modules built on it
+            del sys.modules[name]
+            if name.startswith("nalu_np.kernels."):
+                kernels_pkg.__dict__.pop(name.rsplit(".", 1)[1], None)
     names = cupy_units.kernel_names("float") + cupy_units.kernel_names("double")
     source = (_cupy_source.SOURCE + cupy_units.SOURCE + "\nvoid* all_kernels[] = {\n"
               + ",\n".join(f"(void*)&{n}" for n in names) + "};\n")
