@@ -113,17 +113,21 @@ def run_reference(kernel: str, params: dict[str, np.ndarray], x: np.ndarray, dy:
     return y, dx, grads
 
 
-def check_unit(unit: str, params: dict[str, np.ndarray], x: np.ndarray, dy: np.ndarray) -> None:
-    kernel, _, hyper = UNITS[unit]
+def check_kernel(kernel: str, hyper: dict[str, Any], params: dict[str, np.ndarray], x: np.ndarray,
+                 dy: np.ndarray, *, strict: bool = False) -> None:
+    """Forward and backward of the numba kernel ``kernel`` against the reference (float32 also against the
+    float64 reference, see ``assert_close``); inputs not mutated; gradients in ``params``' order.  ``strict``:
+    no NumPy floating-point warning may come from the kernel calls."""
     y_ref, dx_ref, g_ref = run_reference(kernel, params, x, dy, hyper)
     truth: tuple[Any, Any, Any] = (None, None, {})
     if x.dtype == np.float32:
         truth = run_reference(kernel, {k: v.astype(np.float64) for k, v in params.items()},
                               x.astype(np.float64), dy.astype(np.float64), hyper)
     before = {k: v.copy() for k, v in params.items()}
-    x0 = x.copy()
-    y, cache = getattr(nb, kernel + "_forward")(params, x, **hyper)
-    dx, grads = getattr(nb, kernel + "_backward")(params, cache, dy, **hyper)
+    x0, dy0 = x.copy(), dy.copy()
+    with np.errstate(all="raise") if strict else contextlib.nullcontext():
+        y, cache = getattr(nb, kernel + "_forward")(params, x, **hyper)
+        dx, grads = getattr(nb, kernel + "_backward")(params, cache, dy, **hyper)
     dt = x.dtype.type
     assert_close(y, y_ref, dt, "y", truth[0])
     assert_close(dx, dx_ref, dt, "dx", truth[1])
@@ -132,6 +136,12 @@ def check_unit(unit: str, params: dict[str, np.ndarray], x: np.ndarray, dy: np.n
         assert_close(grads[k], g_ref[k], dt, f"grad {k}", truth[2].get(k))
         np.testing.assert_array_equal(params[k], before[k])
     np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(dy, dy0)
+
+
+def check_unit(unit: str, params: dict[str, np.ndarray], x: np.ndarray, dy: np.ndarray) -> None:
+    kernel, _, hyper = UNITS[unit]
+    check_kernel(kernel, hyper, params, x, dy)
 
 
 # ---------------------------------------------------------------------------------------------------------

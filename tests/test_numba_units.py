@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("numba")
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
-from test_numba_kernels import DTYPES, assert_close, code_path, off_kink, run_reference  # noqa: E402
+from test_numba_kernels import DTYPES, assert_close, check_kernel, code_path, off_kink, run_reference  # noqa: E402
 
 import nalu_np as nn  # noqa: E402
 from nalu_np import reference as ref  # noqa: E402
@@ -48,28 +48,9 @@ def make_params(kernel: str, I: int, O: int, rng: np.random.Generator, dtype: An
 
 
 def check(kernel: str, params: dict[str, np.ndarray], x: np.ndarray, dy: np.ndarray) -> None:
-    """Forward and backward of the numba kernels against the reference (float32 also against the float64
-    reference, see ``assert_close``); inputs not mutated; gradients in ``params``' order and dtype."""
-    hyper = HYPER[kernel]
-    y_ref, dx_ref, g_ref = run_reference(kernel, params, x, dy, hyper)
-    truth: tuple[Any, Any, Any] = (None, None, {})
-    if x.dtype == np.float32:
-        truth = run_reference(kernel, {k: v.astype(np.float64) for k, v in params.items()},
-                              x.astype(np.float64), dy.astype(np.float64), hyper)
-    before = {k: v.copy() for k, v in params.items()}
-    x0, dy0 = x.copy(), dy.copy()
-    with np.errstate(all="raise"):  # the kernels compute in Numba: no NumPy warning may come from them
-        y, cache = getattr(nb, kernel + "_forward")(params, x, **hyper)
-        dx, grads = getattr(nb, kernel + "_backward")(params, cache, dy, **hyper)
-    dt = x.dtype.type
-    assert_close(y, y_ref, dt, "y", truth[0])
-    assert_close(dx, dx_ref, dt, "dx", truth[1])
-    assert list(grads) == list(params)
-    for k in params:
-        assert_close(grads[k], g_ref[k], dt, f"grad {k}", truth[2].get(k))
-        np.testing.assert_array_equal(params[k], before[k])
-    np.testing.assert_array_equal(x, x0)
-    np.testing.assert_array_equal(dy, dy0)
+    """:func:`test_numba_kernels.check_kernel`, with no NumPy warning allowed from the kernels (they compute
+    in Numba)."""
+    check_kernel(kernel, HYPER[kernel], params, x, dy, strict=True)
 
 
 @pytest.mark.parametrize("path", PATHS)
