@@ -1,12 +1,18 @@
-"""Test configuration: hypothesis profiles and the opt-in markers ``gpu`` and ``slow``.
+"""Test configuration: hypothesis profiles, the opt-in markers ``gpu`` and ``slow``, and the ``backend`` fixture.
 
 Profiles (``HYPOTHESIS_PROFILE`` or ``--hypothesis-profile``): ``ci`` is derandomized (the same examples every
 run) and is the default when ``CI`` is set; ``dev`` draws fresh examples.  Both have ``deadline=None``
 because JIT compilation makes first calls slow.
+
+``kernel_backend`` (a backend name) runs a test once per compiled backend: ``numba`` where it imports, and ``cupy``
+and ``numba-cuda`` on a device (marked ``gpu``, so only with ``--gpu``).  The GPU kernels are also tested
+without a device, under the Numba-CUDA simulator and the host emulation of the CuPy sources, in subprocesses
+(``tests/gpu``), since the simulator must be switched on before Numba is first imported.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import pytest
@@ -21,10 +27,30 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
+#: compiled backends the ``kernel_backend`` fixture runs, with the module each needs and whether it needs a device
+KERNEL_BACKENDS = (("numba", "numba", False), ("cupy", "cupy", True), ("numba-cuda", "numba", True))
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--gpu", action="store_true", help="run tests marked gpu (needs a CUDA device)")
     parser.addoption("--slow", action="store_true", help="run tests marked slow (long experiments)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "kernel_backend" in metafunc.fixturenames:
+        params = [pytest.param(name, id=name, marks=[pytest.mark.gpu] if device else [])
+                  for name, _, device in KERNEL_BACKENDS]
+        metafunc.parametrize("kernel_backend", params, indirect=True)
+
+
+@pytest.fixture
+def kernel_backend(request: pytest.FixtureRequest) -> str:
+    """The name of the backend under test; skipped where its module is not installed."""
+    name = request.param
+    module = next(mod for n, mod, _ in KERNEL_BACKENDS if n == name)
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"backend {name!r} needs {module}, which is not installed")
+    return name
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
