@@ -41,6 +41,53 @@ def check_array(a: Any, *, name: str, backend: Any, shape: tuple[int | None, ...
     ValueError
         Wrong number of dimensions, wrong size, or an empty dimension.
     """
+    _check_type(a, name, backend)
+    if a.ndim != len(shape):
+        raise ValueError(f"{name} must have {len(shape)} dimensions {_fmt(shape)}, got shape {tuple(a.shape)}")
+    for axis, (got, want) in enumerate(zip(a.shape, shape)):
+        if want is not None and got != want:
+            raise ValueError(f"{name} must have shape {_fmt(shape)}, got {tuple(a.shape)} (axis {axis})")
+        if got < 1:
+            raise ValueError(f"{name} has an empty axis {axis}: shape {tuple(a.shape)}")
+    _check_dtype(a, name, dtype)
+
+
+def check_params(params: Any, shapes: dict[str, tuple[int, ...]], *, backend: Any, dtype: np.dtype) -> None:
+    """Check a layer's parameters against the shapes of the unit table, on every backend alike.
+
+    Each expected parameter must be present, an array of ``backend``'s type (no ndarray subclass), of the
+    layer's dtype, of exactly its shape and C-contiguous; no other key may be there.
+
+    Raises
+    ------
+    TypeError
+        Wrong array type or dtype.
+    ValueError
+        A parameter is missing or unknown, has the wrong shape, or is not C-contiguous.
+    """
+    if params.keys() != shapes.keys():
+        missing = [k for k in shapes if k not in params]
+        extra = [k for k in params if k not in shapes]
+        raise ValueError(f"the layer's params must have the keys {list(shapes)}; missing {missing}, unknown {extra}")
+    for name, want in shapes.items():
+        a = params[name]
+        label = f"parameter {name!r}"
+        _check_type(a, label, backend)
+        if tuple(a.shape) != want:
+            raise ValueError(f"{label} must have shape {want}, got {tuple(a.shape)}")
+        _check_dtype(a, label, dtype, fix=f"params[{name!r}].astype({dtype.name!r})")
+        contiguous = getattr(getattr(a, "flags", None), "c_contiguous", True)
+        if not contiguous:
+            raise ValueError(f"{label} must be C-contiguous; store a contiguous copy (e.g. numpy.ascontiguousarray)")
+
+
+def _check_type(a: Any, name: str, backend: Any) -> None:
+    if isinstance(a, np.ndarray) and type(a) is not np.ndarray:
+        raise TypeError(
+            f"{name} is a {type(a).__module__}.{type(a).__name__}, a subclass of numpy.ndarray whose semantics "
+            f"(masks, matrix products) the kernels do not follow; pass a plain array, e.g. numpy.asarray({name})"
+            " (for a masked array, fill or drop the masked entries first)"
+        )
     if not isinstance(a, backend.array_type):
         hint = (
             "convert it with numpy.asarray"
@@ -51,23 +98,18 @@ def check_array(a: Any, *, name: str, backend: Any, shape: tuple[int | None, ...
             f"{name} must be a {backend.array_type.__module__}.{backend.array_type.__name__} for backend "
             f"{backend.name!r}, got {type(a).__module__}.{type(a).__name__}; {hint}"
         )
-    if a.ndim != len(shape):
-        raise ValueError(f"{name} must have {len(shape)} dimensions {_fmt(shape)}, got shape {tuple(a.shape)}")
-    for axis, (got, want) in enumerate(zip(a.shape, shape)):
-        if want is not None and got != want:
-            raise ValueError(f"{name} must have shape {_fmt(shape)}, got {tuple(a.shape)} (axis {axis})")
-        if got < 1:
-            raise ValueError(f"{name} has an empty axis {axis}: shape {tuple(a.shape)}")
+
+
+def _check_dtype(a: Any, name: str, dtype: np.dtype, fix: str | None = None) -> None:
     dt = np.dtype(a.dtype)
+    fix = fix or f"{name}.astype({dtype.name!r})"
+    if dt.kind == "f" and not dt.isnative and dt.newbyteorder("=") == dtype:
+        raise TypeError(f"{name} has the non-native byte order {dt.str!r}; convert it to native {dtype.name}: {fix}")
     if dt.kind != "f":
-        raise TypeError(
-            f"{name} has dtype {dt}; nalu_np computes in float32 or float64: cast it, e.g. {name}.astype({dtype.name})"
-        )
+        raise TypeError(f"{name} has dtype {dt}; nalu_np computes in float32 or float64: cast it, e.g. {fix}")
     if dt != dtype:
-        raise TypeError(
-            f"{name} has dtype {dt} but the layer computes in {dtype}; cast one of them "
-            f"({name}.astype({dtype.name}) or layer.astype({dt.name!r}))"
-        )
+        other = f" or layer.astype({dt.name!r})" if dt in FLOAT_DTYPES else ""
+        raise TypeError(f"{name} has dtype {dt} but the layer computes in {dtype}; cast it ({fix}{other})")
 
 
 def _fmt(shape: tuple[int | None, ...]) -> str:

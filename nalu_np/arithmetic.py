@@ -1,6 +1,6 @@
 """The published arithmetic benchmarks as tasks (DESIGN section 7), their success criterion and statistics.
 
-Tasks (registered with :func:`nalu_np.tasks.register` when this module is imported):
+Tasks (in :data:`FACTORIES`, which :mod:`nalu_np.tasks` registers):
 
 ``simple-<op>``, op in ``add sub mul div squared root``
     :class:`SimpleFunctionTask`, the static "simple function" task of Madsen & Johansen (ICLR 2020).
@@ -38,13 +38,17 @@ from ._checks import positive_int
 from .backends import to_numpy
 from .init import make_rng
 from .reference import linear_schedule
-from .tasks import TASKS, Evaluation, Task, make_unit, register, supports_presets
+from .layers import make_unit, supports_presets
+from .taskbase import Evaluation, Task
+from .units import canonical_name as _canonical_unit
+from .units import effective_weights as _unit_weights
 
 __all__ = [
     "SIMPLE_FUNCTION_OPS",
     "SIMPLE_FUNCTION_THRESHOLDS",
     "SINGLE_MODULE_OPS",
     "SINGLE_MODULE_RANGES",
+    "FACTORIES",
     "Range",
     "SimpleFunctionTask",
     "SingleModuleTask",
@@ -161,28 +165,18 @@ def outcome(evaluations: Iterable[Evaluation], threshold: float) -> dict[str, An
     }
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # stable: no exp overflow
-
-
 def effective_weights(model: Any) -> dict[str, np.ndarray]:
     """The weight matrices of a unit or Sequential as the forward pass uses them (host float64).
 
-    ``W`` (NAU, NMU) and ``W_r``, ``W_i`` (NPU, RealNPU) as they are; ``tanh(W_hat) * sigmoid(M_hat)`` for
-    each ``W_hat``/``M_hat`` pair (NAC, NACMul, NALU, INALU), under the name of its ``W_hat``.  Gates are left
-    out.  Keys are the parameter names of ``model.params`` (``"<index>.<name>"`` for a Sequential).
+    Per layer :func:`nalu_np.units.effective_weights`: ``W`` (NAU, NMU) and ``W_r``, ``W_i`` (NPU, RealNPU) as
+    they are; ``tanh(W_hat) * sigmoid(M_hat)`` for each ``W_hat``/``M_hat`` pair (NAC, NACMul, NALU, INALU),
+    under the name of its ``W_hat``.  Gates are left out.  Keys are the parameter names of ``model.params``
+    (``"<index>.<name>"`` for a Sequential).
     """
-    params = {k: np.asarray(to_numpy(v), dtype=np.float64) for k, v in model.params.items()}
-    out: dict[str, np.ndarray] = {}
-    for key, value in params.items():
-        prefix, _, name = key.rpartition(".")
-        if name in ("W", "W_r", "W_i"):
-            out[key] = value
-        elif name.startswith("W_hat"):
-            m_key = (prefix + "." if prefix else "") + "M_hat" + name[len("W_hat"):]
-            if m_key in params:
-                out[key] = np.tanh(value) * _sigmoid(params[m_key])
-    return out
+    layers = getattr(model, "layers", None)
+    parts = [("", model)] if layers is None else [(f"{i}.", layer) for i, layer in enumerate(layers)]
+    return {prefix + k: w for prefix, layer in parts
+            for k, w in _unit_weights({k: to_numpy(v) for k, v in layer.params.items()}).items()}
 
 
 def sparsity_error(model: Any) -> float:
@@ -253,15 +247,6 @@ _FIRST_LAYER = {"NMU": "NAU", "NACMul": "NAC", "NPU": "NAU", "RealNPU": "NAU"}
 
 #: the regularizer strength lambda_hat each unit gets by default (the papers' settings; 0: no regularizer)
 _DEFAULT_LAMBDA = {"NAU": 10.0, "NMU": 10.0}
-
-
-def _canonical_unit(unit: str) -> str:
-    from .tasks import unit_names
-
-    for name in unit_names():
-        if name.lower() == str(unit).lower():
-            return name
-    raise ValueError(f"unknown unit {unit!r}; known units: {', '.join(unit_names())}")
 
 
 def _make(unit: str, in_features: int, out_features: int, rng: Any, dtype: np.dtype, preset: str | None) -> Any:
@@ -625,15 +610,14 @@ class SingleModuleTask(_PaperTask):
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _register_all() -> None:
+def _factories() -> dict[str, Callable[..., Task]]:
     factories: dict[str, Callable[..., Task]] = {}
     for op in SIMPLE_FUNCTION_OPS:
         factories[f"simple-{op}"] = functools.partial(SimpleFunctionTask, op)
     for op in SINGLE_MODULE_OPS:
         factories[f"single-{op}"] = functools.partial(SingleModuleTask, op)
-    for name, factory in factories.items():
-        if name not in TASKS:  # importing the module again (reload) keeps the first registration
-            register(name, factory)
+    return factories
 
 
-_register_all()
+#: task name -> factory of the published benchmarks (registered by :mod:`nalu_np.tasks`)
+FACTORIES = _factories()

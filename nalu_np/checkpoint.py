@@ -86,13 +86,12 @@ def build_model(config: Mapping[str, Any]) -> Any:
     Every key of a unit's config other than ``unit``, ``in_features`` and ``out_features`` is a keyword
     argument of the unit's constructor.
     """
-    from .layers import Sequential
-    from .tasks import _unit_class
+    from .layers import Sequential, unit_class
 
     if config.get("unit") == "Sequential":
         return Sequential([build_model(c) for c in config["layers"]])
     try:
-        cls = _unit_class(config["unit"])
+        cls = unit_class(config["unit"])
     except (KeyError, ValueError) as err:
         raise CheckpointError(f"cannot rebuild the model: {err}") from None
     kwargs = {k: v for k, v in config.items() if k not in ("unit", "in_features", "out_features")}

@@ -19,18 +19,23 @@ import numpy as np
 
 from . import init as _init
 from . import reference as _ref
-from ._checks import as_float_dtype, check_array, positive_int
+from . import units as _units
+from ._checks import as_float_dtype, check_array, check_params, positive_int
 from .backends import Backend, get_backend, to_numpy
 
 __all__ = [
     "Cache", "Layer", "NAC", "NACMul", "NALU", "Sequential", "ProjectedLayer", "NAU", "NMU", "INALU", "NPU", "RealNPU",
+    "unit_class", "make_unit", "supports_presets",
 ]
 
 Array = Any  # numpy.ndarray, or a device array of a GPU backend
 
+_CLASSES: dict[str, type] = {}  # unit table name -> layer class, filled as the classes are defined
+
 
 class Cache(NamedTuple):
-    """What ``forward`` hands to ``backward``: the owner layer, the backend, its opaque data, the batch size."""
+    """What ``forward`` hands to ``backward``: the owner (layer or Sequential), the backend, its opaque data
+    (the kernel's cache; for a Sequential the list of its layers' caches) and the batch size."""
 
     owner: Any
     backend: Backend
@@ -41,10 +46,22 @@ class Cache(NamedTuple):
 class Layer:
     """Base class of the units: parameter storage, validation and dispatch to the backend kernels.
 
-    Subclasses set ``kernel`` (the prefix of the backend functions, e.g. ``"nalu"``) and fill ``params``.
+    Subclasses set ``unit``, their key in :data:`nalu_np.units.UNITS`; the table gives them ``kernel`` (the
+    prefix of the backend functions), ``bounds``, the parameters' names and shapes, the hyper-parameters the
+    kernels take, the initialisations and the regularizer.
     """
 
+    unit: ClassVar[str]
     kernel: ClassVar[str]
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "unit" in cls.__dict__:
+            spec = _units.UNITS[cls.unit]
+            cls.kernel = spec.kernel
+            cls.bounds = dict(spec.bounds)
+            _CLASSES[cls.unit] = cls
 
     def __init__(self, in_features: int, out_features: int, *, dtype: Any = "float32") -> None:
         self.in_features = positive_int(in_features, "in_features")
@@ -52,10 +69,39 @@ class Layer:
         self.dtype = as_float_dtype(dtype)
         self.params: dict[str, Array] = {}
 
+    @property
+    def spec(self) -> _units.UnitSpec:
+        """This unit's row of :data:`nalu_np.units.UNITS`."""
+        return _units.UNITS[self.unit]
+
+    @property
+    def shared_weights(self) -> bool:
+        """Whether the additive and multiplicative paths share their weights (NALU); True for other units."""
+        return True
+
+    def _initialise(self, rng: Any, init: str | None) -> None:
+        """``params`` drawn from the unit's initialisation ``init`` (None: the table's default)."""
+        self.init = self.spec.default_init if init is None else init
+        draw = self.spec.init(init).draw
+        self.params = draw(_init.make_rng(rng), self.in_features, self.out_features, self.dtype,
+                           self.shared_weights)
+
+    @classmethod
+    def preset(cls, name: str, in_features: int, out_features: int, *, rng: Any = None,
+               dtype: Any = "float32") -> "Layer":
+        """The unit with a published initialisation and every setting that goes with it (e.g. a NALU's ``eps``
+        and weight sharing for ``"seed-000"``); the names are the keys of ``spec.inits``."""
+        settings = _units.UNITS[cls.unit].init(name).settings
+        return cls(in_features, out_features, rng=rng, dtype=dtype, init=name, **settings)
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``{name: shape}`` that ``params`` must have (from the unit table)."""
+        return _units.param_shapes(self.unit, self.in_features, self.out_features, self.shared_weights)
+
     # -- hyper-parameters passed to the kernels (eps, ...) and the constructor arguments -------------------
     def hyper(self) -> dict[str, Any]:
         """Keyword arguments of this unit's kernels besides ``params`` and the arrays."""
-        return {}
+        return {k: getattr(self, k) for k in self.spec.hyper}
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments that rebuild this layer (JSON-serialisable)."""
@@ -86,6 +132,7 @@ class Layer:
         """
         be = get_backend(backend)
         check_array(x, name="x", backend=be, shape=(None, self.in_features), dtype=self.dtype)
+        check_params(self.params, self.param_shapes(), backend=be, dtype=self.dtype)
         y, data = be.kernel(self.kernel + "_forward")(self.params, x, **self.hyper())
         return y, Cache(self, be, data, int(x.shape[0]))
 
@@ -104,16 +151,42 @@ class Layer:
         dx : array, shape (batch, in_features)
         grads : dict
             Gradient of the loss for every entry of ``params``, same keys and shapes.
+
+        Notes
+        -----
+        The layer takes ``(dy, cache)``, in the order ``forward`` returns ``(y, cache)``; the backend kernels
+        are pure functions and take ``(params, cache, dy)``, the parameters first as in their forward
+        ``(params, x)``.
         """
         if not isinstance(cache, Cache) or cache.owner is not self:
             raise ValueError("cache does not come from this layer's forward()")
         be = cache.backend
         check_array(dy, name="dy", backend=be, shape=(cache.batch, self.out_features), dtype=self.dtype)
+        check_params(self.params, self.param_shapes(), backend=be, dtype=self.dtype)
         return be.kernel(self.kernel + "_backward")(self.params, cache.data, dy, **self.hyper())
 
     def __call__(self, x: Array, backend: str | Backend | None = None) -> Array:
         """``forward(x)[0]``: the output alone, for inference."""
         return self.forward(x, backend)[0]
+
+    # -- projections and the regularizer (units whose table row has them) ---------------------------------
+    def projections(self) -> dict[str, Any]:
+        """The projections an optimizer applies after each step: ``{name: project}`` with
+        ``params[name][...] = project(params[name])`` (see :func:`nalu_np.reference.clip_projection`); empty
+        for units without bounds."""
+        return {k: _ref.clip_projection(lo, hi) for k, (lo, hi) in self.bounds.items()}
+
+    def project(self) -> None:
+        """Apply :meth:`projections` to ``params`` in place."""
+        for k, project in self.projections().items():
+            self.params[k][...] = project(self.params[k])
+
+    def regularizer(self) -> tuple[Any, dict[str, Array]]:
+        """The unit's regularizer ``R`` and its gradient ``{name: dR/dparam}`` for the regularized parameters
+        only (the table's; ``(0.0, {})`` for a unit without one); the loss adds ``lambda(t) * R`` (see
+        :func:`nalu_np.reference.linear_schedule`)."""
+        reg = self.spec.regularizer
+        return (0.0, {}) if reg is None else reg(self.params)
 
     # -- copies ------------------------------------------------------------------------------------------
     def astype(self, dtype: Any) -> "Layer":
@@ -145,19 +218,19 @@ class NAC(Layer):
     rng : numpy.random.Generator or int, optional
     dtype : {"float32", "float64"}
     init : {"seed-003", "seed-000"}
-        Initialisation preset (see :mod:`nalu_np.init`).
+        Initialisation (see :mod:`nalu_np.init`).
 
     Notes
     -----
     ``W = tanh(W_hat) * sigma(M_hat)``, ``y = x @ W``.  Parameters ``W_hat``, ``M_hat`` of shape (I, O).
     """
 
-    kernel = "nac"
+    unit = "NAC"
 
     def __init__(self, in_features: int, out_features: int, *, rng: Any = None, dtype: Any = "float32",
-                 init: str = "seed-003") -> None:
+                 init: str | None = None) -> None:
         super().__init__(in_features, out_features, dtype=dtype)
-        self.params = _init.nac_params(_init.make_rng(rng), self.in_features, self.out_features, init, self.dtype)
+        self._initialise(rng, init)
 
 
 class NACMul(Layer):
@@ -177,16 +250,13 @@ class NACMul(Layer):
     ``y = exp(log(|x| + eps) @ W)`` with ``W = tanh(W_hat) * sigma(M_hat)``.
     """
 
-    kernel = "nacmul"
+    unit = "NACMul"
 
     def __init__(self, in_features: int, out_features: int, *, rng: Any = None, dtype: Any = "float32",
-                 eps: float = 1e-7, init: str = "seed-003") -> None:
+                 eps: float = 1e-7, init: str | None = None) -> None:
         super().__init__(in_features, out_features, dtype=dtype)
         self.eps = _init.positive_float(eps, "eps")
-        self.params = _init.nac_params(_init.make_rng(rng), self.in_features, self.out_features, init, self.dtype)
-
-    def hyper(self) -> dict[str, Any]:
-        return {"eps": self.eps}
+        self._initialise(rng, init)
 
 
 class NALU(Layer):
@@ -209,26 +279,18 @@ class NALU(Layer):
     Use :meth:`preset` for the two seed set-ups with all their settings.
     """
 
-    kernel = "nalu"
+    unit = "NALU"
 
     def __init__(self, in_features: int, out_features: int, *, rng: Any = None, dtype: Any = "float32",
-                 eps: float = 1e-7, shared_weights: bool = True, init: str = "seed-003") -> None:
+                 eps: float = 1e-7, shared_weights: bool = True, init: str | None = None) -> None:
         super().__init__(in_features, out_features, dtype=dtype)
         self.eps = _init.positive_float(eps, "eps")
-        self.shared_weights = bool(shared_weights)
-        self.params = _init.nalu_params(_init.make_rng(rng), self.in_features, self.out_features, init,
-                                        self.dtype, self.shared_weights)
+        self._shared = bool(shared_weights)
+        self._initialise(rng, init)
 
-    @classmethod
-    def preset(cls, name: str, in_features: int, out_features: int, *, rng: Any = None,
-               dtype: Any = "float32") -> "NALU":
-        """A NALU with every setting of a seed article: ``"seed-003"`` or ``"seed-000"`` (see :mod:`nalu_np.init`)."""
-        p = _init.preset(name)
-        return cls(in_features, out_features, rng=rng, dtype=dtype, eps=p.eps, shared_weights=p.shared_weights,
-                   init=name)
-
-    def hyper(self) -> dict[str, Any]:
-        return {"eps": self.eps}
+    @property
+    def shared_weights(self) -> bool:
+        return self._shared
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "shared_weights": self.shared_weights}
@@ -259,19 +321,22 @@ class Sequential:
     def params(self) -> dict[str, Array]:
         return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params.items()}
 
-    def forward(self, x: Array, backend: str | Backend | None = None) -> tuple[Array, list[Any]]:
+    def forward(self, x: Array, backend: str | Backend | None = None) -> tuple[Array, Cache]:
+        """The layers' forward passes in turn; the cache (a :class:`Cache` like a layer's) holds theirs."""
+        batch = int(x.shape[0]) if hasattr(x, "shape") and len(x.shape) else 0
         caches = []
         for layer in self.layers:
             x, cache = layer.forward(x, backend)
             caches.append(cache)
-        return x, caches
+        return x, Cache(self, get_backend(backend), caches, batch)
 
-    def backward(self, dy: Array, cache: list[Any]) -> tuple[Array, dict[str, Array]]:
-        if not isinstance(cache, list) or len(cache) != len(self.layers):
+    def backward(self, dy: Array, cache: Cache) -> tuple[Array, dict[str, Array]]:
+        """The layers' backward passes in reverse order; ``grads`` under the keys of :attr:`params`."""
+        if not isinstance(cache, Cache) or cache.owner is not self:
             raise ValueError("cache does not come from this Sequential's forward()")
         grads: dict[str, Array] = {}
         for i in reversed(range(len(self.layers))):
-            dy, g = self.layers[i].backward(dy, cache[i])
+            dy, g = self.layers[i].backward(dy, cache.data[i])
             grads.update({f"{i}.{k}": v for k, v in g.items()})
         return dy, {k: grads[k] for k in self.params}
 
@@ -283,7 +348,7 @@ class Sequential:
         return [(i, layer) for i, layer in enumerate(self.layers) if callable(getattr(layer, method, None))]
 
     def projections(self) -> dict[str, Any]:
-        """The layers' :meth:`ProjectedLayer.projections` under the keys ``"<index>.<name>"`` of ``params``;
+        """The layers' :meth:`Layer.projections` under the keys ``"<index>.<name>"`` of ``params``;
         layers without projections contribute nothing."""
         return {f"{i}.{k}": p for i, layer in self._with("projections") for k, p in layer.projections().items()}
 
@@ -319,32 +384,8 @@ class Sequential:
 
 
 class ProjectedLayer(Layer):
-    """A unit whose parameters are kept in bounds by a projection after each optimizer step, and that has a
-    sparsity regularizer.
-
-    Subclasses set ``bounds``: ``{param name: (lo, hi)}``.
-    """
-
-    bounds: ClassVar[dict[str, tuple[float, float]]]
-
-    def projections(self) -> dict[str, Any]:
-        """The projections an optimizer applies after each step: ``{name: project}`` with
-        ``params[name][...] = project(params[name])`` (see :func:`nalu_np.reference.clip_projection`)."""
-        return {k: _ref.clip_projection(lo, hi) for k, (lo, hi) in self.bounds.items()}
-
-    def project(self) -> None:
-        """Apply :meth:`projections` to ``params`` in place."""
-        for k, project in self.projections().items():
-            self.params[k][...] = project(self.params[k])
-
-    def regularizer(self) -> tuple[Any, dict[str, Array]]:
-        """The unit's regularizer ``R`` and its gradient ``{name: dR/dparam}`` for the regularized parameters
-        only; the loss adds ``lambda(t) * R`` (see :func:`nalu_np.reference.linear_schedule`)."""
-        raise NotImplementedError
-
-
-def _uniform(rng: Any, lo: float, hi: float, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    return _init.make_rng(rng).uniform(lo, hi, size=shape).astype(dtype)
+    """A unit whose parameters are kept in a box by a projection after each optimizer step (the table's
+    ``bounds``): NAU, NMU, NPU, RealNPU."""
 
 
 class NAU(ProjectedLayer):
@@ -355,6 +396,7 @@ class NAU(ProjectedLayer):
     in_features, out_features : int
     rng : numpy.random.Generator or int, optional
     dtype : {"float32", "float64"}
+    init : {"madsen2020"}
 
     Notes
     -----
@@ -363,17 +405,12 @@ class NAU(ProjectedLayer):
     ``R = mean(min(|W|, 1 - |W|))``.
     """
 
-    kernel = "nau"
-    bounds = {"W": (-1.0, 1.0)}
+    unit = "NAU"
 
-    def __init__(self, in_features: int, out_features: int, *, rng: Any = None, dtype: Any = "float32") -> None:
+    def __init__(self, in_features: int, out_features: int, *, rng: Any = None, dtype: Any = "float32",
+                 init: str | None = None) -> None:
         super().__init__(in_features, out_features, dtype=dtype)
-        r = min(0.5, float(np.sqrt(6.0 / (self.in_features + self.out_features))))
-        self.params = {"W": _uniform(rng, -r, r, (self.in_features, self.out_features), self.dtype)}
-
-    def regularizer(self) -> tuple[Any, dict[str, Array]]:
-        R, dW = _ref.nau_regularizer(self.params["W"])
-        return R, {"W": dW}
+        self._initialise(rng, init)
 
 
 class NMU(ProjectedLayer):
@@ -384,6 +421,7 @@ class NMU(ProjectedLayer):
     in_features, out_features : int
     rng : numpy.random.Generator or int, optional
     dtype : {"float32", "float64"}
+    init : {"madsen2020"}
 
     Notes
     -----
@@ -392,16 +430,12 @@ class NMU(ProjectedLayer):
     ``R = mean(min(W, 1 - W))``.
     """
 
-    kernel = "nmu"
-    bounds = {"W": (0.0, 1.0)}
+    unit = "NMU"
 
-    def __init__(self, in_features: int, out_features: int, *, rng: Any = None, dtype: Any = "float32") -> None:
+    def __init__(self, in_features: int, out_features: int, *, rng: Any = None, dtype: Any = "float32",
+                 init: str | None = None) -> None:
         super().__init__(in_features, out_features, dtype=dtype)
-        self.params = {"W": _uniform(rng, 0.25, 0.75, (self.in_features, self.out_features), self.dtype)}
-
-    def regularizer(self) -> tuple[Any, dict[str, Array]]:
-        R, dW = _ref.nmu_regularizer(self.params["W"])
-        return R, {"W": dW}
+        self._initialise(rng, init)
 
 
 class INALU(Layer):
@@ -417,6 +451,7 @@ class INALU(Layer):
         ``log(max(|x|, eps))``.
     omega : float
         The log-space sum is clipped at ``omega``, so ``m <= exp(omega)``.
+    init : {"schloer2020"}
 
     Notes
     -----
@@ -426,23 +461,14 @@ class INALU(Layer):
     the authors' code does: ``W_hat ~ N(0.88, 0.2**2)``, ``M_hat ~ N(0.5, 0.2**2)``, ``g ~ N(0, 0.2**2)``.
     """
 
-    kernel = "inalu"
+    unit = "INALU"
 
     def __init__(self, in_features: int, out_features: int, *, rng: Any = None, dtype: Any = "float32",
-                 eps: float = 1e-7, omega: float = 20.0) -> None:
+                 eps: float = 1e-7, omega: float = 20.0, init: str | None = None) -> None:
         super().__init__(in_features, out_features, dtype=dtype)
         self.eps = _init.positive_float(eps, "eps")
         self.omega = _init.positive_float(omega, "omega")
-        gen = _init.make_rng(rng)
-        shape = (self.in_features, self.out_features)
-        self.params = {}
-        for path in ("add", "mul"):
-            self.params[f"W_hat_{path}"] = gen.normal(0.88, 0.2, size=shape).astype(self.dtype)
-            self.params[f"M_hat_{path}"] = gen.normal(0.5, 0.2, size=shape).astype(self.dtype)
-        self.params["g"] = gen.normal(0.0, 0.2, size=self.out_features).astype(self.dtype)
-
-    def hyper(self) -> dict[str, Any]:
-        return {"eps": self.eps, "omega": self.omega}
+        self._initialise(rng, init)
 
 
 class NPU(ProjectedLayer):
@@ -455,6 +481,7 @@ class NPU(ProjectedLayer):
     dtype : {"float32", "float64"}
     eps : float
         ``r = g * (|x| + eps) + 1 - g``.
+    init : {"heim2020"}
 
     Notes
     -----
@@ -465,27 +492,13 @@ class NPU(ProjectedLayer):
     Regularizer: the L1 penalty ``mean(|W_r|) + mean(|W_i|)``.
     """
 
-    kernel = "npu"
-    bounds = {"g": (0.0, 1.0)}
-    _weights: ClassVar[tuple[str, ...]] = ("W_r", "W_i")
+    unit = "NPU"
 
     def __init__(self, in_features: int, out_features: int, *, rng: Any = None, dtype: Any = "float32",
-                 eps: float = 1e-7) -> None:
+                 eps: float = 1e-7, init: str | None = None) -> None:
         super().__init__(in_features, out_features, dtype=dtype)
         self.eps = _init.positive_float(eps, "eps")
-        r = float(np.sqrt(6.0 / (self.in_features + self.out_features)))
-        shape = (self.in_features, self.out_features)
-        self.params = {"W_r": _uniform(rng, -r, r, shape, self.dtype)}
-        if "W_i" in self._weights:
-            self.params["W_i"] = np.zeros(shape, dtype=self.dtype)
-        self.params["g"] = np.full(self.in_features, 0.5, dtype=self.dtype)
-
-    def hyper(self) -> dict[str, Any]:
-        return {"eps": self.eps}
-
-    def regularizer(self) -> tuple[Any, dict[str, Array]]:
-        parts = {k: _ref.l1_regularizer(self.params[k]) for k in self._weights}
-        return sum(R for R, _ in parts.values()), {k: dR for k, (_, dR) in parts.items()}
+        self._initialise(rng, init)
 
 
 class RealNPU(NPU):
@@ -494,5 +507,36 @@ class RealNPU(NPU):
     Parameters and initialisation as :class:`NPU` without ``W_i``: ``W_r`` (I, O), ``g`` (I,).
     """
 
-    kernel = "realnpu"
-    _weights = ("W_r",)
+    unit = "RealNPU"
+
+
+def unit_class(unit: str) -> type:
+    """The layer class of ``unit`` (its name in the unit table, any case); ValueError naming the known ones."""
+    return _CLASSES[_units.canonical_name(unit)]
+
+
+def supports_presets(unit: str) -> bool:
+    """Whether ``unit`` has the seed articles' initialisations (``"seed-003"``, ``"seed-000"``)."""
+    return set(_init.PRESETS) <= set(_units.spec(unit).inits)
+
+
+def make_unit(unit: str, in_features: int, out_features: int, *, rng: Any = None, dtype: Any = "float32",
+              preset: str | None = None) -> Layer:
+    """Build a unit by name (any case), optionally with a published initialisation and its settings.
+
+    Parameters
+    ----------
+    unit : str
+        ``"NAC"``, ``"NACMul"``, ``"NALU"``, ... (:func:`nalu_np.units.unit_names`).
+    in_features, out_features : int
+    rng : numpy.random.Generator or int, optional
+    dtype : {"float32", "float64"}
+    preset : str, optional
+        A key of the unit's ``spec.inits`` (e.g. ``"seed-003"``, ``"seed-000"`` for NAC, NACMul and NALU):
+        the initial distribution and the settings published with it (:meth:`Layer.preset`).  ``None``: the
+        unit's defaults.
+    """
+    cls = unit_class(unit)
+    if preset is None:
+        return cls(in_features, out_features, rng=rng, dtype=dtype)
+    return cls.preset(preset, in_features, out_features, rng=rng, dtype=dtype)
