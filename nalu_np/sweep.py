@@ -7,9 +7,8 @@
     rows = run_sweep(configs, range(20), "runs/sft")       # local processes, one per core
     print(markdown_table(rows))
 
-Each run trains with :func:`nalu_np.train` step by step, or, for two-layer networks of NAU, NMU and NALU
-(shared weights) on the simple function task, with the compiled Numba training kernel, which also draws the
-batches (``engine="auto"``, the default; see :func:`run_seed`).
+Each run trains with :func:`nalu_np.train`, the compiled engine where it applies (``engine="auto"``, the
+default) or the one asked for; every record says which engine and backend ran it.
 
 Runs go through any :class:`concurrent.futures.Executor`: only ``submit()`` and the futures it returns are
 used, so ``distributed.Client(...).get_executor()`` (Dask) or a ``ThreadPoolExecutor`` work unchanged.  The
@@ -43,6 +42,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence, TextIO
 
 import numpy as np
+
+from .training import ENGINES, compiled_unsupported
 
 __all__ = ["ENGINES", "Config", "Row", "run_seed", "run_sweep", "load_results", "summarize", "markdown_table", "plot",
            "add_arguments", "run_from_args", "main"]
@@ -115,102 +116,13 @@ def _build_task(config: Config, seed: int) -> Any:
     return get_task(config.task, **options)
 
 
-def _record_sparsity(task: Any, model: Any) -> None:
-    """Make the task's ``"interpolation"`` metrics include ``task.model_metrics(model)`` (the sparsity error
-    at every evaluation), since :func:`nalu_np.train` passes only predictions to ``metrics``."""
-    base = task.metrics
+def _fresh_run(config: Config, seed: int) -> tuple[Any, Any]:
+    """The task of ``config`` for ``seed`` and its untrained model (initial weights from the first generator
+    of :func:`nalu_np.tasks.seed_rngs`)."""
+    from .tasks import seed_rngs
 
-    def metrics(name: str, y: np.ndarray, t: np.ndarray) -> dict[str, float]:
-        out = base(name, y, t)
-        if name == "interpolation":
-            out.update(task.model_metrics(model))
-        return out
-
-    task.metrics = metrics
-
-
-ENGINES = ("auto", "python", "compiled")
-
-
-def _compiled_unsupported(task: Any, model: Any, backend: str | None) -> str | None:
-    """Why the compiled path cannot train this run, or None when it can."""
-    from .arithmetic import SimpleFunctionTask
-    from .backends import get_backend
-
-    if not isinstance(task, SimpleFunctionTask) or task.op not in ("add", "sub", "mul", "div"):
-        return "the compiled path trains the simple function task with +, -, x or / only"
-    if task.optimizer != "adam":
-        return "the compiled path steps with Adam"
-    if get_backend(backend).name not in ("numpy", "numba"):
-        return "the compiled path runs on the CPU (backend numpy or numba)"
-    try:
-        from .kernels import numba_train
-    except ImportError as err:
-        return f"the compiled path needs numba ({err}; pip install numba)"
-    return numba_train.supports(model)
-
-
-def _train_compiled(model: Any, task: Any, seed: int, draws: str = "xoshiro") -> Any:
-    """:func:`nalu_np.train` for two-layer NAU / NMU / NALU networks on the simple function task, ``eval_every``
-    steps per compiled call.
-
-    The same regularizer schedule, projections and evaluations as :func:`nalu_np.train`.  ``draws``:
-    ``"xoshiro"`` draws the batches inside the compiled code (:func:`nalu_np.kernels.numba_train.rng_state`,
-    seeded from the data generator of :func:`nalu_np.tasks.seed_rngs`): the same distribution as the Python
-    loop, other numbers, several times faster.  ``"numpy"`` draws the uniforms of each step from the data
-    generator in the same order as :func:`nalu_np.train`, so the run agrees with the Python loop to rounding
-    (the sums run in another order).  A run whose loss is not finite stops at the end of that call and is
-    marked diverged.
-    """
-    from .kernels import numba_train as nt
-    from .optim import Adam
-    from .tasks import Evaluation, seed_rngs
-    from .training import TrainResult
-
-    if draws not in ("xoshiro", "numpy"):
-        raise ValueError(f"draws must be 'xoshiro' or 'numpy', got {draws!r}")
-    opt = Adam(model.params, lr=task.lr, projections=model.projections())
-    spec = nt.SimpleFunction(op=task.op, offset=task.offset, in_features=task.in_features,
-                             lo=task.interpolation_range.lo, hi=task.interpolation_range.hi,
-                             subset=task.subset_size, overlap_start=task.subset_size - task.overlap)
-    regularizer = (task.lambda_hat, task.reg_start, task.reg_end) if task.lambda_hat > 0 else None
-    _, data_rng = seed_rngs(seed)
-    state = nt.rng_state(int(data_rng.integers(2**63))) if draws == "xoshiro" else None
-    sets = {name: (nt.predictor(model, x), t) for name, (x, t) in task.eval_sets().items()}
-
-    def evaluate(step: int) -> Evaluation:
-        metrics: dict[str, float] = {}
-        for name, (predict, t) in sets.items():
-            metrics.update(task.metrics(name, predict().astype(np.float64), t))
-        return Evaluation(step, metrics)
-
-    def run(k: int) -> np.ndarray:
-        if state is not None:
-            return nt.train_steps(model, opt, spec, steps=k, state=state, batch_size=task.batch_size,
-                                  regularizer=regularizer)
-        u = nt.draw_uniforms(data_rng, k, task.batch_size, task.in_features, task.dtype)
-        return nt.train_steps(model, opt, spec, u, regularizer=regularizer)
-
-    every = task.eval_every or task.steps
-    evaluations, chunks, done, diverged = [evaluate(0)], [], 0, False
-    t0 = time.perf_counter()
-    with np.errstate(over="ignore", invalid="ignore"):
-        while done < task.steps:
-            k = min(every, task.steps - done)
-            chunks.append(run(k))
-            done += k
-            if not np.all(np.isfinite(chunks[-1])):
-                diverged = True
-                break
-            if done < task.steps:
-                evaluations.append(evaluate(done))
-        evaluations.append(evaluate(done))
-    return TrainResult(
-        task=task.name, seed=int(seed), backend="numpy", config=model.config(),
-        optimizer={"type": "Adam", "hyper": opt.hyper()}, steps=task.steps, loss=np.concatenate(chunks),
-        evaluations=evaluations, success=(not diverged) and bool(task.success(evaluations)), diverged=diverged,
-        wall_time=time.perf_counter() - t0, model=model,
-    )
+    task = _build_task(config, seed)
+    return task, task.build_model(seed_rngs(seed)[0])
 
 
 def run_seed(config: Config | Mapping[str, Any], seed: int, backend: str | None = None,
@@ -227,50 +139,34 @@ def run_seed(config: Config | Mapping[str, Any], seed: int, backend: str | None 
     backend : str, optional
         Backend of :func:`nalu_np.train` (default: the active one).
     engine : {"auto", "python", "compiled"}
-        ``"python"``: :func:`nalu_np.train`, step by step.  ``"compiled"``: ``eval_every`` steps per call of
-        the Numba training kernel (``nalu_np.kernels.numba_train``: two-layer networks of NAU, NMU and NALU
-        on the simple function task with +, -, x, / only), with batches drawn inside the kernel
-        (xoshiro256**, seeded from the seed's data generator): the same distribution as the Python loop but
-        other numbers, so a seed's run differs between the engines; tens of times faster.  ``"auto"``:
-        compiled where it applies, else Python.
+        The engine of :func:`nalu_np.train`.  The compiled engine draws its batches inside the kernel: the
+        same distribution as the Python engine but other numbers, so a seed's run differs between the
+        engines; it is tens of times faster.
 
     Returns
     -------
     dict
-        ``config``, ``seed``, ``engine``, ``task``, ``op``, ``unit``, ``model`` (the network in words),
-        ``threshold``, ``steps``, the task's verdict (``success``, ``best_step``, ``interpolation_mse``,
+        ``config``, ``seed``, ``engine``, ``backend``, ``task``, ``op``, ``unit``, ``model`` (the network in
+        words), ``threshold``, ``steps``, the task's verdict (``success``, ``best_step``, ``interpolation_mse``,
         ``extrapolation_mse``, ``sparsity_error``, ``solved_at`` for tasks with ``outcome()``), and ``run``:
         :meth:`nalu_np.training.TrainResult.to_dict`.
     """
-    from .tasks import seed_rngs
     from .training import train
 
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; one of {', '.join(ENGINES)}")
     if not isinstance(config, Config):
         config = Config(config["task"], config.get("unit"), config.get("options", {}))
-    task = _build_task(config, seed)
-    init_rng, _ = seed_rngs(seed)
-    model = task.build_model(init_rng)
-    why_not = None if engine == "python" else _compiled_unsupported(task, model, backend)
-    if engine == "compiled" and why_not is not None:
-        raise ValueError(why_not)
-    used = "compiled" if engine != "python" and why_not is None else "python"
-    if used == "python" and backend is not None and backend != "numpy":
-        model = model.to(backend)
-    if callable(getattr(task, "model_metrics", None)):
-        _record_sparsity(task, model)
-    if used == "compiled":
-        result = _train_compiled(model, task, seed)
-    else:
-        result = train(model, task, seed=seed, backend=backend, progress=False)
+    task, model = _fresh_run(config, seed)
+    if backend not in (None, "numpy", "numba"):
+        model = model.to(backend)  # a device backend: the compiled engine does not apply there
+    result = train(model, task, seed=seed, engine=engine, backend=backend, progress=False)
     verdict = task.outcome(result.evaluations) if callable(getattr(task, "outcome", None)) else {}
     verdict["success"] = bool(result.success)  # False for a diverged run whatever the evaluations say
     units = [type(layer).__name__ for layer in getattr(model, "layers", [model])]
     return {
         "config": config.to_dict(),
         "seed": int(seed),
-        "engine": used,
+        "engine": result.engine,
+        "backend": result.backend,
         "task": task.name,
         "op": getattr(task, "symbol", task.name),
         "unit": getattr(task, "unit", units[-1]),
@@ -420,8 +316,12 @@ def run_sweep(configs: Config | Sequence[Config], seeds: Iterable[int], out_dir:
         raise ValueError("seeds must be >= 0")
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; one of {', '.join(ENGINES)}")
+    for config in configs:  # fail early on unknown tasks, units or options, and on an engine that cannot run
+        task, model = _fresh_run(config, seeds[0])
+        why_not = compiled_unsupported(model, task, backend) if engine == "compiled" else None
+        if why_not is not None:
+            raise ValueError(f"{config.task}:{config.unit or 'default'}: {why_not}")
     for config in configs:
-        _build_task(config, seeds[0])  # fail early on unknown tasks, units or options
         _prepare(out_dir, config)
     todo = [(c, s) for c in configs for s in seeds if not os.path.exists(_seed_path(out_dir, c, s))]
     bar = _Progress(len(todo), len(configs) * len(seeds) - len(todo), stream, progress)

@@ -9,13 +9,29 @@
     result = nn.train(model, task, seed=0)             # 22000 full-batch Adam steps, lr 0.05
     result.success, result.final["interpolation_max_rel_err"], result.loss[-1]
 
-Every step: a batch (the task's fixed data, or a fresh sample), forward, MSE (plus the task's penalty),
-backward, optimizer step.  The model is evaluated on the task's test sets before the first step, every
-``eval_every`` steps and after the last one.  A run whose loss becomes infinite or NaN stops at the next
-progress check (``log_every``) and is marked ``diverged``.
+:func:`train` is the one way to train; it has two engines, and the :class:`TrainResult` says which one ran
+on which backend:
 
-Reproducible: the same model, task, seed and backend give the same result bit for bit on CPU (the batches
-come from a generator seeded by ``seed``, and nothing else is random).
+``"python"``
+    Step by step in Python on any backend: a batch (the task's fixed data, or a fresh sample), forward, MSE
+    (plus the task's penalty), backward, optimizer step.  Any model, task and optimizer.
+``"compiled"``
+    ``eval_every`` steps per call of the Numba training kernel (:mod:`nalu_np.compiled`): networks that
+    :func:`nalu_np.compiled.supports` accepts, on the simple function task with +, -, x or /, with Adam and
+    the units' projections, on the CPU.  The batches are drawn inside the kernel (``draws="kernel"``,
+    xoshiro256** seeded from the seed's data generator: the same distribution as the Python engine, other
+    numbers) or from the Python engine's generator (``draws="numpy"``: the Python engine's run, to rounding).
+    Asked for where it does not apply, it fails before any work, saying what it supports.
+``"auto"`` (default)
+    Compiled where it applies, else Python.
+
+Either way the model is evaluated on the task's test sets before the first step, every ``eval_every`` steps
+and after the last one (with the task's ``model_metrics``, e.g. the sparsity error, where it has them).  A
+run whose loss becomes infinite or NaN stops at the next progress check (``log_every``; the compiled engine:
+the end of its call) and is marked ``diverged``.
+
+Reproducible: the same model, task, seed, engine and backend give the same result bit for bit on CPU (the
+batches come from a generator seeded by ``seed``, and nothing else is random).
 """
 
 from __future__ import annotations
@@ -34,7 +50,10 @@ from .losses import mse
 from .optim import Optimizer, create
 from .tasks import Evaluation, Task, get_task, seed_rngs
 
-__all__ = ["TrainResult", "train"]
+__all__ = ["ENGINES", "TrainResult", "train", "compiled_unsupported"]
+
+ENGINES = ("auto", "python", "compiled")
+DRAWS = ("kernel", "numpy")
 
 
 @dataclass
@@ -47,6 +66,9 @@ class TrainResult:
         The task's name.
     seed : int
     backend : str
+        The backend that ran the kernels (``"numba"`` for the compiled engine).
+    engine : str
+        ``"python"`` or ``"compiled"``: the engine that ran.
     config : dict
         ``model.config()`` (unit and hyper-parameters).
     optimizer : dict
@@ -70,6 +92,7 @@ class TrainResult:
     task: str
     seed: int
     backend: str
+    engine: str
     config: dict[str, Any]
     optimizer: dict[str, Any]
     steps: int
@@ -106,6 +129,7 @@ class TrainResult:
             "task": self.task,
             "seed": self.seed,
             "backend": self.backend,
+            "engine": self.engine,
             "config": self.config,
             "optimizer": self.optimizer,
             "steps": self.steps,
@@ -173,21 +197,137 @@ def _make_optimizer(model: Any, optimizer: str | Optimizer | None, lr: float | N
                   lr=task.lr if lr is None else lr, projections=projections, **options)
 
 
-def _evaluate(model: Any, task: Task, sets: dict[str, tuple[Any, np.ndarray]], be: Backend,
-              step: int) -> Evaluation:
+def _evaluation(model: Any, task: Task, predictions: dict[str, tuple[Any, np.ndarray]], step: int) -> Evaluation:
+    """The task's metrics of each test set (``predictions``: name -> (a function that predicts the set, its
+    targets)) and, with the interpolation set, the task's ``model_metrics(model)`` where it has them."""
     metrics: dict[str, float] = {}
-    for name, (x, t) in sets.items():
-        y = np.asarray(to_numpy(model.forward(x, backend=be)[0]), dtype=np.float64)
-        metrics.update(task.metrics(name, y, t))
+    for name, (predict, t) in predictions.items():
+        metrics.update(task.metrics(name, np.asarray(to_numpy(predict()), dtype=np.float64), t))
+    if callable(getattr(task, "model_metrics", None)):
+        metrics.update(task.model_metrics(model))
     return Evaluation(step, metrics)
 
 
+def compiled_unsupported(model: Any, task: Task, backend: str | Backend | None = None,
+                         optimizer: Any = None) -> str | None:
+    """Why the compiled engine cannot train ``model`` on ``task``, or None when it can.
+
+    It trains what :func:`nalu_np.compiled.supports` accepts (two-layer networks of NAU, NMU and NALU with
+    shared weights) on the simple function task with +, -, x or /, with Adam (no gradient clipping, the units'
+    own projections), on the CPU (backend numpy or numba), with numba installed.
+    """
+    import importlib.util
+
+    from .arithmetic import SimpleFunctionTask
+    from .optim import Adam
+
+    if not isinstance(task, SimpleFunctionTask) or task.op not in ("add", "sub", "mul", "div"):
+        return ("the compiled engine trains the simple function task with +, -, x or / (simple-add, simple-sub, "
+                f"simple-mul, simple-div), not {task.name!r}")
+    name = task.optimizer if optimizer is None else optimizer
+    if not (isinstance(name, Adam) or str(name).lower() == "adam"):
+        return f"the compiled engine steps with Adam, not {getattr(name, '__name__', type(name).__name__)!r}"
+    if get_backend(backend).name not in ("numpy", "numba"):
+        return "the compiled engine runs on the CPU (backend numpy or numba)"
+    if importlib.util.find_spec("numba") is None:
+        return "the compiled engine needs numba: pip install 'nalu-np[numba]'"
+    from . import compiled
+
+    return compiled.supports(model)
+
+
+def _train_python(model: Any, task: Task, opt: Optimizer, be: Backend, steps: int, seed: int,
+                  eval_every: int | None, log_every: int, bar: "_Progress | None"
+                  ) -> tuple[np.ndarray, list[Evaluation], bool]:
+    """The Python engine: the loss of every step, the evaluations, and whether the run diverged."""
+    _, data_rng = seed_rngs(seed)
+    fixed = task.train_data()
+    if fixed is not None:
+        fixed = (be.asarray(fixed[0]), be.asarray(fixed[1]))
+    predictions = {}
+    for name, (x, t) in task.eval_sets().items():
+        xb = be.asarray(x)
+        predictions[name] = ((lambda xb=xb: model.forward(xb, backend=be)[0]), np.asarray(t, dtype=np.float64))
+
+    history = be.xp.empty(steps, dtype=np.float64)
+    evaluations = [_evaluation(model, task, predictions, 0)]
+    diverged = False
+    done = 0
+    for step in range(1, steps + 1):
+        if fixed is not None:
+            x, t = fixed
+        else:
+            xs, ts = task.sample(data_rng, task.batch_size)
+            x, t = be.asarray(xs), be.asarray(ts)
+        y, cache = model.forward(x, backend=be)
+        loss, dy = mse(y, t)
+        _, grads = model.backward(dy, cache)
+        extra = task.penalty(model, step - 1)
+        if extra is not None:
+            value, pgrads = extra
+            loss = loss + value
+            grads = {k: g + pgrads[k] if k in pgrads else g for k, g in grads.items()}
+        history[step - 1] = loss
+        opt.step(grads)
+        done = step
+        if step % log_every == 0 or step == steps:
+            current = float(history[step - 1])
+            if not math.isfinite(current):
+                diverged = True
+                break
+            if bar is not None:
+                bar.report(step, current)
+        if eval_every is not None and step % eval_every == 0 and step != steps:
+            evaluations.append(_evaluation(model, task, predictions, step))
+    evaluations.append(_evaluation(model, task, predictions, done))
+    return np.asarray(to_numpy(history[:done]), dtype=np.float64), evaluations, diverged
+
+
+def _train_compiled(model: Any, task: Any, opt: Optimizer, steps: int, seed: int, eval_every: int | None,
+                    draws: str, bar: "_Progress | None") -> tuple[np.ndarray, list[Evaluation], bool]:
+    """The compiled engine: ``eval_every`` steps per call of :func:`nalu_np.compiled.train_steps`, the same
+    regularizer schedule, projections and evaluations as the Python engine."""
+    from . import compiled
+
+    spec = compiled.SimpleFunction(op=task.op, offset=task.offset, in_features=task.in_features,
+                                   lo=task.interpolation_range.lo, hi=task.interpolation_range.hi,
+                                   subset=task.subset_size, overlap_start=task.subset_size - task.overlap)
+    regularizer = (task.lambda_hat, task.reg_start, task.reg_end) if task.lambda_hat > 0 else None
+    _, data_rng = seed_rngs(seed)
+    state = compiled.rng_state(int(data_rng.integers(2**63))) if draws == "kernel" else None
+    predictions = {name: (compiled.predictor(model, x), np.asarray(t, dtype=np.float64))
+                   for name, (x, t) in task.eval_sets().items()}
+
+    def run(k: int) -> np.ndarray:
+        if state is not None:
+            return compiled.train_steps(model, opt, spec, steps=k, state=state, batch_size=task.batch_size,
+                                        regularizer=regularizer)
+        u = compiled.draw_uniforms(data_rng, k, task.batch_size, task.in_features, task.dtype)
+        return compiled.train_steps(model, opt, spec, u, regularizer=regularizer)
+
+    every = eval_every or steps
+    evaluations, chunks, done, diverged = [_evaluation(model, task, predictions, 0)], [], 0, False
+    while done < steps:
+        k = min(every, steps - done)
+        chunks.append(run(k))
+        done += k
+        if not np.all(np.isfinite(chunks[-1])):
+            diverged = True
+            break
+        if bar is not None:
+            bar.report(done, float(chunks[-1][-1]))
+        if done < steps:
+            evaluations.append(_evaluation(model, task, predictions, done))
+    evaluations.append(_evaluation(model, task, predictions, done))
+    return np.concatenate(chunks) if chunks else np.empty(0), evaluations, diverged
+
+
 def train(model: Any, task: Task | str, *, steps: int | None = None, optimizer: str | Optimizer | None = None,
-          lr: float | None = None, seed: int = 0, backend: str | Backend | None = None,
-          clip_norm: float | None = None, clip_value: float | None = None, projections: dict | None = None,
-          eval_every: int | None = None, log_every: int | None = None, progress: bool | None = None,
-          stream: TextIO | None = None) -> TrainResult:
-    """Train ``model`` on ``task``.
+          lr: float | None = None, seed: int = 0, engine: str = "auto", backend: str | Backend | None = None,
+          draws: str = "kernel", clip_norm: float | None = None, clip_value: float | None = None,
+          projections: dict | None = None, eval_every: int | None = None, log_every: int | None = None,
+          progress: bool | None = None, stream: TextIO | None = None) -> TrainResult:
+    """Train ``model`` on ``task``: the one entry point (see the module docstring for the engines).
 
     Parameters
     ----------
@@ -205,11 +345,16 @@ def train(model: Any, task: Task | str, *, steps: int | None = None, optimizer: 
         Default ``task.lr``.
     seed : int
         Seeds the generator of the batches of sampling tasks (:func:`nalu_np.tasks.seed_rngs`).
+    engine : {"auto", "python", "compiled"}
+        ``"compiled"`` raises ValueError before any work where it does not apply
+        (:func:`compiled_unsupported` says why); ``"auto"`` then trains with ``"python"``.
     backend : str or Backend, optional
         Default: the active backend.
+    draws : {"kernel", "numpy"}
+        Compiled engine only: batches drawn inside the kernel, or from the Python engine's generator.
     clip_norm, clip_value, projections
         Passed to the optimizer (see :mod:`nalu_np.optim`); the projections default to
-        ``model.projections()`` when the model has that method.
+        ``model.projections()`` when the model has that method.  Python engine only.
     eval_every : int, optional
         Default ``task.eval_every``; ``None`` evaluates before and after training only.
     log_every : int, optional
@@ -223,6 +368,10 @@ def train(model: Any, task: Task | str, *, steps: int | None = None, optimizer: 
     -------
     TrainResult
     """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; one of {', '.join(ENGINES)}")
+    if draws not in DRAWS:
+        raise ValueError(f"unknown draws {draws!r}; one of {', '.join(DRAWS)}")
     task = get_task(task)
     be = get_backend(backend)
     _check_on_backend(model, be)
@@ -231,59 +380,33 @@ def train(model: Any, task: Task | str, *, steps: int | None = None, optimizer: 
     log_every = max(1, steps // 20) if log_every is None else positive_int(log_every, "log_every")
     options = {k: v for k, v in (("clip_norm", clip_norm), ("clip_value", clip_value),
                                  ("projections", projections)) if v is not None}
+    why_not = None
+    if engine != "python":
+        why_not = ("the compiled engine does not clip gradients or take other projections than the units' own"
+                   if options else compiled_unsupported(model, task, be, optimizer))
+        if engine == "compiled" and why_not is not None:
+            raise ValueError(why_not)
+    used = "python" if engine == "python" or why_not is not None else "compiled"
     opt = _make_optimizer(model, optimizer, lr, task, options)
     stream = sys.stderr if stream is None else stream
     show = bool(getattr(stream, "isatty", lambda: False)()) if progress is None else bool(progress)
     bar = _Progress(f"[{task.name} seed {seed}]", steps, stream) if show else None
 
-    _, data_rng = seed_rngs(seed)
-    fixed = task.train_data()
-    if fixed is not None:
-        fixed = (be.asarray(fixed[0]), be.asarray(fixed[1]))
-    sets = {name: (be.asarray(x), np.asarray(t, dtype=np.float64)) for name, (x, t) in task.eval_sets().items()}
-
-    xp = be.xp
-    history = xp.empty(steps, dtype=np.float64)
-    evaluations = [_evaluate(model, task, sets, be, 0)]
-    diverged = False
-    done = 0
     t0 = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported, not warned about
-        for step in range(1, steps + 1):
-            if fixed is not None:
-                x, t = fixed
-            else:
-                xs, ts = task.sample(data_rng, task.batch_size)
-                x, t = be.asarray(xs), be.asarray(ts)
-            y, cache = model.forward(x, backend=be)
-            loss, dy = mse(y, t)
-            _, grads = model.backward(dy, cache)
-            extra = task.penalty(model, step - 1)
-            if extra is not None:
-                value, pgrads = extra
-                loss = loss + value
-                grads = {k: g + pgrads[k] if k in pgrads else g for k, g in grads.items()}
-            history[step - 1] = loss
-            opt.step(grads)
-            done = step
-            if step % log_every == 0 or step == steps:
-                current = float(history[step - 1])
-                if not math.isfinite(current):
-                    diverged = True
-                    break
-                if bar is not None:
-                    bar.report(step, current)
-            if eval_every is not None and step % eval_every == 0 and step != steps:
-                evaluations.append(_evaluate(model, task, sets, be, step))
-        evaluations.append(_evaluate(model, task, sets, be, done))
+        if used == "compiled":
+            loss, evaluations, diverged = _train_compiled(model, task, opt, steps, seed, eval_every, draws, bar)
+        else:
+            loss, evaluations, diverged = _train_python(model, task, opt, be, steps, seed, eval_every, log_every,
+                                                        bar)
     wall = time.perf_counter() - t0
-    loss_history = np.asarray(to_numpy(history[:done]), dtype=np.float64)
     success = (not diverged) and bool(task.success(evaluations))
     if bar is not None:
+        done = len(loss)
         bar.close(f"{bar.label} {'diverged at step ' + str(done) if diverged else f'{done} steps'} "
-                  f"in {wall:.1f}s, final loss {loss_history[-1]:.4g}")
+                  f"in {wall:.1f}s, final loss {loss[-1]:.4g}")
     return TrainResult(
-        task=task.name, seed=int(seed), backend=be.name, config=model.config(),
-        optimizer={"type": type(opt).__name__, "hyper": opt.hyper()}, steps=steps, loss=loss_history,
-        evaluations=evaluations, success=success, diverged=diverged, wall_time=wall, model=model,
+        task=task.name, seed=int(seed), backend="numba" if used == "compiled" else be.name, engine=used,
+        config=model.config(), optimizer={"type": type(opt).__name__, "hyper": opt.hyper()}, steps=steps,
+        loss=loss, evaluations=evaluations, success=success, diverged=diverged, wall_time=wall, model=model,
     )

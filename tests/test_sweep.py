@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 
+import nalu_np as nn
 from nalu_np import sweep as sw
 
 TINY = {"steps": 20, "eval_every": 10}
@@ -211,8 +212,8 @@ def test_compiled_engine_agrees_with_the_python_loop(task, unit):
     py = sw.run_seed(config, 3, engine="python")
     t = sw._build_task(config, 3)
     model = t.build_model(seed_rngs(3)[0])
-    sw._record_sparsity(t, model)
-    comp = sw._train_compiled(model, t, 3, draws="numpy").to_dict()
+    comp = nn.train(model, t, seed=3, engine="compiled", draws="numpy").to_dict()
+    assert py["engine"] == "python" and comp["engine"] == "compiled" and comp["backend"] == "numba"
     for k, v in py["run"]["params"].items():
         np.testing.assert_allclose(comp["params"][k], v, atol=1e-5)
     assert [e["step"] for e in comp["evaluations"]] == [0, 20, 40, 60]
