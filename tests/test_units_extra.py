@@ -91,14 +91,14 @@ def test_leave_one_out_products_match_explicit_products():
     rng = np.random.default_rng(0)
     f = rng.normal(size=(3, 5, 2))
     f[0, 2, 1] = 0.0
-    loo = ref._leave_one_out_products(f)
+    loo = ref.leave_one_out_products(f)
     for i in range(5):
         np.testing.assert_allclose(loo[:, i], np.prod(np.delete(f, i, axis=1), axis=1), rtol=1e-12)
 
 
 def test_leave_one_out_products_single_input_is_one():
     f = np.full((2, 1, 3), 7.0)
-    np.testing.assert_array_equal(ref._leave_one_out_products(f), np.ones((2, 1, 3)))
+    np.testing.assert_array_equal(ref.leave_one_out_products(f), np.ones((2, 1, 3)))
 
 
 # -- iNALU ---------------------------------------------------------------------------------------------------

@@ -1,0 +1,86 @@
+"""The unit table (nalu_np.units) against the layers, the backends and the reference it describes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import nalu_np as nn
+from nalu_np import layers, reference as ref, units
+
+UNITS = sorted(units.UNITS)
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_every_unit_has_a_class_with_the_tables_parameters(name):
+    spec = units.spec(name)
+    cls = layers.unit_class(name.lower())
+    assert cls.__name__ == name and cls.kernel == spec.kernel and cls.bounds == dict(spec.bounds)
+    for shared in ((True, False) if spec.separate_params else (True,)):
+        kwargs = {"shared_weights": shared} if name == "NALU" else {}
+        layer = cls(3, 2, rng=0, **kwargs)
+        shapes = units.param_shapes(name, 3, 2, shared)
+        assert list(layer.params) == list(spec.param_names(shared)) == list(shapes)
+        assert {k: v.shape for k, v in layer.params.items()} == shapes
+        assert set(layer.hyper()) == set(spec.hyper)
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_every_published_initialisation_is_a_preset(name):
+    cls = layers.unit_class(name)
+    spec = units.spec(name)
+    assert spec.inits and spec.default_init == next(iter(spec.inits))
+    for init in spec.inits:
+        a = cls.preset(init, 4, 3, rng=7, dtype="float64")
+        b = nn.tasks.make_unit(name, 4, 3, rng=7, dtype="float64", preset=init)
+        assert a.init == init and list(a.params) == list(b.params)
+        for k in a.params:
+            np.testing.assert_array_equal(a.params[k], b.params[k])
+        for key, value in spec.inits[init].settings.items():
+            assert getattr(a, key) == value
+    with pytest.raises(ValueError, match="unknown init preset 'xavier'"):
+        cls.preset("xavier", 2, 1)
+
+
+def test_default_initialisations_are_the_papers():
+    nau = nn.NAU(100, 2, rng=0, dtype="float64")
+    assert np.abs(nau.params["W"]).max() <= min(0.5, np.sqrt(6 / 102))
+    nmu = nn.NMU(2, 1, rng=0, dtype="float64")
+    assert 0.25 <= nmu.params["W"].min() and nmu.params["W"].max() <= 0.75
+    npu = nn.NPU(3, 2, rng=0)
+    assert np.all(npu.params["W_i"] == 0) and np.all(npu.params["g"] == 0.5)
+    inalu = nn.INALU(50, 40, rng=0, dtype="float64")
+    assert abs(inalu.params["W_hat_add"].mean() - 0.88) < 0.02 and abs(inalu.params["M_hat_mul"].mean() - 0.5) < 0.02
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_the_reference_has_the_kernels_of_every_unit(name):
+    spec = units.spec(name)
+    for suffix in ("_forward", "_backward"):
+        assert callable(getattr(ref, spec.kernel + suffix))
+
+
+@pytest.mark.parametrize("name", ["NAU", "NMU", "NPU", "RealNPU"])
+def test_regularizer_of_the_table(name):
+    layer = layers.unit_class(name)(4, 3, rng=1, dtype="float64")
+    R, grads = layer.regularizer()
+    direct = {"NAU": lambda p: ref.nau_regularizer(p["W"]), "NMU": lambda p: ref.nmu_regularizer(p["W"])}
+    if name in direct:
+        R0, dW = direct[name](layer.params)
+        assert R == R0 and list(grads) == ["W"]
+        np.testing.assert_array_equal(grads["W"], dW)
+    else:
+        weights = [k for k in layer.params if k.startswith("W_")]
+        assert sorted(grads) == sorted(weights)
+        assert R == pytest.approx(sum(np.abs(layer.params[k]).mean() for k in weights))
+    assert nn.NAC(2, 1).regularizer() == (0.0, {})
+
+
+def test_canonical_names_and_effective_weights():
+    assert units.canonical_name("realnpu") == "RealNPU"
+    with pytest.raises(ValueError, match="known units"):
+        units.canonical_name("transformer")
+    nac = nn.NAC(3, 2, rng=0, dtype="float64")
+    w = units.effective_weights(nac.params)
+    np.testing.assert_allclose(w["W_hat"], np.tanh(nac.params["W_hat"]) * ref.sigmoid(nac.params["M_hat"]))
+    assert units.nac_pairs(nn.INALU(2, 1).params) == [("W_hat_add", "M_hat_add"), ("W_hat_mul", "M_hat_mul")]
