@@ -18,7 +18,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import __version__
-from .backends import BackendUnavailableError, backend_names, get_backend, to_numpy
+from ._options import add_backend_and_steps, add_seeds, nonneg_int, positive_float, seed_range, unit_name
+from .backends import BackendUnavailableError, get_backend, to_numpy
 from .init import PRESETS
 
 PROG = "nalu-np"
@@ -57,44 +58,6 @@ class _UserError(Exception):
     """An error the user can fix; printed as one line."""
 
 
-def _int_at_least(lo: int, what: str) -> Any:
-    """An argparse type: an integer >= ``lo``."""
-
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            v = lo - 1
-        if v < lo:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return v
-
-    return parse
-
-
-_positive_int = _int_at_least(1, "a positive integer")
-_nonneg_int = _int_at_least(0, "an integer >= 0")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (np.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return v
-
-
-def _unit_name(text: str) -> str:
-    from .tasks import unit_names
-
-    for name in unit_names():
-        if name.lower() == text.lower():
-            return name
-    raise argparse.ArgumentTypeError(f"unknown unit {text!r}; choose from {', '.join(unit_names())}")
-
-
 def _task_help(task: Any) -> str:
     preset = f", preset {task.preset}" if task.preset else ""
     return (f"  {task.name:<6}{task.description}{preset}\n"
@@ -113,10 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     common = _Parser(add_help=False)
-    common.add_argument("--backend", choices=backend_names(), default=None,
-                        help="compute backend (default: $NALU_NP_BACKEND or numpy)")
-    common.add_argument("--steps", type=_positive_int, default=None,
-                        help="optimizer steps per run (default: the experiment's, 22000)")
+    add_backend_and_steps(common, "the experiment's, 22000")
     common.add_argument("--dtype", choices=["float32", "float64"], default="float32",
                         help="precision of the model and data (default: float32, as in the articles)")
 
@@ -129,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "loss curves (log scale) as a PNG when matplotlib is installed. Exit status 1 if an "
                     "experiment misses the articles' accuracy.",
     )
-    demo.add_argument("--seed", type=_nonneg_int, default=0, help="random seed of both runs (default: 0)")
+    demo.add_argument("--seed", type=nonneg_int, default=0, help="random seed of both runs (default: 0)")
     demo.add_argument("--out", default=".", metavar="DIR",
                       help="directory for nalu-np-demo.png (default: the current directory)")
 
@@ -142,16 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
                     + "\n\nFor the published benchmarks (simple-mul, single-add, ...) use 'nalu-np sweep'.",
     )
     train.add_argument("--task", required=True, choices=SEED_TASKS, help="the experiment")
-    train.add_argument("--unit", type=_unit_name, default=None,
+    train.add_argument("--unit", type=unit_name, default=None,
                        help="unit to train: NAC, NACMul, NALU, ... (default: the task's, NAC for add, NALU for mul)")
     train.add_argument("--preset", choices=[*PRESETS, "none"], default=None,
                        help="initialisation preset of NAC, NACMul, NALU (default: the task's, listed above; "
                             "'none' for the unit's own defaults)")
-    train.add_argument("--seeds", type=_positive_int, default=10, help="number of seeds (default: 10)")
-    train.add_argument("--first-seed", type=_nonneg_int, default=0, help="first seed (default: 0)")
+    add_seeds(train)
     train.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=None,
                        help="optimizer (default: the task's, adam)")
-    train.add_argument("--lr", type=_positive_float, default=None, help="learning rate (default: the task's)")
+    train.add_argument("--lr", type=positive_float, default=None, help="learning rate (default: the task's)")
     train.add_argument("--out", default=None, metavar="DIR",
                        help="write results.json and loss_curves.png (if matplotlib is installed) to DIR")
 
@@ -339,7 +298,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(header)
     print("-" * len(header))
     results = []
-    for seed in range(args.first_seed, args.first_seed + args.seeds):
+    for seed in seed_range(args):
         init_rng, _ = seed_rngs(seed)
         model = _model_on(task.build_model(init_rng, unit=unit, preset=preset), be)
         r = train(model, task, steps=steps, optimizer=optimizer, lr=lr, seed=seed, backend=be)

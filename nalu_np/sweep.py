@@ -43,6 +43,7 @@ from typing import Any, Iterable, Mapping, Sequence, TextIO
 
 import numpy as np
 
+from ._options import add_backend_and_steps, add_seeds, positive_int, seed_range
 from .training import ENGINES, compiled_unsupported
 
 __all__ = ["ENGINES", "Config", "Row", "run_seed", "run_sweep", "load_results", "summarize", "markdown_table", "plot",
@@ -490,14 +491,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``nalu-np sweep`` to ``parser`` (for the CLI's subcommand)."""
     parser.add_argument("runs", nargs="+", metavar="TASK[:UNIT]", type=_run_spec,
                         help="configurations to run, e.g. simple-mul:NMU")
-    parser.add_argument("--seeds", type=int, default=20, help="number of seeds (default: 20)")
-    parser.add_argument("--first-seed", type=int, default=0, help="first seed (default: 0)")
-    parser.add_argument("--steps", type=int, default=None, help="training budget (default: the task's)")
+    add_seeds(parser)
+    add_backend_and_steps(parser, "the task's")
     parser.add_argument("--set", dest="options", action="append", type=_option, default=[], metavar="KEY=VALUE",
                         help="a task option, e.g. eval_every=500 or range=U[-2,2] (repeatable)")
     parser.add_argument("--out", required=True, metavar="DIR", help="results directory (resumable)")
-    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: os.cpu_count())")
-    parser.add_argument("--backend", default=None, help="compute backend of the runs (default: numpy)")
+    parser.add_argument("--workers", type=positive_int, default=None,
+                        help="worker processes (default: os.cpu_count())")
     parser.add_argument("--engine", choices=ENGINES, default="auto",
                         help="python: nalu_np.train step by step; compiled: the Numba training kernel (two-layer "
                              "NAU/NMU/NALU networks on simple-add/sub/mul/div only, batches drawn in the kernel); "
@@ -512,14 +512,12 @@ def run_from_args(args: argparse.Namespace) -> int:
     options = dict(args.options)
     if args.steps is not None:
         options["steps"] = args.steps
-    if args.seeds < 1 or args.first_seed < 0:
-        raise ValueError("--seeds must be >= 1 and --first-seed >= 0")
     if args.backend is not None:
         from .backends import get_backend
 
         get_backend(args.backend)  # an unknown or unavailable backend fails here, not in every run
     configs = [Config(task, unit, options) for task, unit in args.runs]
-    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    seeds = seed_range(args)
     status = 0
     if args.summary:
         rows = _stored_rows(args.out, configs, seeds)

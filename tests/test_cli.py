@@ -122,3 +122,35 @@ def test_demo_reproduces_the_articles(tmp_path):
     p = run("demo", "--out", str(tmp_path))
     assert p.returncode == 0, p.stdout + p.stderr
     assert p.stdout.count("REPRODUCED") == 2 and "NOT REPRODUCED" not in p.stdout
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("--seeds", "0", ["--seeds", "positive integer"]),
+    ("--seeds", "-1", ["--seeds", "positive integer"]),
+    ("--first-seed", "-1", ["--first-seed", "integer >= 0"]),
+    ("--steps", "0", ["--steps", "positive integer"]),
+    ("--backend", "tpu", ["unknown backend 'tpu'", "numba"]),
+])
+def test_shared_options_mean_the_same_in_every_subcommand(option, value, words, tmp_path):
+    """train and sweep parse --seeds, --first-seed, --steps and --backend with one type and one message."""
+    train = run("train", "--task", "add", option, value, cwd=tmp_path)
+    sweep = run("sweep", "simple-add:NAU", "--out", "unused", option, value, cwd=tmp_path)
+    for p in (train, sweep):
+        assert_one_line_error(p, *words)
+    assert train.stderr.replace("nalu-np train", "X") == sweep.stderr.replace("nalu-np sweep", "X")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_workers_must_be_a_positive_integer(value, tmp_path):
+    assert_one_line_error(run("sweep", "simple-add", "--out", "unused", "--workers", value, cwd=tmp_path),
+                          "--workers", "positive integer")
+
+
+def test_shared_defaults_are_the_same():
+    from nalu_np.cli import build_parser
+
+    parser = build_parser()
+    train = parser.parse_args(["train", "--task", "add"])
+    sweep = parser.parse_args(["sweep", "simple-add", "--out", "x"])
+    for key in ("seeds", "first_seed", "steps", "backend"):
+        assert getattr(train, key) == getattr(sweep, key), key
