@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import threading
-import types
 
 import numpy as np
 import pytest
@@ -14,13 +13,9 @@ import pytest
 import nalu_np as nn
 from nalu_np import backends
 
-# a second backend for the tests that need one: the reference under another name
-fake = types.ModuleType("nalu_np_fake_backend")
-fake.__dict__.update({k: getattr(nn.reference, k) for k in dir(nn.reference) if not k.startswith("__")})
-fake.name = "fake"
-sys.modules["nalu_np_fake_backend"] = fake
+# a second backend for the tests that need one: the reference under another name (tests/support/fake_backend.py)
 if "fake" not in nn.backend_names():
-    nn.register_backend("fake", "nalu_np_fake_backend")
+    nn.register_backend("fake", "support.fake_backend")
 
 
 @pytest.fixture(autouse=True)
