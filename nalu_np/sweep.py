@@ -43,6 +43,7 @@ from typing import Any, Iterable, Mapping, Sequence, TextIO
 
 import numpy as np
 
+from . import _workers
 from ._options import add_backend_and_steps, add_seeds, positive_int, seed_range
 from .training import ENGINES, compiled_unsupported
 
@@ -329,7 +330,10 @@ def run_sweep(configs: Config | Sequence[Config], seeds: Iterable[int], out_dir:
     errors: list[str] = []
     own = executor is None
     if own:
-        executor = cf.ProcessPoolExecutor(max_workers=max_workers or os.cpu_count())
+        executor = cf.ProcessPoolExecutor(max_workers=max_workers or os.cpu_count(),
+                                          initializer=_workers.watch_parent, initargs=(os.getpid(),))
+    interrupted = True
+    futures: dict[cf.Future, tuple[Config, int]] = {}
     try:
         futures = {executor.submit(run_seed, c, s, backend, engine): (c, s) for c, s in todo}
         pending = set(futures)
@@ -349,10 +353,16 @@ def run_sweep(configs: Config | Sequence[Config], seeds: Iterable[int], out_dir:
                 _write_atomic(_seed_path(out_dir, config, seed), record)
                 bar.ok += bool(record.get("success"))
                 bar.update(len(pending))
+        interrupted = False
     finally:
         bar.close()
-        if own:
-            executor.shutdown(wait=True, cancel_futures=True)
+        if own and interrupted:  # Ctrl-C, SIGTERM or an error of the coordinator: the runs in flight are lost
+            _workers.stop(executor)
+        elif own:
+            executor.shutdown(wait=True)
+        else:
+            for fut in futures:
+                fut.cancel()
     rows = _stored_rows(out_dir, configs, seeds)
     if errors:
         raise RuntimeError(f"{len(errors)} run(s) failed:\n" + "\n".join(errors))
@@ -523,8 +533,9 @@ def run_from_args(args: argparse.Namespace) -> int:
         rows = _stored_rows(args.out, configs, seeds)
     else:
         try:
-            rows = run_sweep(configs, seeds, args.out, max_workers=args.workers, backend=args.backend,
-                             engine=args.engine, progress=not args.quiet)
+            with _workers.terminate_on_sigterm():
+                rows = run_sweep(configs, seeds, args.out, max_workers=args.workers, backend=args.backend,
+                                 engine=args.engine, progress=not args.quiet)
         except RuntimeError as err:
             print(f"nalu-np sweep: {err}", file=sys.stderr)
             rows = _stored_rows(args.out, configs, seeds)
