@@ -250,8 +250,8 @@ def _demo_one(op: str, args: argparse.Namespace, be: Any) -> tuple[bool, Any]:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     be = _backend(args.backend)
+    out = _ensure_dir(args.out)  # before training: an unusable directory fails at once
     outcomes = [_demo_one(op, args, be) for op in ("add", "mul")]
-    out = _ensure_dir(args.out)
     panels = [("NAC, y = x1 + x2", "tab:blue"), ("NALU, y = x1 * x2", "tab:orange")]
     print(_plot(os.path.join(out, "nalu-np-demo.png"),
                 [(title, [("training loss", r.loss, color)]) for (title, color), (_, r) in zip(panels, outcomes)]))

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import ast
 import concurrent.futures as cf
+import contextlib
 import hashlib
 import json
 import math
@@ -39,7 +40,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence, TextIO
+from typing import Any, Iterable, Iterator, Mapping, Sequence, TextIO
 
 import numpy as np
 
@@ -47,7 +48,7 @@ from . import _workers
 from ._options import add_backend_and_steps, add_seeds, positive_int, seed_range
 from .training import ENGINES, compiled_unsupported
 
-__all__ = ["ENGINES", "Config", "Row", "run_seed", "run_sweep", "load_results", "summarize", "markdown_table", "plot",
+__all__ = ["ENGINES", "Config", "Row", "SweepLockedError", "run_seed", "run_sweep", "load_results", "summarize", "markdown_table", "plot",
            "add_arguments", "run_from_args", "main"]
 
 
@@ -90,31 +91,47 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return {"task": self.task, "unit": self.unit, "options": dict(self.options)}
 
+    def canonical(self) -> "Config":
+        """The same configuration as the task spells it: the unit's name from the unit table, and the task's
+        default unit made explicit, so ``simple-add``, ``simple-add:nau`` and ``simple-add:NAU`` are one
+        configuration (one directory, one resume)."""
+        unit = getattr(_build_task(self, 0), "unit", self.unit)
+        return Config(self.task, unit if isinstance(unit, str) else self.unit, dict(self.options))
+
     def __hash__(self) -> int:  # the options are a dict: hash by the key that names them
         return hash(self.key)
 
 
-def _factory_takes_seed(task: str) -> bool:
+def _factory_options(task: str) -> list[str] | None:
+    """The keyword arguments the factory of ``task`` takes (None: any, or not inspectable)."""
     import inspect
 
     from .tasks import TASKS
 
     factory = TASKS.get(task)
     if factory is None:
-        return False
+        return None
     try:
-        return "seed" in inspect.signature(factory).parameters
+        params = inspect.signature(factory).parameters.values()
     except (TypeError, ValueError):
-        return False
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "op"]
 
 
 def _build_task(config: Config, seed: int) -> Any:
-    from . import arithmetic  # noqa: F401  (registers the papers' tasks in a fresh worker process)
     from .tasks import get_task
 
     options = config.factory_options()
-    if _factory_takes_seed(config.task):
-        options["seed"] = seed
+    accepted = _factory_options(config.task)
+    if accepted is not None:
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise ValueError(f"task {config.task!r} has no option {', '.join(map(repr, unknown))}; its options: "
+                             f"{', '.join(k for k in accepted if k != 'seed')}")
+        if "seed" in accepted:
+            options["seed"] = seed
     return get_task(config.task, **options)
 
 
@@ -221,26 +238,99 @@ def _prepare(out_dir: str, config: Config) -> None:
         _write_atomic(path, config.to_dict())
 
 
+class SweepLockedError(OSError):
+    """Another sweep holds the lock of the results directory."""
+
+
+#: keys every trusted per-seed record has
+RECORD_KEYS = ("config", "seed", "engine", "success", "steps", "run")
+
+
+def _read_record(path: str, config: Config, seed: int, stream: TextIO | None = None) -> dict[str, Any] | None:
+    """The record in ``path`` if it is one of ``config`` with ``seed``; else None, and a file that is there but
+    is not such a record (truncated, not JSON, another seed's or configuration's) is set aside as
+    ``<name>.bad-<n>`` with a warning naming it, so that the seed runs again."""
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        problem = f"unreadable ({type(err).__name__}: {err})"
+    else:
+        if not isinstance(record, dict) or any(k not in record for k in RECORD_KEYS):
+            problem = "not a result record (keys missing)"
+        elif record["seed"] != seed:
+            problem = f"the record of seed {record['seed']!r}, not of seed {seed}"
+        elif record["config"] != config.to_dict():
+            problem = f"a record of another configuration ({record['config']!r})"
+        else:
+            return record
+    n = 0
+    while os.path.exists(f"{path}.bad-{n}"):
+        n += 1
+    os.replace(path, f"{path}.bad-{n}")
+    print(f"nalu-np sweep: warning: {path} is {problem}; set aside as {path}.bad-{n}, the seed runs again",
+          file=sys.stderr if stream is None else stream)
+    return None
+
+
+def _read_config(directory: str) -> Config | None:
+    try:
+        with open(os.path.join(directory, "config.json")) as f:
+            c = json.load(f)
+        return Config(c["task"], c.get("unit"), c.get("options", {}))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 def load_results(out_dir: str) -> dict[Config, list[dict[str, Any]]]:
-    """Every finished run under ``out_dir``, by configuration, in seed order."""
+    """Every finished run under ``out_dir``, by configuration, in seed order (files that are not a run of their
+    directory's configuration and seed are set aside, see :func:`_read_record`)."""
     results: dict[Config, list[dict[str, Any]]] = {}
     if not os.path.isdir(out_dir):
         return results
     for key in sorted(os.listdir(out_dir)):
         directory = os.path.join(out_dir, key)
-        cfg_path = os.path.join(directory, "config.json")
-        if not os.path.isfile(cfg_path):
+        config = _read_config(directory)
+        if config is None:
             continue
-        with open(cfg_path) as f:
-            c = json.load(f)
-        config = Config(c["task"], c.get("unit"), c.get("options", {}))
         records = []
         for name in sorted(os.listdir(directory)):
-            if name.startswith("seed-") and name.endswith(".json"):
-                with open(os.path.join(directory, name)) as f:
-                    records.append(json.load(f))
+            stem = name[len("seed-"):-len(".json")]
+            if name.startswith("seed-") and name.endswith(".json") and stem.isdigit():
+                record = _read_record(os.path.join(directory, name), config, int(stem))
+                if record is not None:
+                    records.append(record)
         results[config] = sorted(records, key=lambda r: r["seed"])
     return results
+
+
+@contextlib.contextmanager
+def _exclusive(out_dir: str) -> Iterator[None]:
+    """Hold the lock of ``out_dir`` (``out_dir/.lock``, ``flock``): one sweep writes into a directory at a time.
+    The lock goes with the process that holds it, also when it is killed."""
+    import fcntl
+
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, ".lock"), "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise SweepLockedError(f"another sweep ({holder}) is writing into {out_dir}; wait for it, or use "
+                                   "another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -279,54 +369,10 @@ class _Progress:
             self.stream.flush()
 
 
-def run_sweep(configs: Config | Sequence[Config], seeds: Iterable[int], out_dir: str, *,
-              executor: cf.Executor | None = None, max_workers: int | None = None, backend: str | None = None,
-              engine: str = "auto", progress: bool = True, stream: TextIO | None = None) -> list["Row"]:
-    """Run every (configuration, seed) not yet on disk, then summarise all runs of the configurations.
-
-    Parameters
-    ----------
-    configs : Config or list of Config
-    seeds : iterable of int
-    out_dir : str
-        Results directory (created); see the module docstring for its layout.
-    executor : concurrent.futures.Executor, optional
-        Where runs execute; only ``submit()`` and futures are used.  Default: a ``ProcessPoolExecutor`` with
-        ``max_workers`` (default ``os.cpu_count()``) workers, shut down at the end.
-    backend : str, optional
-        Compute backend of the runs (default: the workers' active backend).
-    engine : {"auto", "python", "compiled"}
-        How runs train (:func:`run_seed`); each record says which engine ran it.
-    progress : bool
-        Report progress on ``stream`` (default ``sys.stderr``).
-
-    Returns
-    -------
-    list of Row
-        :func:`summarize` of every finished run of ``configs`` (also those of earlier invocations).
-
-    Raises
-    ------
-    RuntimeError
-        Some runs raised; the others are written and summarised first, and the message names the failures.
-    """
-    configs = [configs] if isinstance(configs, Config) else list(configs)
-    seeds = sorted({int(s) for s in seeds})
-    if not configs or not seeds:
-        raise ValueError("a sweep needs at least one configuration and one seed")
-    if any(s < 0 for s in seeds):
-        raise ValueError("seeds must be >= 0")
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; one of {', '.join(ENGINES)}")
-    for config in configs:  # fail early on unknown tasks, units or options, and on an engine that cannot run
-        task, model = _fresh_run(config, seeds[0])
-        why_not = compiled_unsupported(model, task, backend) if engine == "compiled" else None
-        if why_not is not None:
-            raise ValueError(f"{config.task}:{config.unit or 'default'}: {why_not}")
-    for config in configs:
-        _prepare(out_dir, config)
-    todo = [(c, s) for c in configs for s in seeds if not os.path.exists(_seed_path(out_dir, c, s))]
-    bar = _Progress(len(todo), len(configs) * len(seeds) - len(todo), stream, progress)
+def _run_all(todo: list[tuple[Config, int]], out_dir: str, executor: cf.Executor | None, max_workers: int | None,
+             backend: str | None, engine: str, bar: _Progress) -> list[str]:
+    """Run ``todo`` through ``executor`` (default: a process pool of our own), writing each record as it comes;
+    the failures, one line each."""
     errors: list[str] = []
     own = executor is None
     if own:
@@ -363,6 +409,60 @@ def run_sweep(configs: Config | Sequence[Config], seeds: Iterable[int], out_dir:
         else:
             for fut in futures:
                 fut.cancel()
+    return errors
+
+
+def run_sweep(configs: Config | Sequence[Config], seeds: Iterable[int], out_dir: str, *,
+              executor: cf.Executor | None = None, max_workers: int | None = None, backend: str | None = None,
+              engine: str = "auto", progress: bool = True, stream: TextIO | None = None) -> list["Row"]:
+    """Run every (configuration, seed) not yet on disk, then summarise all runs of the configurations.
+
+    Parameters
+    ----------
+    configs : Config or list of Config
+    seeds : iterable of int
+    out_dir : str
+        Results directory (created); see the module docstring for its layout.
+    executor : concurrent.futures.Executor, optional
+        Where runs execute; only ``submit()`` and futures are used.  Default: a ``ProcessPoolExecutor`` with
+        ``max_workers`` (default ``os.cpu_count()``) workers, shut down at the end.
+    backend : str, optional
+        Compute backend of the runs (default: the workers' active backend).
+    engine : {"auto", "python", "compiled"}
+        How runs train (:func:`run_seed`); each record says which engine ran it.
+    progress : bool
+        Report progress on ``stream`` (default ``sys.stderr``).
+
+    Returns
+    -------
+    list of Row
+        :func:`summarize` of every finished run of ``configs`` (also those of earlier invocations).
+
+    Raises
+    ------
+    RuntimeError
+        Some runs raised; the others are written and summarised first, and the message names the failures.
+    """
+    configs = [c.canonical() for c in ([configs] if isinstance(configs, Config) else list(configs))]
+    seeds = sorted({int(s) for s in seeds})
+    if not configs or not seeds:
+        raise ValueError("a sweep needs at least one configuration and one seed")
+    if any(s < 0 for s in seeds):
+        raise ValueError("seeds must be >= 0")
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; one of {', '.join(ENGINES)}")
+    for config in configs:  # fail early on unknown tasks, units or options, and on an engine that cannot run
+        task, model = _fresh_run(config, seeds[0])
+        why_not = compiled_unsupported(model, task, backend) if engine == "compiled" else None
+        if why_not is not None:
+            raise ValueError(f"{config.task}:{config.unit}: {why_not}")
+    with _exclusive(out_dir):
+        for config in configs:
+            _prepare(out_dir, config)
+        todo = [(c, s) for c in configs for s in seeds
+                if _read_record(_seed_path(out_dir, c, s), c, s, stream) is None]
+        bar = _Progress(len(todo), len(configs) * len(seeds) - len(todo), stream, progress)
+        errors = _run_all(todo, out_dir, executor, max_workers, backend, engine, bar)
     rows = _stored_rows(out_dir, configs, seeds)
     if errors:
         raise RuntimeError(f"{len(errors)} run(s) failed:\n" + "\n".join(errors))
@@ -526,11 +626,18 @@ def run_from_args(args: argparse.Namespace) -> int:
         from .backends import get_backend
 
         get_backend(args.backend)  # an unknown or unavailable backend fails here, not in every run
-    configs = [Config(task, unit, options) for task, unit in args.runs]
+    configs = [Config(task, unit, options).canonical() for task, unit in args.runs]
     seeds = seed_range(args)
     status = 0
     if args.summary:
+        if not os.path.isdir(args.out):
+            raise ValueError(f"--summary: there is no results directory {args.out!r}")
         rows = _stored_rows(args.out, configs, seeds)
+        if not rows:
+            there = sorted(c.key for c in load_results(args.out))
+            print(f"nalu-np sweep: no finished run of {', '.join(c.key for c in configs)} with these seeds in "
+                  f"{args.out}; configurations there: {', '.join(there) or 'none'}", file=sys.stderr)
+            return 1
     else:
         try:
             with _workers.terminate_on_sigterm():
