@@ -1,0 +1,656 @@
+"""The NumPy reference: the truth every other backend is tested against.
+
+Every unit is one pure function pair::
+
+    y, cache = <unit>_forward(params, x, **hyper)
+    dx, grads = <unit>_backward(params, cache, dy, **hyper)
+
+with ``x`` of shape ``(batch, in_features)``, ``y`` and ``dy`` of shape ``(batch, out_features)``,
+``params`` a dict of arrays (weight matrices of shape ``(in_features, out_features)``) and ``grads`` a dict
+with the same keys.  The cache is whatever the forward pass keeps for the backward pass; callers treat it as
+opaque.  Kernel packages (``nalu_np.kernels.<backend>``) export the same names with the same signatures.
+The regularizers, projections and schedule the units train with are in :mod:`nalu_np.regularizers` and are
+re-exported here.
+
+Conventions of the math (DESIGN section 4): ``sigma`` is the logistic function, ``*`` is elementwise,
+``@`` is the matrix product and ``delta = dL/dy``.  The derivative of ``|x|`` at ``x = 0`` is taken as 0
+(``np.sign(0) == 0``), which lies between the one-sided slopes of the kink.
+
+``exp`` in the multiplicative path may overflow to ``inf``; that is a real result of the unit (the product
+of large numbers is large), not an error, so no floating-point warning is raised for it.  Non-finite inputs
+propagate as IEEE arithmetic says.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .regularizers import clip_projection, l1_regularizer, linear_schedule, nau_regularizer, nmu_regularizer
+
+__all__ = [
+    "sigmoid",
+    "nac_weight",
+    "nac_weight_backward",
+    "log_input",
+    "log_input_grad",
+    "leave_one_out_products",
+    "nac_forward",
+    "nac_backward",
+    "nacmul_forward",
+    "nacmul_backward",
+    "nalu_forward",
+    "nalu_backward",
+    "nau_regularizer",
+    "nmu_regularizer",
+    "clip_projection",
+    "linear_schedule",
+    "nau_forward",
+    "nau_backward",
+    "nmu_forward",
+    "nmu_backward",
+    "inalu_forward",
+    "inalu_backward",
+    "l1_regularizer",
+    "npu_forward",
+    "npu_backward",
+    "realnpu_forward",
+    "realnpu_backward",
+]
+
+name = "numpy"
+xp = np
+array_type = np.ndarray
+
+Params = dict[str, np.ndarray]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# building blocks
+# ---------------------------------------------------------------------------------------------------------
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """Numerically stable logistic function.
+
+    Notes
+    -----
+    ``sigma(z) = 1 / (1 + exp(-z))`` for ``z >= 0`` and ``exp(z) / (1 + exp(z))`` for ``z < 0``, computed from
+    ``e = exp(-|z|)`` so that ``exp`` never overflows; ``sigma(-inf) = 0``, ``sigma(inf) = 1``.
+    """
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0, e) / (1.0 + e)
+
+
+def nac_weight(W_hat: np.ndarray, M_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The constrained NAC weight and the factors its gradient needs.
+
+    Parameters
+    ----------
+    W_hat, M_hat : ndarray, shape (I, O)
+
+    Returns
+    -------
+    W : ndarray, shape (I, O)
+        ``tanh(W_hat) * sigma(M_hat)``, in ``(-1, 1)`` and biased towards -1, 0, 1.
+    t, s : ndarray, shape (I, O)
+        ``tanh(W_hat)`` and ``sigma(M_hat)``.
+    """
+    t = np.tanh(W_hat)
+    s = sigmoid(M_hat)
+    return t * s, t, s
+
+
+def nac_weight_backward(dW: np.ndarray, t: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Chain rule through ``W = tanh(W_hat) * sigma(M_hat)``.
+
+    Notes
+    -----
+    ``dW_hat = dW * (1 - t**2) * s`` and ``dM_hat = dW * t * s * (1 - s)``.
+    """
+    return dW * (1.0 - t * t) * s, dW * t * s * (1.0 - s)
+
+
+def log_input(x: np.ndarray, eps: float) -> np.ndarray:
+    """``log(|x| + eps)``, the input of the multiplicative path, shape of ``x``."""
+    return np.log(np.abs(x) + x.dtype.type(eps))
+
+
+def log_input_grad(x: np.ndarray, eps: float) -> np.ndarray:
+    """``d log(|x| + eps) / dx = sign(x) / (|x| + eps)``; 0 at the kink ``x = 0``."""
+    return np.sign(x) / (np.abs(x) + x.dtype.type(eps))
+
+
+def _exp(z: np.ndarray) -> np.ndarray:
+    """``exp`` whose overflow to ``inf`` is a result, not a warning."""
+    with np.errstate(over="ignore"):
+        return np.exp(z)
+
+
+def _nalu_paths(params: Params) -> tuple[tuple[str, str], tuple[str, str]]:
+    """Parameter names of the additive and multiplicative NAC of a NALU (shared or separate weights)."""
+    if "W_hat" in params:
+        return ("W_hat", "M_hat"), ("W_hat", "M_hat")
+    return ("W_hat_add", "M_hat_add"), ("W_hat_mul", "M_hat_mul")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# NAC: y = x W
+# ---------------------------------------------------------------------------------------------------------
+
+
+def nac_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """Forward pass of the additive NAC.
+
+    Parameters
+    ----------
+    params : dict
+        ``W_hat``, ``M_hat`` of shape (I, O).
+    x : ndarray, shape (B, I)
+
+    Returns
+    -------
+    y : ndarray, shape (B, O)
+    cache : dict
+
+    Notes
+    -----
+    ``W = tanh(W_hat) * sigma(M_hat)``, ``y = x @ W``.
+    """
+    W, t, s = nac_weight(params["W_hat"], params["M_hat"])
+    return x @ W, {"x": x, "W": W, "t": t, "s": s}
+
+
+def nac_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple[np.ndarray, Params]:
+    """Backward pass of the additive NAC.
+
+    Returns
+    -------
+    dx : ndarray, shape (B, I)
+    grads : dict
+        ``W_hat``, ``M_hat``, shape (I, O).
+
+    Notes
+    -----
+    ``dW = x.T @ delta``, ``dx = delta @ W.T``, then :func:`nac_weight_backward`.
+    """
+    dW = cache["x"].T @ dy
+    dW_hat, dM_hat = nac_weight_backward(dW, cache["t"], cache["s"])
+    return dy @ cache["W"].T, {"W_hat": dW_hat, "M_hat": dM_hat}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# NACMul: y = exp(log(|x| + eps) W)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def nacmul_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, dict[str, Any]]:
+    """Forward pass of the log-space (multiplicative) NAC.
+
+    Parameters
+    ----------
+    params : dict
+        ``W_hat``, ``M_hat`` of shape (I, O).
+    x : ndarray, shape (B, I)
+    eps : float
+        Keeps ``log`` finite at ``x = 0``.
+
+    Returns
+    -------
+    y : ndarray, shape (B, O)
+    cache : dict
+
+    Notes
+    -----
+    ``l = log(|x| + eps)``, ``y = exp(l @ W)``; ``y`` is ``inf`` where ``l @ W`` overflows.
+    """
+    W, t, s = nac_weight(params["W_hat"], params["M_hat"])
+    y = _exp(log_input(x, eps) @ W)
+    return y, {"x": x, "W": W, "t": t, "s": s, "y": y}
+
+
+def nacmul_backward(
+    params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7
+) -> tuple[np.ndarray, Params]:
+    """Backward pass of the log-space NAC.
+
+    Notes
+    -----
+    ``dz = delta * y``, ``dW = l.T @ dz``, ``dx = (dz @ W.T) * sign(x) / (|x| + eps)``; the slope of
+    ``log(|x| + eps)`` at ``x = 0`` is taken as 0, between its one-sided values ``-1/eps`` and ``1/eps``.
+    """
+    x = cache["x"]
+    dz = dy * cache["y"]
+    dW_hat, dM_hat = nac_weight_backward(log_input(x, eps).T @ dz, cache["t"], cache["s"])
+    dx = (dz @ cache["W"].T) * log_input_grad(x, eps)
+    return dx, {"W_hat": dW_hat, "M_hat": dM_hat}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# NALU: y = g a + (1 - g) m
+# ---------------------------------------------------------------------------------------------------------
+
+
+def nalu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, dict[str, Any]]:
+    """Forward pass of the NALU, with shared or separate NAC weights.
+
+    Parameters
+    ----------
+    params : dict
+        Shared weights (the paper, seed 003): ``W_hat``, ``M_hat``, ``G``.  Separate weights (seed 000):
+        ``W_hat_add``, ``M_hat_add``, ``W_hat_mul``, ``M_hat_mul``, ``G``.  All of shape (I, O).
+    x : ndarray, shape (B, I)
+    eps : float
+
+    Returns
+    -------
+    y : ndarray, shape (B, O)
+    cache : dict
+
+    Notes
+    -----
+    ``a = x @ W_a``, ``m = exp(log(|x| + eps) @ W_m)``, ``g = sigma(x @ G)``, ``y = g * a + (1 - g) * m``
+    with ``W_a = W_m`` for shared weights.  No gate bias.
+    """
+    (wa, ma), (wm, mm) = _nalu_paths(params)
+    Wa, ta, sa = nac_weight(params[wa], params[ma])
+    Wm, tm, sm = (Wa, ta, sa) if wm == wa else nac_weight(params[wm], params[mm])
+    l = log_input(x, eps)
+    a = x @ Wa
+    m = _exp(l @ Wm)
+    g = sigmoid(x @ params["G"])
+    with np.errstate(invalid="ignore"):  # (1 - g) * inf with g == 1 is NaN: IEEE's answer, returned as is
+        y = g * a + (1.0 - g) * m
+    cache = {"x": x, "l": l, "a": a, "m": m, "g": g, "Wa": Wa, "ta": ta, "sa": sa, "Wm": Wm, "tm": tm, "sm": sm}
+    return y, cache
+
+
+def nalu_backward(
+    params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7
+) -> tuple[np.ndarray, Params]:
+    """Backward pass of the NALU.
+
+    Returns
+    -------
+    dx : ndarray, shape (B, I)
+    grads : dict
+        Same keys as ``params``.
+
+    Notes
+    -----
+    With ``da = delta * g``, ``dz = delta * (1 - g) * m`` and the gate pre-activation gradient
+    ``dh = delta * (a - m) * g * (1 - g)``:
+    ``dW_a = x.T @ da``, ``dW_m = l.T @ dz``, ``dG = x.T @ dh`` and
+    ``dx = da @ W_a.T + (dz @ W_m.T) * sign(x) / (|x| + eps) + dh @ G.T``.
+    With shared weights ``dW = dW_a + dW_m`` flows into the one ``W_hat``, ``M_hat``.
+    """
+    (wa, ma), (wm, mm) = _nalu_paths(params)
+    x, g, m = cache["x"], cache["g"], cache["m"]
+    da = dy * g
+    with np.errstate(invalid="ignore"):
+        dz = dy * (1.0 - g) * m
+        dh = dy * (cache["a"] - m) * g * (1.0 - g)
+    dWa = x.T @ da
+    dWm = cache["l"].T @ dz
+    dx = da @ cache["Wa"].T + (dz @ cache["Wm"].T) * log_input_grad(x, eps) + dh @ params["G"].T
+    grads = {"G": x.T @ dh}
+    if wm == wa:
+        grads[wa], grads[ma] = nac_weight_backward(dWa + dWm, cache["ta"], cache["sa"])
+    else:
+        grads[wa], grads[ma] = nac_weight_backward(dWa, cache["ta"], cache["sa"])
+        grads[wm], grads[mm] = nac_weight_backward(dWm, cache["tm"], cache["sm"])
+    return dx, {k: grads[k] for k in params}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# building blocks of the successors (NAU, NMU, iNALU): products without division
+# ---------------------------------------------------------------------------------------------------------
+
+
+def leave_one_out_products(f: np.ndarray) -> np.ndarray:
+    """``loo[b, i, o] = prod_{k != i} f[b, k, o]`` from prefix and suffix products, shape of ``f`` (B, I, O).
+
+    Notes
+    -----
+    ``loo = P * S`` with the exclusive prefix product ``P[:, i] = prod_{k < i} f[:, k]`` and the exclusive
+    suffix product ``S[:, i] = prod_{k > i} f[:, k]``.  No division by ``f``, so the result is exact when a
+    factor is 0 (where ``y / f`` would be ``0 / 0``).  Overflow to ``inf`` is a result, not a warning.
+    """
+    ones = np.ones_like(f[:, :1])
+    with np.errstate(over="ignore"):
+        prefix = np.concatenate([ones, np.cumprod(f[:, :-1], axis=1)], axis=1)
+        suffix = np.concatenate([np.cumprod(f[:, :0:-1], axis=1)[:, ::-1], ones], axis=1)
+        return prefix * suffix
+
+
+def _prod(f: np.ndarray) -> np.ndarray:
+    """``prod_i f[:, i, :]``, shape (B, O); overflow to ``inf`` is a result, not a warning."""
+    with np.errstate(over="ignore"):
+        return np.prod(f, axis=1)
+
+
+
+# ---------------------------------------------------------------------------------------------------------
+# NAU: y = x W
+# ---------------------------------------------------------------------------------------------------------
+
+
+def nau_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """Forward pass of the neural addition unit (Madsen & Johansen 2020).
+
+    Parameters
+    ----------
+    params : dict
+        ``W`` of shape (I, O), kept in ``[-1, 1]`` by the projection ``clip_projection(-1, 1)`` after each
+        optimizer step (the forward pass does not clip).
+    x : ndarray, shape (B, I)
+
+    Returns
+    -------
+    y : ndarray, shape (B, O)
+    cache : dict
+
+    Notes
+    -----
+    ``y = x @ W``.
+    """
+    return x @ params["W"], {"x": x}
+
+
+def nau_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple[np.ndarray, Params]:
+    """Backward pass of the NAU.
+
+    Returns
+    -------
+    dx : ndarray, shape (B, I)
+    grads : dict
+        ``W``, shape (I, O).
+
+    Notes
+    -----
+    ``dW = x.T @ delta``, ``dx = delta @ W.T``.
+    """
+    return dy @ params["W"].T, {"W": cache["x"].T @ dy}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# NMU: y_j = prod_i (W_ij x_i + 1 - W_ij)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def nmu_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """Forward pass of the neural multiplication unit (Madsen & Johansen 2020).
+
+    Parameters
+    ----------
+    params : dict
+        ``W`` of shape (I, O), kept in ``[0, 1]`` by the projection ``clip_projection(0, 1)`` after each
+        optimizer step (the forward pass does not clip).
+    x : ndarray, shape (B, I)
+
+    Returns
+    -------
+    y : ndarray, shape (B, O)
+    cache : dict
+
+    Notes
+    -----
+    ``f[b, i, o] = W[i, o] * x[b, i] + 1 - W[i, o]`` and ``y[b, o] = prod_i f[b, i, o]``: input ``i`` enters
+    output ``o`` when ``W = 1`` and is replaced by 1 when ``W = 0``.  The factors (B, I, O) are cached.
+    """
+    W = params["W"]
+    f = x[:, :, None] * W + (1.0 - W)
+    return _prod(f), {"x": x, "f": f}
+
+
+def nmu_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple[np.ndarray, Params]:
+    """Backward pass of the NMU.
+
+    Returns
+    -------
+    dx : ndarray, shape (B, I)
+    grads : dict
+        ``W``, shape (I, O).
+
+    Notes
+    -----
+    With the leave-one-out products ``loo[b, i, o] = prod_{k != i} f[b, k, o]`` (prefix times suffix
+    products, exact when a factor is 0) and ``c = delta[:, None, :] * loo``:
+    ``dW[i, o] = sum_b c[b, i, o] * (x[b, i] - 1)`` and ``dx[b, i] = sum_o c[b, i, o] * W[i, o]``.
+    """
+    x = cache["x"]
+    c = dy[:, None, :] * leave_one_out_products(cache["f"])
+    return np.einsum("bio,io->bi", c, params["W"]), {"W": np.einsum("bio,bi->io", c, x - 1.0)}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# iNALU: y = g a + (1 - g) m s
+# ---------------------------------------------------------------------------------------------------------
+
+
+def inalu_forward(
+    params: Params, x: np.ndarray, eps: float = 1e-7, omega: float = 20.0
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Forward pass of the improved NALU (Schlör, Ring & Hotho 2020).
+
+    Parameters
+    ----------
+    params : dict
+        ``W_hat_add``, ``M_hat_add``, ``W_hat_mul``, ``M_hat_mul`` of shape (I, O) and the gate ``g`` of
+        shape (O,), one per output and independent of the input.
+    x : ndarray, shape (B, I)
+    eps : float
+        Lower bound of ``|x|`` inside the log.
+    omega : float
+        Upper bound of the log-space sum, so that ``m <= exp(omega)`` never overflows.
+
+    Returns
+    -------
+    y : ndarray, shape (B, O)
+    cache : dict
+
+    Notes
+    -----
+    With ``W_a = tanh(W_hat_add) * sigma(M_hat_add)`` and ``W_m = tanh(W_hat_mul) * sigma(M_hat_mul)``:
+    ``a = x @ W_a``, ``l = log(max(|x|, eps))``, ``z = l @ W_m``, ``m = exp(min(z, omega))``, the sign term
+    ``s[b, o] = prod_i f[b, i, o]`` with ``f[b, i, o] = sign(x[b, i]) * |W_m[i, o]| + 1 - |W_m[i, o]|``
+    (in ``[-1, 1]``; ``sign(0) = 0``), the gate ``G = sigma(g)`` and ``y = G * a + (1 - G) * m * s``.
+    """
+    Wa, ta, sa = nac_weight(params["W_hat_add"], params["M_hat_add"])
+    Wm, tm, sm = nac_weight(params["W_hat_mul"], params["M_hat_mul"])
+    eps_ = x.dtype.type(eps)
+    l = np.log(np.maximum(np.abs(x), eps_))
+    z = l @ Wm
+    m = _exp(np.minimum(z, x.dtype.type(omega)))
+    absWm = np.abs(Wm)
+    f = np.sign(x)[:, :, None] * absWm + (1.0 - absWm)
+    s = _prod(f)
+    G = sigmoid(params["g"])
+    a = x @ Wa
+    y = G * a + (1.0 - G) * m * s
+    cache = {"x": x, "l": l, "z": z, "m": m, "f": f, "s": s, "G": G, "a": a,
+             "Wa": Wa, "ta": ta, "sa": sa, "Wm": Wm, "tm": tm, "sm": sm}
+    return y, cache
+
+
+def inalu_backward(
+    params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7, omega: float = 20.0
+) -> tuple[np.ndarray, Params]:
+    """Backward pass of the iNALU.
+
+    Returns
+    -------
+    dx : ndarray, shape (B, I)
+    grads : dict
+        Same keys as ``params``.
+
+    Notes
+    -----
+    ``da = delta * G``, ``dz = delta * (1 - G) * s * m * [z < omega]`` and
+    ``ds = delta * (1 - G) * m``.  With the leave-one-out products ``loo`` of the factors ``f`` (exact when a
+    factor is 0) and ``c = ds[:, None, :] * loo``:
+
+    - ``dW_a = x.T @ da``;
+    - ``dW_m = l.T @ dz + sign(W_m) * sum_b c * (sign(x) - 1)``;
+    - ``dg = sum_b delta * (a - m * s) * G * (1 - G)``;
+    - ``dx = da @ W_a.T + (dz @ W_m.T) * [|x| > eps] * sign(x) / |x|``; the sign term is piecewise constant
+      in ``x`` and contributes nothing.
+
+    Choices at the kinks (values between the one-sided slopes): the clip ``min(z, omega)`` passes no gradient
+    at ``z = omega``, ``max(|x|, eps)`` has slope 0 at ``|x| = eps``, and ``|W_m|`` has slope 0 at 0.
+    """
+    x, G, m, s = cache["x"], cache["G"], cache["m"], cache["s"]
+    eps_ = x.dtype.type(eps)
+    absx = np.abs(x)
+    da = dy * G
+    dms = dy * (1.0 - G)
+    dz = dms * s * m * (cache["z"] < omega)
+    c = (dms * m)[:, None, :] * leave_one_out_products(cache["f"])
+    dWm = cache["l"].T @ dz + np.sign(cache["Wm"]) * np.einsum("bio,bi->io", c, np.sign(x) - 1.0)
+    dl = np.where(absx > eps_, np.sign(x) / np.maximum(absx, eps_), x.dtype.type(0))
+    dx = da @ cache["Wa"].T + (dz @ cache["Wm"].T) * dl
+    grads = {"g": (dy * (cache["a"] - m * s)).sum(axis=0) * G * (1.0 - G)}
+    grads["W_hat_add"], grads["M_hat_add"] = nac_weight_backward(x.T @ da, cache["ta"], cache["sa"])
+    grads["W_hat_mul"], grads["M_hat_mul"] = nac_weight_backward(dWm, cache["tm"], cache["sm"])
+    return dx, {k: grads[k] for k in params}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# NPU and RealNPU: y = exp(W_r log r - W_i k) cos(W_i log r + W_r k)
+# ---------------------------------------------------------------------------------------------------------
+
+
+
+def _npu_forward(
+    W_r: np.ndarray, W_i: np.ndarray | None, g: np.ndarray, x: np.ndarray, eps: float
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Shared forward pass of NPU and RealNPU (``W_i is None``: RealNPU, the terms with ``W_i`` dropped)."""
+    ax = np.abs(x) + x.dtype.type(eps)
+    r = g * ax + (1.0 - g)
+    logr = np.log(r)
+    pi_neg = np.where(x < 0, x.dtype.type(np.pi), x.dtype.type(0))
+    k = g * pi_neg
+    A = logr @ W_r
+    phi = k @ W_r
+    if W_i is not None:
+        A -= k @ W_i
+        phi += logr @ W_i
+    E = _exp(A)
+    with np.errstate(invalid="ignore"):  # inf * cos(phi) with cos(phi) == 0 is NaN: IEEE's answer
+        y = E * np.cos(phi)
+    return y, {"x": x, "ax": ax, "r": r, "logr": logr, "pi_neg": pi_neg, "k": k, "E": E, "phi": phi, "y": y}
+
+
+def _npu_backward(
+    W_r: np.ndarray, W_i: np.ndarray | None, g: np.ndarray, cache: dict[str, Any], dy: np.ndarray
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Shared backward pass of NPU and RealNPU; grads ``W_r``, ``g`` and, unless ``W_i is None``, ``W_i``."""
+    x, logr, k = cache["x"], cache["logr"], cache["k"]
+    with np.errstate(invalid="ignore"):
+        dA = dy * cache["y"]
+        dphi = -dy * cache["E"] * np.sin(cache["phi"])
+    grads = {"W_r": logr.T @ dA + k.T @ dphi}
+    dlogr = dA @ W_r.T
+    dk = dphi @ W_r.T
+    if W_i is not None:
+        grads["W_i"] = logr.T @ dphi - k.T @ dA
+        dlogr += dphi @ W_i.T
+        dk -= dA @ W_i.T
+    dr = dlogr / cache["r"]
+    grads["g"] = (dr * (cache["ax"] - 1.0) + dk * cache["pi_neg"]).sum(axis=0)
+    return dr * g * np.sign(x), grads
+
+
+def npu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, dict[str, Any]]:
+    """Forward pass of the neural power unit (Heim, Pevný & Šmídl 2020).
+
+    Parameters
+    ----------
+    params : dict
+        ``W_r``, ``W_i`` of shape (I, O) (real and imaginary part of the exponents) and the relevance gate
+        ``g`` of shape (I,), kept in ``[0, 1]`` by the projection ``clip_projection(0, 1)`` after each optimizer
+        step (the forward pass does not clip; outside ``[0, 1]`` ``r`` may be <= 0 and ``log r`` NaN).
+    x : ndarray, shape (B, I)
+    eps : float
+
+    Returns
+    -------
+    y : ndarray, shape (B, O)
+    cache : dict
+
+    Notes
+    -----
+    The real part of ``exp(log(x) @ (W_r + i W_i))`` with the complex log ``log|x| + i pi [x < 0]``, each input
+    relaxed towards 1 by its gate:
+    ``r = g * (|x| + eps) + 1 - g``, ``k = pi * g * [x < 0]``,
+    ``y = exp(log(r) @ W_r - k @ W_i) * cos(log(r) @ W_i + k @ W_r)``.  ``y`` is ``inf`` where the exponent
+    overflows.
+    """
+    return _npu_forward(params["W_r"], params["W_i"], params["g"], x, eps)
+
+
+def npu_backward(
+    params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7
+) -> tuple[np.ndarray, Params]:
+    """Backward pass of the NPU.
+
+    Returns
+    -------
+    dx : ndarray, shape (B, I)
+    grads : dict
+        ``W_r``, ``W_i`` (I, O) and ``g`` (I,).
+
+    Notes
+    -----
+    With ``A = log(r) @ W_r - k @ W_i``, ``phi = log(r) @ W_i + k @ W_r``, ``E = exp(A)``:
+    ``dA = delta * y``, ``dphi = -delta * E * sin(phi)``;
+    ``dW_r = log(r).T @ dA + k.T @ dphi``, ``dW_i = log(r).T @ dphi - k.T @ dA``;
+    ``dr = (dA @ W_r.T + dphi @ W_i.T) / r``, ``dk = dphi @ W_r.T - dA @ W_i.T``;
+    ``dx = dr * g * sign(x)``, ``dg = sum_b (dr * (|x| + eps - 1) + dk * pi * [x < 0])``.
+    At ``x = 0`` the slope of ``|x|`` is taken as 0 and the jump of ``[x < 0]`` contributes nothing.
+    """
+    dx, grads = _npu_backward(params["W_r"], params["W_i"], params["g"], cache, dy)
+    return dx, {k: grads[k] for k in params}
+
+
+def realnpu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, dict[str, Any]]:
+    """Forward pass of the RealNPU: the NPU with ``W_i = 0``.
+
+    Parameters
+    ----------
+    params : dict
+        ``W_r`` of shape (I, O) and the relevance gate ``g`` of shape (I,) (see :func:`npu_forward`).
+    x : ndarray, shape (B, I)
+    eps : float
+
+    Returns
+    -------
+    y : ndarray, shape (B, O)
+    cache : dict
+
+    Notes
+    -----
+    ``r = g * (|x| + eps) + 1 - g``, ``k = pi * g * [x < 0]``, ``y = exp(log(r) @ W_r) * cos(k @ W_r)``.
+    """
+    return _npu_forward(params["W_r"], None, params["g"], x, eps)
+
+
+def realnpu_backward(
+    params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7
+) -> tuple[np.ndarray, Params]:
+    """Backward pass of the RealNPU.
+
+    Returns
+    -------
+    dx : ndarray, shape (B, I)
+    grads : dict
+        ``W_r`` (I, O) and ``g`` (I,).
+
+    Notes
+    -----
+    :func:`npu_backward` with ``W_i = 0``: ``dW_r = log(r).T @ dA + k.T @ dphi`` with ``dA = delta * y``,
+    ``dphi = -delta * exp(A) * sin(phi)``; ``dr = (dA @ W_r.T) / r``, ``dk = dphi @ W_r.T``.
+    """
+    dx, grads = _npu_backward(params["W_r"], None, params["g"], cache, dy)
+    return dx, {k: grads[k] for k in params}
