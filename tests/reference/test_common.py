@@ -1,4 +1,4 @@
-"""The building blocks of the reference (nalu_np.reference._common): the stable sigmoid, the slope of the log
+"""The building blocks of the reference and nalu_np.regularizers: the stable sigmoid, the slope of the log
 path, leave-one-out products, the clip projection and the regularizer schedule."""
 
 from __future__ import annotations
