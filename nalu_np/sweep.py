@@ -300,19 +300,15 @@ def _seed_path(out_dir: str, config: Config, seed: int) -> str:
 
 
 def _write_atomic(path: str, data: Any) -> None:
-    """Write JSON to ``path`` so that readers see the old file or the whole new one, never a part."""
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write JSON to ``path`` so that readers see the old file or the whole new one, never a part.
+
+    See :func:`nalu_np._files.write_atomic`: the file gets mode ``0o666 & ~umask``, a symbolic link is written
+    through, and temporary files of killed writers are removed.
+    """
+    from ._files import write_atomic
+
+    encoded = json.dumps(data).encode()
+    write_atomic(path, lambda f: f.write(encoded))
 
 
 def _prepare(out_dir: str, config: Config) -> None:
