@@ -37,7 +37,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping, Sequence, TextIO
@@ -45,6 +44,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence, TextIO
 import numpy as np
 
 from . import _workers
+from ._files import write_atomic
 from ._options import add_backend_and_steps, add_seeds, positive_int, seed_range
 from .training import ENGINES, compiled_unsupported
 
@@ -215,19 +215,13 @@ def _seed_path(out_dir: str, config: Config, seed: int) -> str:
 
 
 def _write_atomic(path: str, data: Any) -> None:
-    """Write JSON to ``path`` so that readers see the old file or the whole new one, never a part."""
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write JSON to ``path`` so that readers see the old file or the whole new one, never a part.
+
+    See :func:`nalu_np._files.write_atomic`: the file gets mode ``0o666 & ~umask``, a symbolic link is written
+    through, and temporary files of killed writers are removed.
+    """
+    encoded = json.dumps(data).encode()
+    write_atomic(path, lambda f: f.write(encoded))
 
 
 def _prepare(out_dir: str, config: Config) -> None:
