@@ -279,6 +279,12 @@ class Adam(Optimizer):
     ``eps`` is outside the square root.  TensorFlow 1's ``AdamOptimizer`` (used by the seed articles) adds its
     ``epsilon`` to ``sqrt(v)`` before the bias correction instead, which is this rule with
     ``eps * sqrt(1 - beta2**t)``; the two differ only while ``sqrt(v_hat)`` is comparable to ``eps``.
+
+    A finite gradient so large that ``g**2`` would overflow the dtype (``|g| > 1.3e19`` in float32) enters the
+    moments clipped to ``sqrt(max / 2)``, the largest magnitude whose moments stay finite (``max`` the dtype's
+    largest value): with ``v = inf`` every later step of that component would be ``m / inf = 0``, the
+    parameter frozen for good.  Clipped, the step is about ``lr`` against the gradient, as Adam's step is for
+    any large gradient, and no warning is raised.  A NaN or infinite gradient makes the parameter NaN.
     """
 
     slots = ("exp_avg", "exp_avg_sq")
@@ -300,6 +306,8 @@ class Adam(Optimizer):
         dt = p.dtype.type
         b1, b2 = self.betas
         m, v = self.state["exp_avg"][name], self.state["exp_avg_sq"][name]
+        lim = dt(math.sqrt(float(np.finfo(p.dtype).max) / 2))  # the largest |g| whose moments stay finite
+        g = xp.where(xp.isinf(g), g, xp.clip(g, -lim, lim))  # see Notes; inf and NaN pass unchanged
         xp.multiply(m, dt(b1), out=m)
         m += dt(1.0 - b1) * g
         xp.multiply(v, dt(b2), out=v)
@@ -308,7 +316,8 @@ class Adam(Optimizer):
         bc2 = 1.0 - b2**self.t
         denom = xp.sqrt(v / dt(bc2))
         denom += dt(self.eps)
-        xp.subtract(p, dt(self.lr) * (m / dt(bc1)) / denom, out=p)
+        with np.errstate(invalid="ignore"):  # inf / inf of an infinite gradient: NaN, the answer (see Notes)
+            xp.subtract(p, dt(self.lr) * (m / dt(bc1)) / denom, out=p)
 
 
 class RMSProp(Optimizer):

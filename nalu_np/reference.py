@@ -23,7 +23,8 @@ propagate as IEEE arithmetic says.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable
 
 import numpy as np
 
@@ -64,6 +65,18 @@ xp = np
 array_type = np.ndarray
 
 Params = dict[str, np.ndarray]
+
+
+def _ieee(kernel: Callable[..., Any]) -> Callable[..., Any]:
+    """``kernel`` with NumPy's floating-point warnings off: ``inf`` and NaN from non-finite inputs or overflow
+    are results, as on every other backend (whose kernels never warn)."""
+
+    @functools.wraps(kernel)
+    def quiet(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(all="ignore"):
+            return kernel(*args, **kwargs)
+
+    return quiet
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -140,6 +153,7 @@ def _nalu_paths(params: Params) -> tuple[tuple[str, str], tuple[str, str]]:
 # ---------------------------------------------------------------------------------------------------------
 
 
+@_ieee
 def nac_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the additive NAC.
 
@@ -162,6 +176,7 @@ def nac_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, An
     return x @ W, {"x": x, "W": W, "t": t, "s": s}
 
 
+@_ieee
 def nac_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple[np.ndarray, Params]:
     """Backward pass of the additive NAC.
 
@@ -185,6 +200,7 @@ def nac_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple
 # ---------------------------------------------------------------------------------------------------------
 
 
+@_ieee
 def nacmul_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the log-space (multiplicative) NAC.
 
@@ -210,6 +226,7 @@ def nacmul_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np
     return y, {"x": x, "W": W, "t": t, "s": s, "y": y}
 
 
+@_ieee
 def nacmul_backward(
     params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7
 ) -> tuple[np.ndarray, Params]:
@@ -232,6 +249,7 @@ def nacmul_backward(
 # ---------------------------------------------------------------------------------------------------------
 
 
+@_ieee
 def nalu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the NALU, with shared or separate NAC weights.
 
@@ -266,6 +284,7 @@ def nalu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.n
     return y, cache
 
 
+@_ieee
 def nalu_backward(
     params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7
 ) -> tuple[np.ndarray, Params]:
@@ -336,6 +355,7 @@ def _prod(f: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------
 
 
+@_ieee
 def nau_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the neural addition unit (Madsen & Johansen 2020).
 
@@ -358,6 +378,7 @@ def nau_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, An
     return x @ params["W"], {"x": x}
 
 
+@_ieee
 def nau_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple[np.ndarray, Params]:
     """Backward pass of the NAU.
 
@@ -379,6 +400,7 @@ def nau_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple
 # ---------------------------------------------------------------------------------------------------------
 
 
+@_ieee
 def nmu_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the neural multiplication unit (Madsen & Johansen 2020).
 
@@ -404,6 +426,7 @@ def nmu_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, An
     return _prod(f), {"x": x, "f": f}
 
 
+@_ieee
 def nmu_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple[np.ndarray, Params]:
     """Backward pass of the NMU.
 
@@ -429,6 +452,7 @@ def nmu_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple
 # ---------------------------------------------------------------------------------------------------------
 
 
+@_ieee
 def inalu_forward(
     params: Params, x: np.ndarray, eps: float = 1e-7, omega: float = 20.0
 ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -474,6 +498,7 @@ def inalu_forward(
     return y, cache
 
 
+@_ieee
 def inalu_backward(
     params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7, omega: float = 20.0
 ) -> tuple[np.ndarray, Params]:
@@ -562,6 +587,7 @@ def _npu_backward(
     return dr * g * np.sign(x), grads
 
 
+@_ieee
 def npu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the neural power unit (Heim, Pevný & Šmídl 2020).
 
@@ -590,6 +616,7 @@ def npu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.nd
     return _npu_forward(params["W_r"], params["W_i"], params["g"], x, eps)
 
 
+@_ieee
 def npu_backward(
     params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7
 ) -> tuple[np.ndarray, Params]:
@@ -614,6 +641,7 @@ def npu_backward(
     return dx, {k: grads[k] for k in params}
 
 
+@_ieee
 def realnpu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the RealNPU: the NPU with ``W_i = 0``.
 
@@ -636,6 +664,7 @@ def realnpu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[n
     return _npu_forward(params["W_r"], None, params["g"], x, eps)
 
 
+@_ieee
 def realnpu_backward(
     params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7
 ) -> tuple[np.ndarray, Params]:

@@ -229,3 +229,25 @@ def test_mse_value_gradient_and_checks():
         mse(y, t[:, :1])
     with pytest.raises(TypeError, match="dtype"):
         mse(y, t.astype(np.float64))
+
+
+def test_adam_with_an_overflowing_second_moment_keeps_training():
+    """g**2 overflows float32: the gradient enters the moments clipped (no warning), the step is about lr
+    against the gradient, and the parameter is not frozen afterwards (with v = inf every later step is 0)."""
+    import warnings
+
+    p = {"w": np.array([1.0, 1.0], np.float32)}
+    opt = Adam(p, lr=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        opt.step({"w": np.array([1e20, 1.0], np.float32)})
+    assert np.all(np.isfinite(opt.state["exp_avg_sq"]["w"])) and np.all(np.isfinite(p["w"]))
+    assert 1.0 - 0.11 < p["w"][0] < 1.0 and p["w"][1] == pytest.approx(0.9, rel=1e-5)
+    before = p["w"].copy()
+    for _ in range(3):
+        opt.step({"w": np.array([-1.0, -1.0], np.float32)})
+    assert p["w"][0] != before[0] and p["w"][1] > before[1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        opt.step({"w": np.array([np.nan, np.inf], np.float32)})
+    assert np.all(np.isnan(p["w"]))

@@ -86,3 +86,21 @@ def test_dtype_hints_suggest_what_works():
     assert "byte order" in msg and "'>f8'" in msg
     _, msg = _message(lambda: nn.NAC(2, 1).forward(np.ones((2, 2), np.float64)))
     assert "layer.astype('float64')" in msg
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
+def test_non_finite_inputs_are_results_without_warnings_on_every_backend(backend, value):
+    """IEEE results, no warning: the reference warned (invalid value in matmul) where the kernels are silent."""
+    import warnings
+
+    x = np.array([[value, 1.5], [2.0, 3.0]], np.float32)
+    for name in sorted(nn.units.UNITS):
+        layer = nn.layers.unit_class(name)(2, 2, rng=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            y, cache = layer.forward(x, backend=backend)
+            dx, _ = layer.backward(np.ones_like(y), cache)
+        ref, _ = layer.forward(x, backend="numpy")
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
+        assert np.all(np.isfinite(y[1])), name  # the finite row stays finite
