@@ -11,6 +11,14 @@ How it decides, for one tensor ``theta`` (a parameter or the input ``x``) and a 
   ``j = -2, -1, 0, 1, 2`` with ``h = eps**(1/3)`` (float64 ``eps``).  The step actually taken
   (``(theta + h v) - theta``, exact in floating point) is what the analytic value is projected on, so the
   rounding of the step does not count as an error.
+* A step relative to ``|theta|``: for ``0 < |theta| < 1`` the step ``h`` can be as large as ``theta`` itself
+  (``|theta| ~ 1e-5``), where a function such as ``log(|theta| + eps)`` changes on the scale ``|theta|``; its
+  truncation error is then large, and so is the tolerance, which hid errors of 0.1-1%.  Wherever the
+  truncation estimate exceeds the rounding bound (only then can a smaller step be more accurate), a single
+  element with ``0 < |theta| < 1`` is re-checked with the relative step ``h * |theta|`` and the verdict with the
+  smaller tolerance per unit of ``theta`` is kept (both are error estimates, each at its own step); a group
+  with such an element is split in two and re-checked, as a failing group is.  ``theta = 0`` keeps the step
+  ``h``.
 * The error ``e_j`` of the central difference at step ``j*h`` is measured against the analytic value for both
   step sizes.  For a smooth function ``e_2 - e_1`` is three times the truncation error of ``e_1`` (Richardson),
   and it does not contain a constant bug in the analytic gradient, which cancels.  The tolerance is
@@ -20,6 +28,20 @@ How it decides, for one tensor ``theta`` (a parameter or the input ``x``) and a 
   tolerance and their difference does not shrink like ``h`` (it would for a smooth function) when the step is
   doubled.  A single element at a kink is ``inconclusive`` when the analytic value lies between ``B`` and
   ``F`` (within the tolerance) and ``fail`` otherwise.
+* The upstream gradients are weighted per output column (the last axis of ``y``): entry ``(b, o)`` is a random
+  sign times ``U(0.5, 1.5)`` times ``c_max / c_o``, with ``c_o`` the size of column ``o`` (``max_b |y[b, o]|``,
+  or its first-order terms where those are larger: see ``_upstream_weights``) and ``c_max`` the largest.
+  Every column then adds terms of the same size to ``L_u``, so the rounding of an output near ``1e6`` does not
+  swamp the derivative of an output near ``1e-9`` (the tolerance is set by ``sum |u * y|``); unweighted, a
+  wrong sign on the small output passed.  An output that is small only because its terms cancel is not
+  amplified (its rounding error is that of its terms).  Outputs of very different sizes within one column
+  (across the batch) are not separated: check such rows in their own call.
+
+Before any finite difference, structural checks: ``backward`` leaves ``dy`` unchanged (it is always given a
+copy, so a backward that writes into ``dy`` is named once and does not corrupt the other checks), it returns a
+gradient of the tensor's shape for ``x`` and every parameter (a tensor without one is named, with both shapes,
+and not checked further), it is linear in ``dy``, zero ``dy`` gives zero gradients, ``forward`` does not
+mutate its inputs, and a repeated ``backward`` is bit-identical.
 """
 
 from __future__ import annotations
@@ -64,6 +86,11 @@ class Record:
     verdict : {"pass", "fail", "inconclusive"}
     upstream : int
         Which random upstream gradient gave the worst ratio.
+    step : float
+        The largest step taken in one element (``|h v_k|``), which the derivatives above are per unit of.
+    truncation, roundoff : float
+        The two parts of the estimated numerical error (``error_estimate = safety * (truncation + roundoff)``):
+        the Richardson estimate of the truncation error and the bound on rounding.
     """
 
     name: str
@@ -78,6 +105,9 @@ class Record:
     ratio: float
     verdict: str
     upstream: int
+    step: float
+    truncation: float
+    roundoff: float
 
     def __str__(self) -> str:
         where = f"{self.name}{list(self.index)}" + (f" (+{self.size - 1} more)" if self.size > 1 else "")
@@ -90,7 +120,8 @@ class Record:
 
 @dataclass(frozen=True)
 class StructuralCheck:
-    """A check that needs no finite differences (linearity, zero in -> zero out, no mutation, determinism)."""
+    """A check that needs no finite differences (dy and inputs not mutated, gradient shapes, linearity,
+    zero in -> zero out, determinism)."""
 
     name: str
     ok: bool
@@ -174,12 +205,24 @@ class _Problem:
         self.layer, self.x, self.backend, self.upstream, self.xp = layer, x, backend, upstream, xp
         self.evaluations = 0
         self.base = np.zeros((0, 2))  # losses at the unperturbed point, set once the upstream is drawn
+        self.backward_calls = 0
+        self.dy_changed: list[int] = []  # per backward call that wrote into its dy: how many entries changed
 
     def forward(self, x: Any) -> tuple[Any, Any]:
         self.evaluations += 1
         if self.backend is None:
             return self.layer.forward(x)
         return self.layer.forward(x, backend=self.backend)
+
+    def backward(self, dy: Any, cache: Any) -> dict[str, Any]:
+        """``layer.backward`` on a copy of ``dy``, as ``{"x": dx, **grads}``; a write into the copy is counted."""
+        given = dy.copy()
+        dx, grads = self.layer.backward(given, cache)
+        self.backward_calls += 1
+        changed = int(np.sum(~_same_entries(given, dy)))
+        if changed:
+            self.dy_changed.append(changed)
+        return {"x": dx, **grads}
 
     def losses(self, x: Any) -> np.ndarray:
         """``[sum(u * y) for u in upstream]`` and the rounding scale ``sum(|u| * |y|)`` per ``u``."""
@@ -209,6 +252,35 @@ def _flat_index(shape: tuple[int, ...], flat: np.ndarray) -> tuple[np.ndarray, .
     return np.unravel_index(flat, shape)
 
 
+def _same_entries(a: Any, b: Any) -> np.ndarray:
+    """Elementwise: equal, or both NaN."""
+    a, b = to_numpy(a), to_numpy(b)
+    return (a == b) | (np.isnan(a) & np.isnan(b))
+
+
+def _upstream_weights(problem: _Problem, y: np.ndarray, cache: Any) -> np.ndarray:
+    """Per output column ``o`` (last axis of ``y``): ``c_max / c_o``, shape ``y.shape[-1:]``.
+
+    ``c_o`` is the size of column ``o``: the largest ``|y[..., o]|``, or, where that is under half of the
+    largest column's, the larger of it and the column's first-order terms ``sum |dy_o/dtheta| * |theta|`` over
+    ``x`` and the parameters (one ``backward`` with ``dy`` = 1 on the column).  So an output that is small
+    because its terms cancel (``a - b`` with ``a ~ b``; its rounding error is that of ``a``) is not amplified,
+    and one that is small because its terms are is.  A column of zeros with no first-order terms keeps weight 1.
+    """
+    cols = np.abs(y.reshape(-1, y.shape[-1]) if y.ndim else y.reshape(1, 1))
+    size = cols.max(axis=0, initial=0.0)
+    for o in np.flatnonzero(size < 0.5 * size.max(initial=0.0)):
+        on_column = np.zeros(y.shape)
+        on_column[..., o] = 1.0
+        out = problem.backward(problem.xp.asarray(on_column), cache)
+        tensors = [(problem.tensor(k), g) for k, g in out.items() if k == "x" or k in problem.layer.params]
+        terms = sum(float(np.sum(np.abs(to_numpy(g)) * np.abs(to_numpy(t)))) for t, g in tensors
+                    if np.shape(g) == np.shape(t))
+        size[o] = np.fmax(size[o], terms)
+    weights = np.where(size > 0, size.max(initial=0.0) / np.where(size > 0, size, 1.0), 1.0)
+    return weights.reshape(y.shape[-1:])
+
+
 class _TensorChecker:
     """Checks one tensor by groups with bisection (see the module docstring)."""
 
@@ -228,8 +300,19 @@ class _TensorChecker:
             self._check(order[start:start + group_size], signs)
 
     def _check(self, members: np.ndarray, signs: np.ndarray) -> None:
-        rec = self._evaluate(members, signs)
-        if rec.verdict == "pass" or members.size == 1:
+        recs = self._evaluate(members, signs, relative=False)
+        magnitude = np.abs(self.theta.reshape(-1)[members])
+        # a smaller step can only help where truncation, not rounding, limits the check
+        refine = bool(np.any((magnitude > 0) & (magnitude < 1))) and any(
+            r.verdict != "pass" or r.truncation > r.roundoff for r in recs)
+        if members.size == 1:
+            if refine:
+                recs = [min(pair, key=lambda r: r.error_estimate / r.step)
+                        for pair in zip(recs, self._evaluate(members, signs, relative=True))]
+            self.records.append(max(recs, key=_rank))
+            return
+        rec = max(recs, key=_rank)
+        if rec.verdict == "pass" and not refine:
             self.records.append(rec)
             return
         n_before = len(self.records)
@@ -239,10 +322,11 @@ class _TensorChecker:
         if not any(r.verdict != "pass" for r in self.records[n_before:]) and rec.verdict == "fail":
             self.records.append(rec)  # the group fails but neither half does: report the group, honestly
 
-    def _evaluate(self, members: np.ndarray, signs: np.ndarray) -> Record:
+    def _evaluate(self, members: np.ndarray, signs: np.ndarray, relative: bool) -> list[Record]:
+        """One record per upstream, along ``v_k = s_k |theta_k|`` (``relative``) or ``s_k max(1, |theta_k|)``."""
         flat_theta = self.theta.reshape(-1)
         theta = flat_theta[members]
-        v = signs[members] * np.maximum(1.0, np.abs(theta))
+        v = signs[members] * (np.abs(theta) if relative else np.maximum(1.0, np.abs(theta)))
         idx = _flat_index(self.theta.shape, members)
         xp = self.p.xp
         loss = {}
@@ -252,13 +336,8 @@ class _TensorChecker:
             steps[j] = moved - theta  # the step actually taken
             loss[j] = self.p.losses_at(self.name, idx, xp.asarray(moved))
         loss[0] = self.p.base
-        worst: Record | None = None
-        for u, g in enumerate(self.grads):
-            rec = self._verdict(members, theta, g[members], steps, {j: l[u] for j, l in loss.items()}, u)
-            if worst is None or _rank(rec) > _rank(worst):
-                worst = rec
-        assert worst is not None
-        return worst
+        return [self._verdict(members, theta, g[members], steps, {j: l[u] for j, l in loss.items()}, u)
+                for u, g in enumerate(self.grads)]
 
     def _verdict(self, members: np.ndarray, theta: np.ndarray, g: np.ndarray, steps: dict[int, np.ndarray],
                  loss: dict[int, np.ndarray], upstream: int) -> Record:
@@ -273,7 +352,8 @@ class _TensorChecker:
         a2 = (ana[2] - ana[-2]) / (4 * STEP)
         e1, e2 = num1 - a1, num2 - a2
         roundoff = self.roundoff_factor * EPS64 * (scale / STEP + ana_scale)
-        tol = self.safety * (abs(e2 - e1) / 3.0 + roundoff)
+        truncation = abs(e2 - e1) / 3.0
+        tol = self.safety * (truncation + roundoff)
         right = (L[1] - L[0]) / STEP
         left = (L[0] - L[-1]) / STEP
         right2 = (L[2] - L[0]) / (2 * STEP)
@@ -284,6 +364,7 @@ class _TensorChecker:
         kink = abs(gap1) > tol and abs(gap2 - gap1) < abs(gap2 - 2 * gap1)
         value = float(theta[0]) if members.size == 1 else float("nan")
         index = tuple(int(i) for i in np.unravel_index(int(members[0]), self.theta.shape))
+        errors = (float(np.max(np.abs(steps[1]))), truncation, roundoff)
         if kink:
             # analytic slope per unit step, for comparison with the one-sided slopes
             a_right = ana[1] / STEP
@@ -294,7 +375,7 @@ class _TensorChecker:
             ratio = outside / tol if tol > 0 else (np.inf if outside > 0 else 0.0)
             verdict = "inconclusive" if ratio <= 1.0 else "fail"
             return Record(self.name, index, int(members.size), value, a, num1, left, right, tol, float(ratio),
-                          verdict, upstream)
+                          verdict, upstream, *errors)
         err = abs(e1)
         if not np.isfinite(err) or not np.isfinite(tol):
             ratio, verdict = float("inf"), "fail"
@@ -302,49 +383,74 @@ class _TensorChecker:
             ratio = err / tol if tol > 0 else (0.0 if err == 0 else float("inf"))
             verdict = "pass" if ratio <= 1.0 else "fail"
         return Record(self.name, index, int(members.size), value, a1, num1, left, right, tol, float(ratio),
-                      verdict, upstream)
+                      verdict, upstream, *errors)
 
 
 def _rank(rec: Record) -> tuple[int, float]:
     return ({"pass": 0, "inconclusive": 1, "fail": 2}[rec.verdict], rec.ratio)
 
 
-def _structural(problem: _Problem, cache: Any, analytic: list[tuple[Any, dict[str, Any]]],
+def _malformed(problem: _Problem, analytic: list[dict[str, Any]]) -> dict[str, str]:
+    """What is wrong with the gradient ``backward`` returns for each tensor: missing, or of another shape."""
+    expected = {"x": np.shape(problem.x), **{k: np.shape(v) for k, v in problem.layer.params.items()}}
+    bad: dict[str, str] = {}
+    for out in analytic:
+        for name, shape in expected.items():
+            if out.get(name) is None:
+                bad.setdefault(name, "missing")
+            elif np.shape(out[name]) != shape:
+                bad.setdefault(name, f"gradient of shape {np.shape(out[name])} for a tensor of shape {shape}")
+        for name in out.keys() - expected.keys():
+            bad.setdefault(name, "not a parameter")
+    return bad
+
+
+def _structural(problem: _Problem, cache: Any, analytic: list[dict[str, Any]], bad: dict[str, str],
                 x0: Any, params0: dict[str, Any]) -> list[StructuralCheck]:
     layer, xp = problem.layer, problem.xp
     u0, u1 = problem.upstream[0], problem.upstream[1 % len(problem.upstream)]
-    checks = []
+    good = [k for k in analytic[0] if k not in bad]
+    a0, a1 = analytic[0], analytic[1 % len(analytic)]
 
     def same(a: Any, b: Any) -> bool:
         return bool(np.array_equal(to_numpy(a), to_numpy(b), equal_nan=True))
 
-    again = layer.backward(u0, cache)
-    checks.append(StructuralCheck(
-        "repeated backward identical",
-        same(again[0], analytic[0][0]) and all(same(again[1][k], analytic[0][1][k]) for k in analytic[0][1]),
-        "backward(dy, cache) twice gives bit-identical results"))
+    again = problem.backward(u0, cache)
+    repeat = StructuralCheck("repeated backward identical", all(same(again[k], a0[k]) for k in good),
+                             "backward(dy, cache) twice gives bit-identical results")
 
-    combo = layer.backward(2.0 * u0 - 3.0 * u1, cache)
+    combo = problem.backward(2.0 * u0 - 3.0 * u1, cache)
     worst = 0.0
-    for got, g0, g1 in [(combo[0], analytic[0][0], analytic[1 % len(analytic)][0])] + [
-            (combo[1][k], analytic[0][1][k], analytic[1 % len(analytic)][1][k]) for k in analytic[0][1]]:
-        got, g0, g1 = (to_numpy(a).astype(np.float64) for a in (got, g0, g1))
+    for k in good:
+        got, g0, g1 = (to_numpy(a).astype(np.float64) for a in (combo[k], a0[k], a1[k]))
         bound = np.linalg.norm(2 * np.abs(g0) + 3 * np.abs(g1))
         diff = np.linalg.norm(got - (2 * g0 - 3 * g1))
         worst = max(worst, diff / bound if bound > 0 else (0.0 if diff == 0 else np.inf))
-    checks.append(StructuralCheck("linear in the upstream gradient", bool(worst <= 1e-10),
-                                  f"backward(2u - 3v) vs 2 backward(u) - 3 backward(v): relative {worst:.2e}"))
+    linear = StructuralCheck("linear in the upstream gradient", bool(worst <= 1e-10),
+                             f"backward(2u - 3v) vs 2 backward(u) - 3 backward(v): relative {worst:.2e}")
 
-    zero = layer.backward(xp.zeros_like(u0), cache)
-    nonzero = [k for k, a in [("x", zero[0])] + list(zero[1].items()) if np.any(to_numpy(a) != 0)]
-    checks.append(StructuralCheck("zero upstream gives zero gradients", not nonzero,
-                                  "nonzero: " + ", ".join(nonzero) if nonzero else "all exactly zero"))
+    zero = problem.backward(xp.zeros_like(u0), cache)
+    nonzero = [k for k in good if np.any(to_numpy(zero[k]) != 0)]
+    zeros = StructuralCheck("zero upstream gives zero gradients", not nonzero,
+                            "nonzero: " + ", ".join(nonzero) if nonzero else "all exactly zero")
 
     mutated = [k for k, a in [("x", problem.x)] + list(layer.params.items())
                if not same(a, x0 if k == "x" else params0[k])]
-    checks.append(StructuralCheck("inputs not mutated", not mutated,
-                                  "changed: " + ", ".join(mutated) if mutated else "x and params unchanged"))
-    return checks
+    inputs = StructuralCheck("inputs not mutated", not mutated,
+                             "changed: " + ", ".join(mutated) if mutated else "x and params unchanged")
+
+    # after every backward call of the checks above, so that all of them count
+    changed = problem.dy_changed
+    dy = StructuralCheck(
+        "backward leaves dy unchanged", not changed,
+        f"backward mutates dy in place: {len(changed)} of {problem.backward_calls} calls changed up to "
+        f"{max(changed)} of {np.size(u0)} entries (the checks were given copies)" if changed
+        else f"{problem.backward_calls} calls, dy bit-identical after each")
+    shapes = StructuralCheck(
+        "gradients match the tensors", not bad,
+        "; ".join(f"{k}: {why}" for k, why in bad.items()) + " (not checked by finite differences)" if bad
+        else "a gradient of the tensor's shape for x and every parameter")
+    return [dy, shapes, repeat, linear, zeros, inputs]
 
 
 def check_gradients(
@@ -376,8 +482,8 @@ def check_gradients(
     rng : numpy.random.Generator or int, optional
         Draws the upstream gradients, the directions and the grouping.
     n_upstream : int
-        Number of random signed upstream gradients ``u`` (entries ``+-U(0.5, 1.5)``); every element is checked
-        against each.
+        Number of random signed upstream gradients ``u`` (entries ``+-U(0.5, 1.5)``, weighted per output column
+        by the inverse of its size, see the module docstring); every element is checked against each.
     names : sequence of str, optional
         Which tensors to check: parameter names and/or ``"x"`` (default: all).
     elementwise_limit : int
@@ -395,7 +501,9 @@ def check_gradients(
     Returns
     -------
     GradientReport
-        ``.ok``, ``.failures``, ``.inconclusive``, ``.worst``, ``.worst_ratio``, ``.structural``.
+        ``.ok``, ``.failures``, ``.inconclusive``, ``.worst``, ``.worst_ratio``, ``.structural``.  A backward
+        that writes into ``dy``, or returns a gradient of the wrong shape or none for a tensor, is one failed
+        structural check (the tensor is then not checked by finite differences), not an exception.
 
     Notes
     -----
@@ -431,18 +539,20 @@ def check_gradients(
     y, cache = problem.forward(x)
     if not np.all(np.isfinite(to_numpy(y))):
         raise ValueError("forward(x) is not finite everywhere; gradients can only be checked where the loss is finite")
+    weights = _upstream_weights(problem, to_numpy(y), cache)
     problem.upstream = [
-        xp.asarray(rng.choice(np.array([-1.0, 1.0]), size=y.shape) * rng.uniform(0.5, 1.5, size=y.shape))
+        xp.asarray(rng.choice(np.array([-1.0, 1.0]), size=y.shape) * rng.uniform(0.5, 1.5, size=y.shape) * weights)
         for _ in range(max(1, int(n_upstream)))
     ]
     problem.base = problem.losses(x)
-    analytic = [layer.backward(u, cache) for u in problem.upstream]
-    report = GradientReport(structural=_structural(problem, cache, analytic, x0, params0))
+    analytic = [problem.backward(u, cache) for u in problem.upstream]
+    bad = _malformed(problem, analytic)
+    report = GradientReport(structural=_structural(problem, cache, analytic, bad, x0, params0))
 
     passes: list[Record] = []
     try:
-        for name in names:
-            grads = [to_numpy(dx if name == "x" else g[name]).astype(np.float64) for dx, g in analytic]
+        for name in (n for n in names if n not in bad):
+            grads = [to_numpy(out[name]).astype(np.float64) for out in analytic]
             checker = _TensorChecker(problem, name, grads, rng, safety, roundoff_factor)
             n = checker.theta.size
             checker.run(1 if n <= elementwise_limit else -(-n // groups))
