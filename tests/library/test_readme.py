@@ -18,7 +18,16 @@ def test_the_readme_has_snippets():
     assert len(BLOCKS) >= 3
 
 
-def test_readme_snippets_run(tmp_path, monkeypatch):
+@pytest.fixture
+def restored_backend():
+    """The snippets set the process default backend: put it back for the tests that come after."""
+    import nalu_np as nn
+
+    yield
+    nn.set_backend(None)
+
+
+def test_readme_snippets_run(tmp_path, monkeypatch, restored_backend):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     ran = 0
