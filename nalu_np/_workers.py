@@ -10,6 +10,10 @@ A sweep's coordinator owns its process pool.  Three things make sure no worker s
   ends a sweep as Ctrl-C does;
 * on an interrupt the coordinator :func:`stop` s its workers instead of waiting for the runs in flight
   (they are not written, and run again when the sweep resumes).
+
+The workers are started with ``spawn`` (:data:`CONTEXT`), not ``fork``: a process that has run a parallel Numba
+kernel has thread pools that a forked child cannot use (its worker dies at its first parallel kernel), and the
+compiled kernels come from Numba's on-disk cache, so a fresh interpreter starts in about a second.
 """
 
 from __future__ import annotations
@@ -18,14 +22,16 @@ import concurrent.futures as cf
 import contextlib
 import ctypes
 import ctypes.util
+import multiprocessing
 import os
 import signal
 import sys
 import threading
 from typing import Iterator
 
-__all__ = ["watch_parent", "terminate_on_sigterm", "stop", "POLL_SECONDS"]
+__all__ = ["CONTEXT", "watch_parent", "terminate_on_sigterm", "stop", "POLL_SECONDS"]
 
+CONTEXT = multiprocessing.get_context("spawn")  # how the sweep starts its workers (see the module docstring)
 POLL_SECONDS = 0.2  # how often a worker looks for its parent
 _PR_SET_PDEATHSIG = 1
 

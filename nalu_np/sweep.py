@@ -370,7 +370,7 @@ def _run_all(todo: list[tuple[Config, int]], out_dir: str, executor: cf.Executor
     errors: list[str] = []
     own = executor is None
     if own:
-        executor = cf.ProcessPoolExecutor(max_workers=max_workers or os.cpu_count(),
+        executor = cf.ProcessPoolExecutor(max_workers=max_workers or os.cpu_count(), mp_context=_workers.CONTEXT,
                                           initializer=_workers.watch_parent, initargs=(os.getpid(),))
     interrupted = True
     futures: dict[cf.Future, tuple[Config, int]] = {}

@@ -83,3 +83,18 @@ def test_sigterm_ends_the_sweep_like_ctrl_c(tmp_path):
     assert proc.returncode == 130 and b"interrupted" in err, err
     assert _wait_gone(workers) == set()
     assert not list((tmp_path / "runs").glob("*/seed-*"))  # the runs in flight are not written
+
+
+def test_a_sweep_after_parallel_numba_kernels_in_the_same_process(tmp_path):
+    """A forked worker of a process that ran parallel Numba kernels dies at its first one; spawned ones do not."""
+    pytest.importorskip("numba")
+    import numpy as np
+
+    import nalu_np as nn
+    from nalu_np import sweep as sw
+
+    layer = nn.NALU(2, 1, rng=0)
+    layer.forward(np.ones((1 << 16, 2), np.float32), backend="numba")  # starts Numba's thread pool here
+    rows = sw.run_sweep(sw.Config("simple-add", "NAU", {"steps": 20, "eval_every": 10}), [0, 1], str(tmp_path),
+                        max_workers=2, backend="numba", engine="python", progress=False)
+    assert rows[0].seeds == 2
