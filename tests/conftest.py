@@ -7,13 +7,16 @@ because JIT compilation makes first calls slow.
 ``kernel_backend`` (a backend name) runs a test once per compiled backend: ``numba`` where it imports, and ``cupy``
 and ``numba-cuda`` on a device (marked ``gpu``, so only with ``--gpu``).  The GPU kernels are also tested
 without a device, under the Numba-CUDA simulator and the host emulation of the CuPy sources, in subprocesses
-(``tests/gpu``), since the simulator must be switched on before Numba is first imported.
+(``tests/gpu``), since the simulator must be switched on before Numba is first imported.  ``kernel_path`` runs
+a GPU test once on the fused per-row path and once on the general path of the NAC family's kernels, for every
+layer size (the subprocess scripts in ``tests/support`` see this file too).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+from typing import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -53,11 +56,22 @@ def kernel_backend(request: pytest.FixtureRequest) -> str:
     return name
 
 
+@pytest.fixture(params=["row", "general"])
+def kernel_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Force the per-row or the general path of the GPU kernels of NAC, NACMul and NALU for every layer size."""
+    from nalu_np.kernels.cuda_common import config
+
+    saved = config.row_path_max
+    config.row_path_max = 10**6 if request.param == "row" else 0
+    yield request.param
+    config.row_path_max = saved
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for marker, option in (("gpu", "--gpu"), ("slow", "--slow")):
         if config.getoption(option):
             continue
         skip = pytest.mark.skip(reason=f"opt-in: pass {option} to run")
         for item in items:
-            if marker in item.keywords:
+            if item.get_closest_marker(marker) is not None:  # not `in item.keywords`: tests/gpu is a keyword too
                 item.add_marker(skip)

@@ -1,4 +1,4 @@
-// Host emulation of the CUDA built-ins used by nalu_np.kernels._cupy_source, for tests without a GPU.
+// Host emulation of the CUDA built-ins used by the CUDA sources of nalu_np.kernels.cupy, for tests without a GPU.
 // Every thread of a block is a std::thread; blocks run one after the other; __syncthreads is a barrier of the
 // block and __shfl_down_sync exchanges values through a buffer with a barrier per warp (lanes beyond the warp
 // keep their own value, as on the device).  Only x dimensions are used by the kernels under test.

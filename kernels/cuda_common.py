@@ -1,5 +1,7 @@
-"""What the two GPU backends (``cupy`` and ``numba-cuda``) share: launch settings, the CUDA array type, the
-choice between the fused per-row path and the general path, and the checks on kernel arguments.
+"""What the two GPU backends (:mod:`nalu_np.kernels.cupy` and :mod:`nalu_np.kernels.numba_cuda`) share: launch
+settings, the CUDA array type, the choice between the fused per-row path and the general path, the checks on
+kernel arguments, the compile-time codes of the units and of the product units' factors, and the parameter
+names and weights that start a forward pass of NAC, NACMul and NALU.
 
 Launch settings are read from the environment when this module is first imported and may be changed at run
 time through :data:`config` (the kernel factories take the values as arguments, so a change takes effect at
@@ -25,15 +27,21 @@ from __future__ import annotations
 import abc
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["NAC", "NACMUL", "NALU", "CudaArray", "LaunchConfig", "config", "require_device", "nalu_names",
-           "use_row_path", "grid_stride_blocks"]
+__all__ = ["NAC", "NACMUL", "NALU", "NMU_FACTOR", "SIGN_FACTOR", "CudaArray", "LaunchConfig", "Params", "config",
+           "require_device", "nac_names", "nac_cache", "use_row_path", "grid_stride_blocks"]
 
-# unit codes: compile-time constants of the kernels
+# unit codes of the NAC family: compile-time constants of the kernels
 NAC, NACMUL, NALU = 0, 1, 2
+
+# kinds of the product units' factors f = u(x) v(W) + 1 - v(W): compile-time constants of their kernels
+NMU_FACTOR = 0  # u = x, v = W
+SIGN_FACTOR = 1  # u = sign(x), v = |W| (the iNALU sign term)
+
+Params = dict[str, Any]
 
 
 def _env_int(var: str, default: int | None) -> int | None:
@@ -108,11 +116,43 @@ class CudaArray(abc.ABC):
         return NotImplemented
 
 
-def nalu_names(params: dict[str, Any]) -> tuple[tuple[str, str], tuple[str, str]]:
-    """Parameter names of the additive and multiplicative NAC of a NALU (shared or separate weights)."""
-    if "W_hat" in params:
+def nac_names(unit: int, params: Params) -> tuple[tuple[str, str], tuple[str, str]]:
+    """Parameter names ``(W_hat, M_hat)`` of the additive and of the multiplicative NAC of a NAC-family unit.
+
+    NAC, NACMul and the NALU with shared weights use ``W_hat``, ``M_hat`` for both; the NALU with separate
+    weights has ``W_hat_add``, ``M_hat_add`` and ``W_hat_mul``, ``M_hat_mul``.
+    """
+    if unit != NALU or "W_hat" in params:
         return ("W_hat", "M_hat"), ("W_hat", "M_hat")
     return ("W_hat_add", "M_hat_add"), ("W_hat_mul", "M_hat_mul")
+
+
+def nac_cache(unit: int, params: Params, x: Any,
+              nac_weight: Callable[[Any, Any], tuple[Any, Any, Any]]) -> dict[str, Any]:
+    """The start of a NAC-family forward pass: its cache before any work over the batch.
+
+    Parameters
+    ----------
+    unit : int
+        ``NAC``, ``NACMUL`` or ``NALU``.
+    params : dict of GPU arrays, shape (I, O)
+    x : GPU array, shape (B, I)
+    nac_weight : callable
+        ``nac_weight(W_hat, M_hat) -> (W, t, s)``, the backend's kernel for ``W = t * s`` with
+        ``t = tanh(W_hat)`` and ``s = sigma(M_hat)`` (the factors of its gradient).
+
+    Returns
+    -------
+    dict
+        ``x``; ``Wa``, ``ta``, ``sa`` of the additive path and ``Wm``, ``tm``, ``sm`` of the multiplicative
+        path (the same arrays when the weights are shared), each of shape (I, O); ``row``, whether the layer
+        takes the fused per-row path (backward takes the same one).
+    """
+    (wa, ma), (wm, mm) = nac_names(unit, params)
+    Wa, ta, sa = nac_weight(params[wa], params[ma])
+    Wm, tm, sm = (Wa, ta, sa) if wm == wa else nac_weight(params[wm], params[mm])
+    return {"x": x, "Wa": Wa, "ta": ta, "sa": sa, "Wm": Wm, "tm": tm, "sm": sm,
+            "row": use_row_path(*Wa.shape)}
 
 
 def _on_device(a: Any) -> bool:
@@ -127,7 +167,7 @@ def _on_device(a: Any) -> bool:
     return True
 
 
-def require_device(backend: str, x: Any, params: dict[str, Any], *more: Any,
+def require_device(backend: str, x: Any, params: Params, *more: Any,
                    array_type: type = CudaArray) -> np.dtype:
     """Check that ``x``, the parameters and ``more`` are ``array_type`` arrays of one float dtype; return it.
 

@@ -1,21 +1,10 @@
-"""The ``numba-cuda`` backend: NAC, NACMul and NALU as ``@cuda.jit`` kernels (the numba-cuda package); NAU, NMU,
-iNALU, NPU and RealNPU from :mod:`nalu_np.kernels.numba_cuda_units`, re-exported here.
+"""The machinery that NAC, NACMul and NALU share on the ``numba-cuda`` backend: one forward and one backward
+pass for the three units (the unit code a compile-time constant of the kernels), the kernel of
+``W = tanh(W_hat) * sigma(M_hat)`` that the iNALU uses as well, and the tiled kernels whose NAC instance does
+the matrix products of the other units (:mod:`._linalg`).  The public kernels are in :mod:`.nac` and
+:mod:`.nalu`.
 
-Arrays
-------
-Inputs are any GPU arrays: CuPy arrays, Numba device arrays, or anything else with
-``__cuda_array_interface__`` (``array_type`` is :class:`~nalu_np.kernels._cuda_common.CudaArray`, an ABC that
-these types match and NumPy arrays do not: host arrays are refused, never copied per call).  Outputs are
-arrays of ``xp``: ``xp = cupy`` when CuPy can be imported (and the simulator is off); otherwise ``xp`` is
-``numba.cuda`` itself, Numba's device-array API (``to_device``, ``device_array``, ``copy_to_host``), and the
-outputs are Numba device arrays.  :func:`asarray` moves a host array to the device in either case.  Numba
-device arrays have no arithmetic, so code that does array arithmetic on the results (optimizers, losses)
-needs CuPy.  Under ``NUMBA_ENABLE_CUDASIM=1`` the same kernels run on the CPU in Numba's simulator (slowly,
-for the tests); the arrays are then the simulator's.
-
-Kernels
--------
-Two paths, chosen by the layer size (:func:`~nalu_np.kernels._cuda_common.use_row_path`):
+Two paths, chosen by the layer size (:func:`~nalu_np.kernels.cuda_common.use_row_path`):
 
 * per-row (``in_features * out_features`` small, e.g. the arithmetic tasks' (B, 2, 1)): one fused kernel per
   pass, each thread owning whole rows in a grid-stride loop.  Forward reads ``x`` and writes ``y``; backward
@@ -27,10 +16,6 @@ Two paths, chosen by the layer size (:func:`~nalu_np.kernels._cuda_common.use_ro
   output fused into its epilogue (caching ``a``, ``m``, ``g`` for backward); backward runs one elementwise
   kernel for the path gradients, a tiled kernel for ``dx`` (log-path factor fused) and a split-K tiled kernel
   whose per-split partial sums go through the same fixed-order second pass.
-
-No atomics: weight gradients are bitwise reproducible run to run for fixed launch settings.  Launch settings
-(block size, tile, number of blocks, path threshold) are in :data:`nalu_np.kernels._cuda_common.config`.
-The formulas are those of :mod:`nalu_np.reference`; ``exp`` overflows to ``inf`` as there.
 """
 
 from __future__ import annotations
@@ -40,150 +25,24 @@ import math
 from types import SimpleNamespace
 from typing import Any
 
-import numba
 import numpy as np
 from numba import cuda
 
-from nalu_np.backends import BackendUnavailableError
+from ..cuda_common import NAC, NACMUL, NALU, Params, config, grid_stride_blocks, nac_cache, nac_names
+from ._common import cdiv, check, device_math, empty, launch_1d, row_splits, sm_count
 
-from . import _cuda_common as cc
-from ._cuda_common import NAC, NACMUL, NALU
-
-__all__ = [
-    "asarray",
-    "check_available",
-    "nac_forward",
-    "nac_backward",
-    "nacmul_forward",
-    "nacmul_backward",
-    "nalu_forward",
-    "nalu_backward",
-    "nau_forward",
-    "nau_backward",
-    "nmu_forward",
-    "nmu_backward",
-    "inalu_forward",
-    "inalu_backward",
-    "npu_forward",
-    "npu_backward",
-    "realnpu_forward",
-    "realnpu_backward",
-]
-
-name = "numba-cuda"
-SIMULATOR = bool(numba.config.ENABLE_CUDASIM)
-
-if SIMULATOR:
-    xp: Any = cuda
-else:
-    try:
-        import cupy as xp
-    except ImportError:
-        xp = cuda
-array_type = cc.CudaArray
-
-Params = dict[str, Any]
+__all__ = ["has_paths", "sum_offsets", "weight_kernel", "finish_kernel", "row_kernels", "tiled_kernels",
+           "nac_weight", "forward", "backward"]
 
 
-def check_available() -> None:
-    """Raise :class:`~nalu_np.backends.BackendUnavailableError` unless a CUDA device (or the simulator) works."""
-    if SIMULATOR:
-        return
-    try:
-        ok = cuda.is_available()
-    except Exception as err:  # driver libraries that fail to load raise instead of returning False
-        raise BackendUnavailableError(f"backend 'numba-cuda': the CUDA driver cannot be used ({err})") from err
-    if not ok:
-        raise BackendUnavailableError(
-            "backend 'numba-cuda' needs an NVIDIA GPU with a working driver and none was found; "
-            "set NUMBA_ENABLE_CUDASIM=1 before importing numba to run its kernels in Numba's CPU simulator"
-        )
-
-
-def asarray(a: Any, dtype: Any = None) -> Any:
-    """``a`` as a device array of ``xp`` (an explicit host-to-device copy when ``a`` is on the host)."""
-    if xp is not cuda:
-        return xp.asarray(a, dtype=dtype)
-    if isinstance(a, cc.CudaArray) and (dtype is None or np.dtype(dtype) == np.dtype(a.dtype)):
-        return a
-    return cuda.to_device(np.ascontiguousarray(a, dtype=dtype))
-
-
-def _empty(shape: tuple[int, ...], dtype: np.dtype) -> Any:
-    return cuda.device_array(shape, dtype) if xp is cuda else xp.empty(shape, dtype)
-
-
-@functools.lru_cache(maxsize=None)
-def _sm_count() -> int:
-    if SIMULATOR:
-        return 1
-    return int(cuda.get_current_device().MULTIPROCESSOR_COUNT)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# device functions, specialised to one float type (literals would otherwise promote float32 to float64)
-# ---------------------------------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=None)
-def _math(dtype: str) -> SimpleNamespace:
-    T = numba.from_dtype(np.dtype(dtype))
-    one, zero = T(1), T(0)
-    inf = T(np.inf)
-    log_max = T(math.log(np.finfo(dtype).max))
-
-    @cuda.jit(device=True)
-    def exp_(z):  # noqa: ANN001, ANN202 - numba device functions
-        # overflow gives inf; the explicit test makes the simulator (Python's math.exp raises) agree
-        if z > log_max:
-            return inf
-        return math.exp(z)
-
-    @cuda.jit(device=True)
-    def sigmoid(h):  # noqa: ANN001, ANN202
-        e = math.exp(-abs(h))
-        if h >= zero:
-            return one / (one + e)
-        return e / (one + e)
-
-    @cuda.jit(device=True)
-    def log_grad(v, eps):  # noqa: ANN001, ANN202
-        # d log(|v| + eps) / dv = sign(v) / (|v| + eps); 0 at v = 0, NaN for NaN
-        if v > zero:
-            return one / (v + eps)
-        if v < zero:
-            return -one / (eps - v)
-        return v
-
-    @cuda.jit(device=True)
-    def output(unit, a, m, g):  # noqa: ANN001, ANN202
-        if unit == NAC:
-            return a
-        if unit == NACMUL:
-            return m
-        return g * a + (one - g) * m
-
-    @cuda.jit(device=True)
-    def path_grads(unit, d, a, m, g):  # noqa: ANN001, ANN202
-        # (da, dz, dh): gradients of the additive path, of the exponent of the multiplicative path, of the gate
-        if unit == NAC:
-            return d, zero, zero
-        if unit == NACMUL:
-            return zero, d * m, zero
-        return d * g, d * (one - g) * m, d * (a - m) * g * (one - g)
-
-    return SimpleNamespace(T=T, one=one, zero=zero, exp=exp_, sigmoid=sigmoid, log_grad=log_grad,
-                           output=output, path_grads=path_grads)
-
-
-def _has(unit: int) -> tuple[bool, bool, bool]:
+def has_paths(unit: int) -> tuple[bool, bool, bool]:
     """Which of the additive path, multiplicative path and gate a unit has."""
     return unit != NACMUL, unit != NAC, unit == NALU
 
 
-def _offsets(unit: int, k: int) -> tuple[int, int, int, int]:
+def sum_offsets(unit: int, k: int) -> tuple[int, int, int, int]:
     """Offsets of the additive, multiplicative and gate weight-gradient sums in a partial row, and its length."""
-    ha, hm, hg = _has(unit)
+    ha, hm, hg = has_paths(unit)
     off_m = k * ha
     off_g = off_m + k * hm
     return 0, off_m, off_g, off_g + k * hg
@@ -195,9 +54,9 @@ def _offsets(unit: int, k: int) -> tuple[int, int, int, int]:
 
 
 @functools.lru_cache(maxsize=None)
-def _weight_kernel(dtype: str) -> Any:
+def weight_kernel(dtype: str) -> Any:
     """``W, t, s = tanh(W_hat) * sigma(M_hat), tanh(W_hat), sigma(M_hat)`` over all (I, O) entries."""
-    sigmoid = _math(dtype).sigmoid
+    sigmoid = device_math(dtype).sigmoid
 
     @cuda.jit
     def weight(W_hat, M_hat, W, t, s):  # noqa: ANN001, ANN202
@@ -215,16 +74,16 @@ def _weight_kernel(dtype: str) -> Any:
 
 
 @functools.lru_cache(maxsize=None)
-def _finish_kernel(unit: int, separate: bool, dtype: str) -> Any:
+def finish_kernel(unit: int, separate: bool, dtype: str) -> Any:
     """Second pass of the weight gradients: add the partial sums in a fixed order, then the chain rule.
 
     ``part`` has shape (parts, n_sums) with the additive, multiplicative and gate sums of entry ``(i, j)`` at
     ``off + i * O + j``.  Shared weights (and NAC, NACMul) get ``dW = S_a + S_m`` in ``gwa``, ``gma``;
     separate weights get ``S_a`` in ``gwa``, ``gma`` and ``S_m`` in ``gwm``, ``gmm``; the gate ``dG = S_g``.
     """
-    f = _math(dtype)
+    f = device_math(dtype)
     one, zero = f.one, f.zero
-    ha, hm, hg = _has(unit)
+    ha, hm, hg = has_paths(unit)
 
     @cuda.jit
     def finish(part, ta, sa, tm, sm, gwa, gma, gwm, gmm, gG):  # noqa: ANN001, ANN202
@@ -270,14 +129,14 @@ def _finish_kernel(unit: int, separate: bool, dtype: str) -> Any:
 
 
 @functools.lru_cache(maxsize=None)
-def _row_kernels(unit: int, dtype: str, n_in: int, n_out: int, block: int) -> SimpleNamespace:
+def row_kernels(unit: int, dtype: str, n_in: int, n_out: int, block: int) -> SimpleNamespace:
     """Fused forward and backward kernels for a layer of size (n_in, n_out), both compile-time constants."""
-    f = _math(dtype)
+    f = device_math(dtype)
     T, zero = f.T, f.zero
     exp_, sigmoid, log_grad, output, path_grads = f.exp, f.sigmoid, f.log_grad, f.output, f.path_grads
-    ha, hm, hg = _has(unit)
+    ha, hm, hg = has_paths(unit)
     n_w = n_in * n_out  # a compile-time constant for the local arrays
-    off_a, off_m, off_g, n_sums = _offsets(unit, n_w)
+    off_a, off_m, off_g, n_sums = sum_offsets(unit, n_w)
 
     @cuda.jit(device=True)
     def load_row(x, b, eps, xl, ll):  # noqa: ANN001, ANN202
@@ -396,16 +255,16 @@ def _row_kernels(unit: int, dtype: str, n_in: int, n_out: int, block: int) -> Si
 
 
 @functools.lru_cache(maxsize=None)
-def _tiled_kernels(unit: int, dtype: str, tile: int) -> SimpleNamespace:
+def tiled_kernels(unit: int, dtype: str, tile: int) -> SimpleNamespace:
     """Tiled forward (``y`` and the cache), path gradients, ``dx`` and split-K weight-gradient kernels.
 
     Thread ``(tx, ty)`` of a tile owns output ``(row ty, column tx)``; rows run along ``blockIdx.x`` (the
     batch can exceed the 65535 blocks allowed along y), columns along ``blockIdx.y``.
     """
-    f = _math(dtype)
+    f = device_math(dtype)
     T, zero = f.T, f.zero
     exp_, sigmoid, log_grad, output, path_grads = f.exp, f.sigmoid, f.log_grad, f.output, f.path_grads
-    ha, hm, hg = _has(unit)
+    ha, hm, hg = has_paths(unit)
 
     @cuda.jit
     def forward(x, Wa, Wm, G, eps, y, ca, cm, cg):  # noqa: ANN001, ANN202
@@ -593,163 +452,87 @@ def _tiled_kernels(unit: int, dtype: str, tile: int) -> SimpleNamespace:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _cdiv(a: int, b: int) -> int:
-    return -(-a // b)
+def nac_weight(W_hat: Any, M_hat: Any, dtype: np.dtype) -> tuple[Any, Any, Any]:
+    """``W = tanh(W_hat) * sigma(M_hat)`` and the factors of its gradient ``t = tanh(W_hat)``, ``s = sigma(M_hat)``.
 
+    Parameters
+    ----------
+    W_hat, M_hat : GPU arrays, shape (I, O)
+    dtype : numpy.dtype
 
-def _launch_1d(kernel: Any, n: int, block: int, *args: Any) -> int:
-    blocks = cc.grid_stride_blocks(n, block, _sm_count())
-    kernel[blocks, block](*args)
-    return blocks
-
-
-def _nac_weight(W_hat: Any, M_hat: Any, dtype: np.dtype) -> tuple[Any, Any, Any]:
-    W, t, s = (_empty(tuple(W_hat.shape), dtype) for _ in range(3))
-    _launch_1d(_weight_kernel(dtype.str), W.size, cc.config.checked_block(), W_hat, M_hat, W, t, s)
+    Returns
+    -------
+    W, t, s : arrays of ``xp``, shape (I, O)
+    """
+    W, t, s = (empty(tuple(W_hat.shape), dtype) for _ in range(3))
+    launch_1d(weight_kernel(dtype.str), W.size, config.checked_block(), W_hat, M_hat, W, t, s)
     return W, t, s
 
 
-def _names(unit: int, params: Params) -> tuple[tuple[str, str], tuple[str, str]]:
-    if unit == NALU:
-        return cc.nalu_names(params)
-    return ("W_hat", "M_hat"), ("W_hat", "M_hat")
-
-
-def _forward(unit: int, params: Params, x: Any, eps: float) -> tuple[Any, dict[str, Any]]:
-    dtype = cc.require_device(name, x, params)
-    (wa, ma), (wm, mm) = _names(unit, params)
-    Wa, ta, sa = _nac_weight(params[wa], params[ma], dtype)
-    Wm, tm, sm = (Wa, ta, sa) if wm == wa else _nac_weight(params[wm], params[mm], dtype)
+def forward(unit: int, params: Params, x: Any, eps: float) -> tuple[Any, dict[str, Any]]:
+    """Forward pass of the unit ``unit`` (``NAC``, ``NACMUL`` or ``NALU``); ``y`` (B, O) and the cache."""
+    dtype = check(x, params)
+    cache = nac_cache(unit, params, x, lambda W_hat, M_hat: nac_weight(W_hat, M_hat, dtype))
+    Wa, Wm = cache["Wa"], cache["Wm"]
     G = params["G"] if unit == NALU else Wa  # placeholder argument where the unit has no gate
     n_batch, n_in = x.shape
     n_out = Wa.shape[1]
     eps_t = dtype.type(eps)
-    y = _empty((n_batch, n_out), dtype)
-    cache: dict[str, Any] = {"x": x, "Wa": Wa, "ta": ta, "sa": sa, "Wm": Wm, "tm": tm, "sm": sm}
-    block = cc.config.checked_block()
-    cache["row"] = cc.use_row_path(n_in, n_out)  # backward takes the same path
+    y = empty((n_batch, n_out), dtype)
+    block = config.checked_block()
     if cache["row"]:
-        k = _row_kernels(unit, dtype.str, n_in, n_out, block)
-        _launch_1d(k.forward, n_batch, block, x, Wa, Wm, G, eps_t, y)
+        k = row_kernels(unit, dtype.str, n_in, n_out, block)
+        launch_1d(k.forward, n_batch, block, x, Wa, Wm, G, eps_t, y)
         return y, cache
-    tile = cc.config.checked_tile()
-    k = _tiled_kernels(unit, dtype.str, tile)
+    tile = config.checked_tile()
+    k = tiled_kernels(unit, dtype.str, tile)
     if unit == NALU:
-        ca, cm, cg = (_empty((n_batch, n_out), dtype) for _ in range(3))
+        ca, cm, cg = (empty((n_batch, n_out), dtype) for _ in range(3))
         cache.update(a=ca, m=cm, g=cg)
     else:  # NACMul: m is y itself; NAC keeps nothing batch-sized
         ca = cm = cg = y
         cache.update(m=y)
-    grid = (_cdiv(n_batch, tile), _cdiv(n_out, tile))
+    grid = (cdiv(n_batch, tile), cdiv(n_out, tile))
     k.forward[grid, (tile, tile)](x, Wa, Wm, G, eps_t, y, ca, cm, cg)
     return y, cache
 
 
-def _backward(unit: int, params: Params, cache: dict[str, Any], dy: Any, eps: float) -> tuple[Any, Params]:
+def backward(unit: int, params: Params, cache: dict[str, Any], dy: Any, eps: float) -> tuple[Any, Params]:
+    """Backward pass of the unit ``unit`` from the cache of :func:`forward`; ``dx`` (B, I) and the gradients."""
     x = cache["x"]
-    dtype = cc.require_device(name, x, params, dy)
-    (wa, ma), (wm, mm) = _names(unit, params)
+    dtype = check(x, params, dy)
+    (wa, ma), (wm, mm) = nac_names(unit, params)
     separate = wm != wa
     Wa, Wm = cache["Wa"], cache["Wm"]
     G = params["G"] if unit == NALU else Wa
     n_batch, n_in = x.shape
     n_out = Wa.shape[1]
     eps_t = dtype.type(eps)
-    dx = _empty((n_batch, n_in), dtype)
-    block = cc.config.checked_block()
+    dx = empty((n_batch, n_in), dtype)
+    block = config.checked_block()
     if cache["row"]:
-        k = _row_kernels(unit, dtype.str, n_in, n_out, block)
-        blocks = cc.grid_stride_blocks(n_batch, block, _sm_count())
-        part = _empty((blocks, k.n_sums), dtype)
-        k.backward[blocks, block](x, dy, Wa, Wm, G, eps_t, dx, part)
+        k = row_kernels(unit, dtype.str, n_in, n_out, block)
+        n_blocks = grid_stride_blocks(n_batch, block, sm_count())
+        part = empty((n_blocks, k.n_sums), dtype)
+        k.backward[n_blocks, block](x, dy, Wa, Wm, G, eps_t, dx, part)
     else:
-        tile = cc.config.checked_tile()
-        k = _tiled_kernels(unit, dtype.str, tile)
+        tile = config.checked_tile()
+        k = tiled_kernels(unit, dtype.str, tile)
         if unit == NAC:
             da = dz = dh = dy
         elif unit == NACMUL:
-            dz = _empty((n_batch, n_out), dtype)
+            dz = empty((n_batch, n_out), dtype)
             da = dh = dz
-            _launch_1d(k.grads, dy.size, block, dy, cache["m"], cache["m"], cache["m"], dz, dz, dz)
+            launch_1d(k.grads, dy.size, block, dy, cache["m"], cache["m"], cache["m"], dz, dz, dz)
         else:
-            da, dz, dh = (_empty((n_batch, n_out), dtype) for _ in range(3))
-            _launch_1d(k.grads, dy.size, block, dy, cache["a"], cache["m"], cache["g"], da, dz, dh)
-        k.dx[(_cdiv(n_batch, tile), _cdiv(n_in, tile)), (tile, tile)](x, da, dz, dh, Wa, Wm, G, eps_t, dx)
-        splits = max(1, min(cc.config.splits, _cdiv(n_batch, tile)))
-        chunk = _cdiv(_cdiv(n_batch, splits), tile) * tile  # rows per split, a multiple of the tile
-        splits = _cdiv(n_batch, chunk)
-        part = _empty((splits, _offsets(unit, n_in * n_out)[3]), dtype)
-        k.wgrad[(_cdiv(n_in, tile), _cdiv(n_out, tile), splits), (tile, tile)](x, da, dz, dh, eps_t, chunk, part)
-    out = {key: _empty((n_in, n_out), dtype) for key in params}
+            da, dz, dh = (empty((n_batch, n_out), dtype) for _ in range(3))
+            launch_1d(k.grads, dy.size, block, dy, cache["a"], cache["m"], cache["g"], da, dz, dh)
+        k.dx[(cdiv(n_batch, tile), cdiv(n_in, tile)), (tile, tile)](x, da, dz, dh, Wa, Wm, G, eps_t, dx)
+        chunk, splits = row_splits(n_batch, tile)  # rows per split, a multiple of the tile
+        part = empty((splits, sum_offsets(unit, n_in * n_out)[3]), dtype)
+        k.wgrad[(cdiv(n_in, tile), cdiv(n_out, tile), splits), (tile, tile)](x, da, dz, dh, eps_t, chunk, part)
+    out = {key: empty((n_in, n_out), dtype) for key in params}
     gwm, gmm = (out[wm], out[mm]) if separate else (out[wa], out[ma])
-    _launch_1d(_finish_kernel(unit, separate, dtype.str), n_in * n_out, block, part, cache["ta"], cache["sa"],
-               cache["tm"], cache["sm"], out[wa], out[ma], gwm, gmm, out.get("G", out[wa]))
+    launch_1d(finish_kernel(unit, separate, dtype.str), n_in * n_out, block, part, cache["ta"], cache["sa"],
+              cache["tm"], cache["sm"], out[wa], out[ma], gwm, gmm, out.get("G", out[wa]))
     return dx, out
-
-
-def nac_forward(params: Params, x: Any) -> tuple[Any, dict[str, Any]]:
-    """Forward pass of the NAC, ``y = x @ (tanh(W_hat) * sigma(M_hat))``; see :func:`nalu_np.reference.nac_forward`."""
-    return _forward(NAC, params, x, 0.0)
-
-
-def nac_backward(params: Params, cache: dict[str, Any], dy: Any) -> tuple[Any, Params]:
-    """Backward pass of the NAC; see :func:`nalu_np.reference.nac_backward`."""
-    return _backward(NAC, params, cache, dy, 0.0)
-
-
-def nacmul_forward(params: Params, x: Any, eps: float = 1e-7) -> tuple[Any, dict[str, Any]]:
-    """Forward pass of the NACMul, ``y = exp(log(|x| + eps) @ W)``; see :func:`nalu_np.reference.nacmul_forward`."""
-    return _forward(NACMUL, params, x, eps)
-
-
-def nacmul_backward(params: Params, cache: dict[str, Any], dy: Any, eps: float = 1e-7) -> tuple[Any, Params]:
-    """Backward pass of the NACMul; see :func:`nalu_np.reference.nacmul_backward`."""
-    return _backward(NACMUL, params, cache, dy, eps)
-
-
-def nalu_forward(params: Params, x: Any, eps: float = 1e-7) -> tuple[Any, dict[str, Any]]:
-    """Forward pass of the NALU, shared or separate weights; see :func:`nalu_np.reference.nalu_forward`.
-
-    Parameters
-    ----------
-    params : dict of GPU arrays, shape (I, O)
-    x : GPU array, shape (B, I)
-    eps : float
-
-    Returns
-    -------
-    y : array of ``xp``, shape (B, O)
-    cache : dict
-
-    Notes
-    -----
-    ``y = g * (x @ W_a) + (1 - g) * exp(log(|x| + eps) @ W_m)``, ``g = sigma(x @ G)``.
-    """
-    return _forward(NALU, params, x, eps)
-
-
-def nalu_backward(params: Params, cache: dict[str, Any], dy: Any, eps: float = 1e-7) -> tuple[Any, Params]:
-    """Backward pass of the NALU; see :func:`nalu_np.reference.nalu_backward`.
-
-    Returns
-    -------
-    dx : array of ``xp``, shape (B, I)
-    grads : dict
-        Same keys as ``params``, shape (I, O); bitwise reproducible for fixed launch settings.
-    """
-    return _backward(NALU, params, cache, dy, eps)
-
-
-# the successors' kernels build on the helpers above (imported last: that module imports this one)
-from .numba_cuda_units import (  # noqa: E402
-    inalu_backward,
-    inalu_forward,
-    nau_backward,
-    nau_forward,
-    nmu_backward,
-    nmu_forward,
-    npu_backward,
-    npu_forward,
-    realnpu_backward,
-    realnpu_forward,
-)

@@ -1,13 +1,14 @@
 """A stand-in for CuPy, for testing the ``cupy`` backend on a machine without a GPU.
 
-Only what :mod:`nalu_np.kernels.cupy_gpu` uses: :class:`ndarray` (a NumPy subclass, so that host NumPy arrays
+Only what :mod:`nalu_np.kernels.cupy` uses: :class:`ndarray` (a NumPy subclass, so that host NumPy arrays
 are *not* instances and are refused as with real CuPy), array creation, ``@`` (NumPy's matmul for cuBLAS), and
 :class:`RawModule`, which compiles the CUDA C++ source for the host with ``g++`` and ``../cuda_host.h`` (every
 CUDA thread a ``std::thread``, real barriers and warp shuffles) and launches the named template instances.
 Kernel arguments must be arrays of this module or NumPy scalars of an exact C type: Python numbers and host
 arrays raise, where real CuPy might silently pass a wrong type.
 
-Put ``tests/cudasim_fakecupy`` first on ``PYTHONPATH`` to use it (``tests/test_gpu.py`` does, in a subprocess).
+Put ``tests/support/fakecupy`` first on ``PYTHONPATH`` to use it (:mod:`support.gpu_subprocess` does, in a
+subprocess).
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """NAU, NMU, iNALU, NPU and RealNPU of the numba-cuda backend under Numba's CUDA simulator, against the NumPy
 reference.
 
-Run by ``tests/test_gpu_units_sim.py`` in a subprocess with ``NUMBA_ENABLE_CUDASIM=1`` and the small launch
-settings of ``tests/test_numba_cuda_sim.py`` (blocks of 4 threads, at most 3 blocks, tiles of 2, 3 splits), so
-that grid-stride loops go round, tiles are partial and weight gradients add several partials.  Run directly::
+Run by ``tests/gpu/test_successors.py`` in a subprocess (:mod:`support.gpu_subprocess`) with
+``NUMBA_ENABLE_CUDASIM=1`` and the small launch settings of the simulator runs (blocks of 4 threads, at most 3
+blocks, tiles of 2, 3 splits), so that grid-stride loops go round, tiles are partial and weight gradients add
+several partials.  Run directly::
 
     NUMBA_ENABLE_CUDASIM=1 NALU_NP_CUDA_BLOCK=4 NALU_NP_CUDA_TILE=2 NALU_NP_CUDA_MAX_BLOCKS=3 \
-        NALU_NP_CUDA_SPLITS=3 python -m pytest tests/cudasim_units_numba_cuda.py -q
+        NALU_NP_CUDA_SPLITS=3 python -m pytest tests/support/numba_cuda_sim_successors.py -q
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
-    pytest.skip("run with NUMBA_ENABLE_CUDASIM=1 (tests/test_gpu_units_sim.py does)", allow_module_level=True)
+    pytest.skip("run with NUMBA_ENABLE_CUDASIM=1 (tests/gpu/test_successors.py does)", allow_module_level=True)
 
 import nalu_np as nn  # noqa: E402
-from nalu_np.kernels import _cuda_common as cc  # noqa: E402
+from nalu_np.kernels import cuda_common as cc  # noqa: E402
 from nalu_np.kernels import numba_cuda as k  # noqa: E402
 
-from cudasim_units_common import (  # noqa: E402
+from support.gpu_cases import (  # noqa: E402
     UNITS, check_inalu_clipped, check_layer, check_nmu_zero_factors, check_unit, make_unit_case, run_unit)
 
 

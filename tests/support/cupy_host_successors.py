@@ -1,7 +1,7 @@
 """NAU, NMU, iNALU, NPU and RealNPU of the ``cupy`` backend without a GPU, against the NumPy reference.
 
-Run by ``tests/test_gpu_units_sim.py`` in a subprocess whose ``PYTHONPATH`` starts with
-``tests/cudasim_fakecupy`` (the host emulation of CuPy: NumPy for cuBLAS, the CUDA C++ kernels built with
+Run by ``tests/gpu/test_successors.py`` in a subprocess (:mod:`support.gpu_subprocess`) whose ``PYTHONPATH``
+starts with ``tests/support/fakecupy`` (the host emulation of CuPy: NumPy for cuBLAS, the CUDA C++ kernels built with
 ``g++``, one ``std::thread`` per CUDA thread), with blocks of 64 threads and at most 3 blocks, so that
 grid-stride loops go round.
 """
@@ -15,12 +15,12 @@ from hypothesis import given, settings, strategies as st
 import cupy
 
 if not cupy.__version__.endswith("host-emulation"):
-    pytest.skip("needs tests/cudasim_fakecupy first on PYTHONPATH", allow_module_level=True)
+    pytest.skip("needs tests/support/fakecupy first on PYTHONPATH", allow_module_level=True)
 
 import nalu_np as nn  # noqa: E402
-from nalu_np.kernels import cupy_gpu as k  # noqa: E402
+from nalu_np.kernels import cupy as k  # noqa: E402
 
-from cudasim_units_common import (  # noqa: E402
+from support.gpu_cases import (  # noqa: E402
     UNITS, check_inalu_clipped, check_layer, check_nmu_zero_factors, check_unit, make_unit_case, run_unit)
 
 

@@ -1,10 +1,12 @@
-"""The ``cupy`` backend without a GPU: its CUDA kernels compiled for the host (tests/cudasim_fakecupy).
+"""NAC, NACMul and NALU of the ``cupy`` backend without a GPU: its CUDA kernels compiled for the host
+(``tests/support/fakecupy``).
 
-Run by ``tests/test_gpu.py::test_cupy_backend_under_host_emulation`` in a subprocess whose ``PYTHONPATH``
-starts with ``tests/cudasim_fakecupy``, so that ``import cupy`` gives the stand-in: arrays in host memory, NumPy
-for cuBLAS, and the kernels of :mod:`nalu_np.kernels._cupy_source` built with ``g++`` and run with one
-``std::thread`` per CUDA thread (barriers and warp shuffles real).  Checks the backend's Python side and the
-CUDA C++ arithmetic against the NumPy reference; the real device runs are in ``tests/test_gpu.py``.
+Run by ``tests/gpu/test_nac_nalu.py::test_cupy_backend_under_host_emulation`` in a subprocess
+(:mod:`support.gpu_subprocess`) whose ``PYTHONPATH`` starts with ``tests/support/fakecupy``, so that
+``import cupy`` gives the stand-in: arrays in host memory, NumPy for cuBLAS, and the kernels of
+``nalu_np/kernels/cupy/*.cu`` built with ``g++`` and run with one ``std::thread`` per CUDA thread (barriers and
+warp shuffles real).  Checks the backend's Python side and the CUDA C++ arithmetic against the NumPy
+reference; the real device runs are in ``tests/gpu/test_nac_nalu.py``.
 """
 
 from __future__ import annotations
@@ -16,40 +18,33 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import cupy
 
 if not cupy.__version__.endswith("host-emulation"):
-    pytest.skip("needs tests/cudasim_fakecupy first on PYTHONPATH", allow_module_level=True)
+    pytest.skip("needs tests/support/fakecupy first on PYTHONPATH", allow_module_level=True)
 
 import nalu_np as nn  # noqa: E402
-from nalu_np.kernels import _cuda_common as cc  # noqa: E402
-from nalu_np.kernels import cupy_gpu as k  # noqa: E402
+from nalu_np.kernels import cuda_common as cc  # noqa: E402
+from nalu_np.kernels import cupy as k  # noqa: E402
+from nalu_np.kernels.cupy._common import block  # noqa: E402
 from nalu_np.tasks import get_task, seed_rngs  # noqa: E402
 
-from cudasim_common import MODES, check_against_reference, make_case, run  # noqa: E402
-
-
-@pytest.fixture(params=["row", "general"])
-def path(request: pytest.FixtureRequest):
-    saved = cc.config.row_path_max
-    cc.config.row_path_max = 10**6 if request.param == "row" else 0
-    yield request.param
-    cc.config.row_path_max = saved
+from support.gpu_cases import MODES, check_against_reference, make_case, run  # noqa: E402
 
 
 def test_settings():
-    assert k._block() == 64 and cc.config.max_blocks == 3
+    assert block() == 64 and cc.config.max_blocks == 3
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("mode", list(MODES))
-@settings(max_examples=4, suppress_health_check=[HealthCheck.function_scoped_fixture])  # path: a constant
+@settings(max_examples=4, suppress_health_check=[HealthCheck.function_scoped_fixture])  # kernel_path: a constant
 @given(batch=st.integers(1, 300), n_in=st.integers(1, 4), n_out=st.integers(1, 3), seed=st.integers(0, 2**32 - 1))
-def test_matches_reference(path, mode, dtype, batch, n_in, n_out, seed):
+def test_matches_reference(kernel_path, mode, dtype, batch, n_in, n_out, seed):
     # up to 300 rows: more than 3 blocks of 64 threads, so grid-stride loops go round and partials add up
     params, x, dy = make_case(np.random.default_rng(seed), mode, batch, n_in, n_out, dtype, zero_fraction=0.1)
     check_against_reference(k, mode, params, x, dy, cupy.asarray)
 
 
 @pytest.mark.parametrize("mode", list(MODES))
-def test_overflow_and_zeros(path, mode):
+def test_overflow_and_zeros(kernel_path, mode):
     for dtype, scale in (("float32", 1e30), ("float64", 1e200)):
         params, x, dy = make_case(np.random.default_rng(1), mode, 70, 2, 2, dtype, x_scale=scale)
         for key in params:
@@ -60,7 +55,7 @@ def test_overflow_and_zeros(path, mode):
 
 
 @pytest.mark.parametrize("mode", ["nalu-shared", "nalu-separate"])
-def test_weight_gradients_reproducible(path, mode):
+def test_weight_gradients_reproducible(kernel_path, mode):
     params, x, dy = make_case(np.random.default_rng(2), mode, 257, 2, 3, "float32")
     first = run(k, mode, params, x, dy, cupy.asarray)[2]
     for _ in range(2):
@@ -69,7 +64,7 @@ def test_weight_gradients_reproducible(path, mode):
             np.testing.assert_array_equal(first[key], again[key])
 
 
-def test_noncontiguous_inputs(path):
+def test_noncontiguous_inputs(kernel_path):
     params, x, dy = make_case(np.random.default_rng(3), "nalu-shared", 40, 3, 2, "float64")
     want = run(k, "nalu-shared", params, x, dy, cupy.asarray)
     xd = cupy.asarray(np.asfortranarray(x))
@@ -93,7 +88,7 @@ def test_host_arrays_refused_and_layer_round_trip():
     assert set(grads) == set(layer.params)
 
 
-def test_train_api_on_cupy(path):
+def test_train_api_on_cupy(kernel_path):
     """``nalu_np.train`` with the cupy backend: parameters updated in place on the device, same run as NumPy."""
     task = get_task("mul", dtype="float64")
     runs = {}

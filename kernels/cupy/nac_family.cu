@@ -1,25 +1,6 @@
-"""CUDA C++ source of the ``cupy`` backend's kernels, compiled at first use by ``cupy.RawModule`` (NVRTC).
-
-Kept apart from :mod:`nalu_np.kernels.cupy_gpu` so that it can be compiled and checked without CuPy (the tests
-run ``nvcc`` on it when a CUDA toolkit is present).  Templates: ``T`` is ``float`` or ``double``; ``U`` is the
-unit (0 NAC, 1 NACMul, 2 NALU; see :mod:`nalu_np.kernels._cuda_common`); ``NI``, ``NO`` are the layer size of
-the fused per-row kernels.  Arrays are C-contiguous; ``n`` counts rows or elements (64-bit).  No fast-math:
-``exp`` overflows to ``inf`` as IEEE says, and the sigmoid is the stable one of :mod:`nalu_np.reference`.
-Reductions never use atomics: per-block partial sums and a fixed-order second pass make the weight gradients
-bitwise reproducible.
-"""
-
-from __future__ import annotations
-
-SOURCE = r"""
-#define GRID_STRIDE(k, n) \
-    for (long long k = blockIdx.x * (long long)blockDim.x + threadIdx.x; k < (n); \
-         k += (long long)blockDim.x * gridDim.x)
-
-template <typename T> __device__ __forceinline__ T sigmoid_(T h) {
-    T e = exp(-fabs(h));
-    return (h >= T(0) ? T(1) : e) / (T(1) + e);
-}
+// NAC, NACMul and NALU (the unit U: 0 NAC, 1 NACMul, 2 NALU, as in nalu_np.kernels.cuda_common), after
+// common.cuh.  The fused per-row kernels are templated on the layer size NI, NO as well; the general path's
+// epilogues and the second pass of the weight gradients are not.
 
 // d log(|v| + eps) / dv = sign(v) / (|v| + eps); 0 at the kink v = 0, NaN for NaN
 template <typename T> __device__ __forceinline__ T log_grad(T v, T eps) {
@@ -253,25 +234,3 @@ __global__ void dx_combine(const T* __restrict__ r, const T* __restrict__ r_log,
 template <typename T> __global__ void exp_inplace(T* __restrict__ z, long long n) {
     GRID_STRIDE(k, n) z[k] = exp(z[k]);
 }
-"""
-
-#: every template instantiation, for a compile check (``nvcc -ptx``) of the whole source
-ROW_SIZES_FOR_CHECK = ((1, 1), (2, 1), (2, 2), (4, 2))
-
-
-def ctype(dtype_str: str) -> str:
-    """The C type of a NumPy dtype string (``"<f4"`` / ``"<f8"``)."""
-    return {"<f4": "float", "<f8": "double", "float32": "float", "float64": "double"}[dtype_str]
-
-
-def general_names(c: str) -> list[str]:
-    """Name expressions of the kernels of one C type that do not depend on the unit's size."""
-    names = [f"weight<{c}>", f"log_abs<{c}>", f"nalu_epilogue<{c}>", f"nalu_grads<{c}>", f"nacmul_grads<{c}>",
-             f"dx_combine<{c}, true>", f"dx_combine<{c}, false>", f"exp_inplace<{c}>"]
-    names += [f"finish<{c}, {u}, {str(sep).lower()}>" for u, sep in ((0, False), (1, False), (2, False), (2, True))]
-    return names
-
-
-def row_names(c: str, unit: int, n_in: int, n_out: int) -> list[str]:
-    """Name expressions of the fused per-row kernels of one unit and layer size."""
-    return [f"row_forward<{c}, {unit}, {n_in}, {n_out}>", f"row_backward<{c}, {unit}, {n_in}, {n_out}>"]
