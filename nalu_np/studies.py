@@ -98,6 +98,11 @@ class ModelProtocol:
         The authors' unit of each layer, as the network builds it.
     units : tuple of (str or None)
         The nalu-np unit of each layer; None where nalu-np has none yet.
+    inits : tuple of str
+        The authors' initialisation of each layer.
+    unit_inits : tuple of (str or None)
+        The nalu-np initialisation (:data:`nalu_np.units.UNITS`) that is the authors', per layer; None where
+        nalu-np has none (its NAC and NALU presets are Trask et al.'s seed-003 and seed-000, not these).
     nac_mul : {"none", "normal", "mnac"}
         ``--nac-mul``: "normal" runs the second layer in log space, ``exp(layer_2(log(|z_1| + eps)))``.
     regularizer : Regularizer or None
@@ -114,6 +119,8 @@ class ModelProtocol:
     flags: str
     layers: tuple[str, str]
     units: tuple[str | None, str | None]
+    inits: tuple[str, str]
+    unit_inits: tuple[str | None, str | None] = (None, None)
     nac_mul: str = "none"
     regularizer: Regularizer | None = None
     notes: str = ""
@@ -123,6 +130,11 @@ class ModelProtocol:
     def available(self) -> bool:
         """Whether nalu-np has every unit of the network."""
         return all(u is not None for u in self.units)
+
+    @property
+    def init_available(self) -> bool:
+        """Whether nalu-np has the authors' initialisation of every layer."""
+        return all(i is not None for i in self.unit_inits)
 
 
 @dataclass(frozen=True)
@@ -209,12 +221,21 @@ MADSEN2020_PROTOCOL = StudyProtocol(
     sources=(_BATCH, _EXPERIMENT, _NETWORK, _THRESHOLDS, _SEEDS_TABLE, _EXPORT),
 )
 
+_NAC_INIT = ("W_hat, M_hat ~ U(-r, r), r by bisection such that Var(tanh(W_hat) sigma(M_hat)) = "
+             "2 / max(I + O, 5) (stable_nalu/layer/nac.py, nac_w_optimal_r)")
+_NAU_INIT = "W ~ U(-r, r), r = min(0.5, sqrt(6 / (I + O)))"
+_NMU_INIT = "W ~ U(0.25, 0.75)"
+_NALU_INIT = _NAC_INIT + "; G xavier-uniform, gain 1 (calculate_gain('sigmoid'))"
+_LINEAR_INIT = "W xavier-uniform, gain 1; bias 0"
+_RELU_INIT = "W kaiming-uniform (nonlinearity 'relu'); bias 0"
+
 #: the models of the all-models table, by record name, in the table's order
 MADSEN2020_MODELS: dict[str, ModelProtocol] = {m.name: m for m in (
     ModelProtocol(
         "NAC_mul_NMU", "NAC•,NMU",
         "--layer-type ReRegualizedLinearPosNAC --nac-mul normal --first-layer ReRegualizedLinearNAC",
-        ("ReRegualizedLinearNAC", "ReRegualizedLinearPosNAC"), ("NAU", None), nac_mul="normal",
+        ("ReRegualizedLinearNAC", "ReRegualizedLinearPosNAC"), ("NAU", None), (_NAU_INIT, _NMU_INIT),
+        unit_inits=("madsen2020", None), nac_mul="normal",
         regularizer=_DEFAULT_REGULARIZER,
         notes="NAU, then a linear layer with the NMU's W (U(0.25, 0.75) init, clipped to [0, 1] after each "
               "step, R = min(|W|, |1 - W|)) in log space.  The paper's model table gives NAC+ as layer 1; the "
@@ -224,30 +245,31 @@ MADSEN2020_MODELS: dict[str, ModelProtocol] = {m.name: m for m in (
     ),
     ModelProtocol(
         "NAC_mul_sigma", "NAC•,σ", "--layer-type PosNAC --nac-mul normal --first-layer NAC",
-        ("NAC", "PosNAC"), ("NAC", None), nac_mul="normal",
+        ("NAC", "PosNAC"), ("NAC", None), (_NAC_INIT, "W_hat xavier-normal"), nac_mul="normal",
         notes="NAC, then W = sigma(W_hat) (xavier-normal W_hat, no bias) in log space; no regularizer.",
         sources=(_BATCH, _EXPERIMENT, _NETWORK, "stable_nalu/layer/pos_nac.py"),
     ),
     ModelProtocol(
         "NAC_mul", "NAC•", "--layer-type NAC --nac-mul normal", ("NAC", "NAC"), ("NAC", "NACMul"),
-        nac_mul="normal", notes="NAC, then a NAC in log space: nalu-np's NACMul with eps 1e-7.",
+        (_NAC_INIT, _NAC_INIT), nac_mul="normal", notes="NAC, then a NAC in log space: nalu-np's NACMul with eps 1e-7.",
     ),
-    ModelProtocol("NAC_add", "NAC+", "--layer-type NAC", ("NAC", "NAC"), ("NAC", "NAC")),
+    ModelProtocol("NAC_add", "NAC+", "--layer-type NAC", ("NAC", "NAC"), ("NAC", "NAC"), (_NAC_INIT, _NAC_INIT)),
     ModelProtocol(
         "Gated_NAU_NMU", "Gated NAU/NMU", "--layer-type ReRegualizedLinearNALU --nalu-two-nac --nalu-mul mnac",
-        ("ReRegualizedLinearNALU", "ReRegualizedLinearNALU"), (None, None), regularizer=_DEFAULT_REGULARIZER,
+        ("ReRegualizedLinearNALU", "ReRegualizedLinearNALU"), (None, None),
+        (_NAU_INIT + "; " + _NMU_INIT + "; G as the NALU",) * 2, regularizer=_DEFAULT_REGULARIZER,
         notes="Both layers a NALU whose additive path is a NAU and whose multiplicative path an NMU, one "
               "sigmoid gate without bias.  Not in the paper's model table.",
         sources=(_BATCH, _EXPERIMENT, _NETWORK, "stable_nalu/layer/re_regualized_linear_nalu.py",
                  "stable_nalu/layer/_abstract_nalu.py"),
     ),
     ModelProtocol(
-        "Linear", "Linear", "--layer-type linear", ("linear", "linear"), (None, None),
+        "Linear", "Linear", "--layer-type linear", ("linear", "linear"), (None, None), (_LINEAR_INIT,) * 2,
         notes="Two linear layers with bias (BasicLayer, bias=True, xavier-uniform).",
         sources=(_BATCH, _EXPERIMENT, _NETWORK, "stable_nalu/layer/basic.py"),
     ),
     ModelProtocol(
-        "NALU", "NALU", "--layer-type NALU", ("NALU", "NALU"), ("NALU", "NALU"),
+        "NALU", "NALU", "--layer-type NALU", ("NALU", "NALU"), ("NALU", "NALU"), (_NALU_INIT,) * 2,
         notes="Shared weights (no --nalu-two-nac), gate without bias, eps 1e-7.",
         sources=(_BATCH, _EXPERIMENT, _NETWORK, "stable_nalu/layer/_abstract_nalu.py"),
     ),
@@ -255,27 +277,29 @@ MADSEN2020_MODELS: dict[str, ModelProtocol] = {m.name: m for m in (
         "NAU", "NAU",
         "--layer-type ReRegualizedLinearNAC --regualizer 0.01 --regualizer-scaling-start 5000 "
         "--regualizer-scaling-end 50000",
-        ("ReRegualizedLinearNAC", "ReRegualizedLinearNAC"), ("NAU", "NAU"),
+        ("ReRegualizedLinearNAC", "ReRegualizedLinearNAC"), ("NAU", "NAU"), (_NAU_INIT,) * 2,
+        unit_inits=("madsen2020", "madsen2020"),
         regularizer=Regularizer(0.01, 5_000, 50_000),
         notes="W clipped to [-1, 1] after each step; R = min(|W|, |1 - |W||).",
         sources=(_BATCH, _EXPERIMENT, _NETWORK, _REGULARIZER, "stable_nalu/layer/re_regualized_linear_nac.py"),
     ),
     ModelProtocol(
         "NMU", "NMU", "--layer-type ReRegualizedLinearNAC --nac-mul mnac",
-        ("ReRegualizedLinearNAC", "ReRegualizedLinearMNAC"), ("NAU", "NMU"), nac_mul="mnac",
+        ("ReRegualizedLinearNAC", "ReRegualizedLinearMNAC"), ("NAU", "NMU"), (_NAU_INIT, _NMU_INIT),
+        unit_inits=("madsen2020", "madsen2020"), nac_mul="mnac",
         regularizer=_DEFAULT_REGULARIZER,
         notes="--nac-mul mnac makes layer 2 the ReRegualizedLinearMNAC (the NMU; mnac-epsilon 0), W clipped "
               "to [0, 1] after each step, R = min(|W|, |1 - W|); one lambda for both layers.",
         sources=(_BATCH, _EXPERIMENT, _NETWORK, _REGULARIZER, "stable_nalu/layer/re_regualized_linear_mnac.py"),
     ),
     ModelProtocol(
-        "ReLU", "ReLU", "--layer-type ReLU", ("ReLU", "linear"), (None, None),
+        "ReLU", "ReLU", "--layer-type ReLU", ("ReLU", "linear"), (None, None), (_RELU_INIT, _LINEAR_INIT),
         notes="ReLU with bias, then a linear layer with bias: the network makes layer 2 linear for every "
               "activation; the paper's model table says ReLU for both layers.",
         sources=(_BATCH, _EXPERIMENT, _NETWORK, "stable_nalu/layer/basic.py", _MODEL_TABLE),
     ),
     ModelProtocol(
-        "ReLU6", "ReLU6", "--layer-type ReLU6", ("ReLU6", "linear"), (None, None),
+        "ReLU6", "ReLU6", "--layer-type ReLU6", ("ReLU6", "linear"), (None, None), (_RELU_INIT, _LINEAR_INIT),
         notes="As ReLU, with ReLU6 (the paper's model table: ReLU6 for both layers).",
         sources=(_BATCH, _EXPERIMENT, _NETWORK, "stable_nalu/layer/basic.py", _MODEL_TABLE),
     ),

@@ -67,6 +67,10 @@ def test_model_protocols(name, flags, units, reg):
                          else "none")
     assert m.sources and all(not s.startswith("/") for s in m.sources)
     assert all(u is None or u in UNITS for u in m.units)
+    assert len(m.inits) == 2 and all(m.inits)
+    for unit, init in zip(m.units, m.unit_inits):  # a named nalu-np init exists for that unit
+        assert init is None or init in UNITS[unit].inits
+    assert m.init_available == (name in ("NAU", "NMU"))
 
 
 def test_table_order_and_lookup():
