@@ -102,7 +102,9 @@ def outcome(evaluations: Iterable[Evaluation], threshold: float,
     their protocol (5001 evaluations, steps 0 to 5e6) that leaves out the untrained model at step 0; a run
     with fewer evaluations has all of them as candidates, step 0 included.  Success is
     ``extrapolation_mse[best] < threshold`` (false for NaN); "solved at" is the first evaluation step whose
-    extrapolation MSE is below the threshold, whether or not it stays there.
+    extrapolation MSE is below the threshold, whether or not it stays there.  Mistry et al.'s scripts
+    (bmistry4/nalm-benchmark, ``export/single_layer_task/benchmark/plot_results.r``) use the same rule with
+    the same 5000, so on the single-module task's 51 evaluations step 0 is a candidate too.
     """
     best_range = positive_int(best_range, "best_range")
     evals = list(evaluations)
