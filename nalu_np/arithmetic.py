@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import math
-import statistics
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -38,6 +37,8 @@ from ._checks import positive_int
 from .backends import to_numpy
 from .init import make_rng
 from .reference import linear_schedule
+from .stats import wilson_interval
+from .studies import MADSEN2020_PROTOCOL, model_for_unit
 from .layers import make_unit, supports_presets
 from .taskbase import Evaluation, Task
 from .units import canonical_name as _canonical_unit
@@ -63,48 +64,8 @@ Array = Any
 
 
 # ---------------------------------------------------------------------------------------------------------
-# statistics
+# the verdict on a run
 # ---------------------------------------------------------------------------------------------------------
-
-
-def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a success rate (the interval the NAU and NALM papers report).
-
-    Parameters
-    ----------
-    successes : int
-        Number of successes, ``0 <= successes <= n``.
-    n : int
-        Number of trials, ``n >= 1``.
-    confidence : float
-        Coverage, in (0, 1).
-
-    Returns
-    -------
-    (lower, upper) : tuple of float
-        Within [0, 1].
-
-    Notes
-    -----
-    With ``p = successes / n`` and ``z`` the ``(1 + confidence) / 2`` quantile of the standard normal:
-    ``(p + z**2 / (2 n) -+ z sqrt(p (1 - p) / n + z**2 / (4 n**2))) / (1 + z**2 / n)``.
-    """
-    for v, name in ((successes, "successes"), (n, "n")):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"{name} must be an integer, got {v!r}")
-    if n < 1 or not 0 <= successes <= n:
-        raise ValueError(f"need n >= 1 and 0 <= successes <= n, got successes={successes}, n={n}")
-    if not 0.0 < float(confidence) < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    z = statistics.NormalDist().inv_cdf(0.5 + float(confidence) / 2.0)
-    p = successes / n
-    z2n = z * z / n
-    centre = (p + z2n / 2.0) / (1.0 + z2n)
-    half = z * math.sqrt(p * (1.0 - p) / n + z2n / (4.0 * n)) / (1.0 + z2n)
-    # exact ends at 0 and n (the formula gives them up to rounding)
-    lower = 0.0 if successes == 0 else max(0.0, centre - half)
-    upper = 1.0 if successes == n else min(1.0, centre + half)
-    return lower, upper
 
 
 def _as_float(v: Any) -> float:
@@ -112,7 +73,8 @@ def _as_float(v: Any) -> float:
     return float(v)
 
 
-def outcome(evaluations: Iterable[Evaluation], threshold: float) -> dict[str, Any]:
+def outcome(evaluations: Iterable[Evaluation], threshold: float,
+            best_range: int = MADSEN2020_PROTOCOL.best_range) -> dict[str, Any]:
     """The papers' verdict on one run, from its evaluations.
 
     Parameters
@@ -122,37 +84,37 @@ def outcome(evaluations: Iterable[Evaluation], threshold: float) -> dict[str, An
         when recorded) in their metrics.
     threshold : float
         Extrapolation MSE below which the run counts as solved.
+    best_range : int
+        The best evaluation is sought among the last ``best_range`` evaluations (the authors': 5000).
 
     Returns
     -------
     dict
-        ``success`` (bool), ``best_step`` (step of the best evaluation, None if every interpolation MSE is
-        NaN), ``interpolation_mse``, ``extrapolation_mse`` and ``sparsity_error`` at that step (None when
-        not recorded), and ``solved_at`` (first step whose extrapolation MSE is below the threshold, None if
-        none).
+        ``success`` (bool), ``best_step`` (step of the best evaluation), ``interpolation_mse``,
+        ``extrapolation_mse`` and ``sparsity_error`` at that step (None when not recorded), and ``solved_at``
+        (first step whose extrapolation MSE is below the threshold, None if none).
 
     Notes
     -----
-    As the authors' analysis scripts (``export/*.r`` of stable-nalu): the best evaluation is the first one
-    with the lowest interpolation MSE, NaN ignored, among the evaluations after step 0 (the untrained model
-    only counts when it is the only evaluation); success is ``extrapolation_mse[best] < threshold``; "solved
-    at" is the first evaluation step whose extrapolation MSE is below the threshold, whether or not it stays
-    there.
+    As the authors' analysis script (stable-nalu, ``export/function_task_static.r``, ``best.model.step.fn``
+    and ``first.solved.step``): the best evaluation is the first one with the lowest interpolation MSE, NaN
+    ignored, among the last ``best_range`` evaluations, or the last evaluation when all of those are NaN.  On
+    their protocol (5001 evaluations, steps 0 to 5e6) that leaves out the untrained model at step 0; a run
+    with fewer evaluations has all of them as candidates, step 0 included.  Success is
+    ``extrapolation_mse[best] < threshold`` (false for NaN); "solved at" is the first evaluation step whose
+    extrapolation MSE is below the threshold, whether or not it stays there.  Mistry et al.'s scripts
+    (bmistry4/nalm-benchmark, ``export/single_layer_task/benchmark/plot_results.r``) use the same rule with
+    the same 5000, so on the single-module task's 51 evaluations step 0 is a candidate too.
     """
+    best_range = positive_int(best_range, "best_range")
     evals = list(evaluations)
-    none = {"success": False, "best_step": None, "interpolation_mse": None, "extrapolation_mse": None,
-            "sparsity_error": None, "solved_at": None}
     if not evals:
-        return none
-    candidates = [e for e in evals if e.step > 0] or evals
-    interp = np.array([_as_float(e.metrics["interpolation_mse"]) for e in candidates])
-    if np.all(np.isnan(interp)):
-        best = None
-    else:
-        best = candidates[int(np.nanargmin(interp))]
+        return {"success": False, "best_step": None, "interpolation_mse": None, "extrapolation_mse": None,
+                "sparsity_error": None, "solved_at": None}
+    window = evals[-best_range:]
+    interp = np.array([_as_float(e.metrics["interpolation_mse"]) for e in window])
+    best = evals[-1] if np.all(np.isnan(interp)) else window[int(np.nanargmin(interp))]
     solved_at = next((e.step for e in evals if _as_float(e.metrics["extrapolation_mse"]) < threshold), None)
-    if best is None:
-        return {**none, "solved_at": solved_at}
     extrap = _as_float(best.metrics["extrapolation_mse"])
     sparsity = best.metrics.get("sparsity_error")
     return {
@@ -245,10 +207,6 @@ class Range:
 #: the additive sibling of a multiplicative unit, as in the authors' code (``--nac-mul``), else the unit itself
 _FIRST_LAYER = {"NMU": "NAU", "NACMul": "NAC", "NPU": "NAU", "RealNPU": "NAU"}
 
-#: the regularizer strength lambda_hat each unit gets by default (the papers' settings; 0: no regularizer)
-_DEFAULT_LAMBDA = {"NAU": 10.0, "NMU": 10.0}
-
-
 def _make(unit: str, in_features: int, out_features: int, rng: Any, dtype: np.dtype, preset: str | None) -> Any:
     """:func:`nalu_np.tasks.make_unit`, with ``preset`` only for units that have presets."""
     return make_unit(unit, in_features, out_features, rng=rng, dtype=dtype,
@@ -258,8 +216,8 @@ def _make(unit: str, in_features: int, out_features: int, rng: Any, dtype: np.dt
 class _PaperTask(Task):
     """Fresh batches, fixed test sets, the linearly scheduled sparsity regularizer and the papers' verdict.
 
-    Subclasses set ``unit`` before calling ``__init__`` (it picks the default ``lambda_hat``) and
-    ``threshold`` after, and implement ``_inputs_and_targets`` (x in the task's dtype, exact float64 targets)
+    Subclasses resolve the default ``lambda_hat`` and ramp before calling ``__init__``, set ``threshold``
+    after, and implement ``_inputs_and_targets`` (x in the task's dtype, exact float64 targets)
     and ``_test_ranges``.
     """
 
@@ -276,14 +234,13 @@ class _PaperTask(Task):
     reg_start: float
     reg_end: float
 
-    def __init__(self, *, steps: int, eval_every: int | None, lambda_hat: float | None,
+    def __init__(self, *, steps: int, eval_every: int | None, lambda_hat: float,
                  reg_start: float | None, reg_end: float | None, ramp: tuple[float, float],
                  dtype: Any) -> None:
         super().__init__(dtype=dtype)
         self.steps = positive_int(steps, "steps")
         self.eval_every = None if eval_every is None else positive_int(eval_every, "eval_every")
-        default_lambda = _DEFAULT_LAMBDA.get(self.unit, 0.0)
-        self.lambda_hat = float(default_lambda if lambda_hat is None else lambda_hat)
+        self.lambda_hat = float(lambda_hat)
         if not (math.isfinite(self.lambda_hat) and self.lambda_hat >= 0):
             raise ValueError(f"lambda_hat must be finite and >= 0, got {lambda_hat!r}")
         self.reg_start = float(ramp[0] * self.steps if reg_start is None else reg_start)
@@ -356,10 +313,9 @@ SIMPLE_FUNCTION_OPS: dict[str, tuple[str, Callable[[np.ndarray, np.ndarray], np.
     "root": ("√a", lambda a, b: np.sqrt(a)),
 }
 
-#: the published success thresholds (extrapolation MSE of the solution with every weight off by 1e-5)
-SIMPLE_FUNCTION_THRESHOLDS = {
-    "add": 1.4786e-5, "sub": 1.3844e-8, "mul": 0.16001, "div": 4.938e-12, "squared": 0.15947, "root": 8.955e-9,
-}
+#: the success thresholds (extrapolation MSE of the solution with every weight off by 1e-5), as the authors'
+#: code has them (:data:`nalu_np.studies.MADSEN2020_PROTOCOL`; the paper prints them rounded)
+SIMPLE_FUNCTION_THRESHOLDS = dict(MADSEN2020_PROTOCOL.thresholds)
 
 #: the unit of the second layer each op gets by default: NAU for + and −, NMU for × and a²; NMU cannot
 #: divide or take roots, so ÷ and √a get the log-space NAC (the paper's NAC•)
@@ -392,11 +348,20 @@ class SimpleFunctionTask(_PaperTask):
     eval_every : int
         Steps between evaluations (the paper: 1000).
     lambda_hat : float, optional
-        Final regularizer strength (default 10 for networks of NAU/NMU, 0 otherwise, as in the paper).
+        Final regularizer strength.  Default: the authors' protocol of the model whose second layer is
+        ``unit`` (:attr:`protocol`): 0.01 for the NAU model, 10 for the NMU model, 0 for models without a
+        sparsity regularizer (NAC+, NAC•, NALU) and for units outside the study.
     reg_start, reg_end : float, optional
-        Steps where the linear ramp of ``lambda`` starts and ends.  Default ``steps / 5`` and
-        ``2 * steps / 5``: the paper's 1e6 and 2e6 at 5e6 steps, scaled with the budget.
+        Steps where the linear ramp of ``lambda`` starts and ends.  Default: that model's ramp as a fraction
+        of the protocol's 5e6 steps, scaled with the budget: ``steps / 1000`` and ``steps / 100`` for the
+        NAU (the authors' 5e3 and 5e4), ``steps / 5`` and ``2 * steps / 5`` otherwise (1e6 and 2e6).
     dtype : {"float32", "float64"}
+
+    Attributes
+    ----------
+    protocol : nalu_np.studies.ModelProtocol or None
+        The model of :data:`nalu_np.studies.MADSEN2020_MODELS` the defaults come from
+        (:func:`nalu_np.studies.model_for_unit`), None for a unit outside the study.
 
     Notes
     -----
@@ -424,8 +389,14 @@ class SimpleFunctionTask(_PaperTask):
         self.symbol, self._fn = SIMPLE_FUNCTION_OPS[op]
         self.unit = _canonical_unit(_SIMPLE_DEFAULT_UNIT[op] if unit is None else unit)
         self.first_unit = None if first_unit is None else _canonical_unit(first_unit)
+        self.protocol = model_for_unit(self.unit)
+        reg = None if self.protocol is None else self.protocol.regularizer
+        if lambda_hat is None:
+            lambda_hat = 0.0 if reg is None else reg.lambda_hat
+        schedule = MADSEN2020_PROTOCOL.regularizer if reg is None else reg
+        ramp = (schedule.start / MADSEN2020_PROTOCOL.steps, schedule.end / MADSEN2020_PROTOCOL.steps)
         super().__init__(steps=steps, eval_every=eval_every, lambda_hat=lambda_hat, reg_start=reg_start,
-                         reg_end=reg_end, ramp=(0.2, 0.4), dtype=dtype)
+                         reg_end=reg_end, ramp=ramp, dtype=dtype)
         self.seed = int(seed)
         self.threshold = SIMPLE_FUNCTION_THRESHOLDS[op]
         span = 2 * self.subset_size - self.overlap

@@ -13,14 +13,15 @@ import numpy as np
 __all__ = ["nau_regularizer", "nmu_regularizer", "l1_regularizer", "clip_projection", "linear_schedule"]
 
 
-def _min_distance_regularizer(d: np.ndarray, dd: Any) -> tuple[Any, np.ndarray]:
-    """``mean(min(d, 1 - d))`` and its gradient, given ``d`` and its derivative ``dd`` with respect to W.
+def _min_of_distances(a: np.ndarray, da: np.ndarray, b: np.ndarray, db: np.ndarray) -> tuple[Any, np.ndarray]:
+    """``mean(min(a, b))`` and its gradient, given the distances ``a``, ``b`` and their derivatives w.r.t. W.
 
-    The slope of ``min(d, 1 - d)`` is ``+1`` below ``d = 1/2`` and ``-1`` above; at ``d = 1/2`` it is taken
-    as 0, between the one-sided slopes.
+    The gradient is the one PyTorch's autograd gives ``torch.mean(torch.min(a, b))``: ``da`` where
+    ``a < b``, ``db`` where ``a > b`` and ``(da + db) / 2`` at a tie (``minimum``'s backward in PyTorch's
+    ``derivatives.yaml`` hands half the gradient to each side), divided by ``W.size``.
     """
-    slope = np.sign(0.5 - d)
-    return np.minimum(d, 1.0 - d).mean(), slope * dd / d.size
+    grad = np.where(a < b, da, np.where(a > b, db, (da + db) / 2))
+    return np.minimum(a, b).mean(), grad / a.size
 
 
 def nau_regularizer(W: np.ndarray) -> tuple[Any, np.ndarray]:
@@ -33,16 +34,26 @@ def nau_regularizer(W: np.ndarray) -> tuple[Any, np.ndarray]:
     Returns
     -------
     R : scalar of W's dtype
-        ``mean(min(|W|, 1 - |W|))``.
+        ``mean(min(|W|, |1 - |W||))``.
     dR : ndarray, shape (I, O)
-        ``dR/dW``.
+        ``dR/dW``, the gradient the authors' code gets from autograd.
 
     Notes
     -----
-    ``dR/dW = sign(W) * sign(1/2 - |W|) / W.size``.  At the kinks the value between the one-sided slopes is
-    taken: 0 at ``W = 0`` (``sign(0) = 0``) and at ``|W| = 1/2``.
+    As the authors write it (stable-nalu, ``stable_nalu/functional/regualizer.py``, ``_nac_bias_linear``:
+    ``torch.mean(torch.min(W_abs, torch.abs(1 - W_abs)))``) and as PyTorch differentiates it, with
+    ``sign(0) = 0`` for the slope of ``|.|`` at 0 and half of each side at a tie of the ``min``::
+
+        dR/dW = sign(W) / n                        where |W| < 1/2
+              = -sign(W) * sign(1 - |W|) / n       where |W| > 1/2
+              = 0                                  where W = 0, |W| = 1/2 or |W| = 1
+
+    (``n = W.size``).  So a weight sitting on the NAU's clip bound ``|W| = 1`` gets no regularizer gradient,
+    and a weight beyond it (``|W| > 1``, only without the projection) is pulled back to the bound.
     """
-    return _min_distance_regularizer(np.abs(W), np.sign(W))
+    s = np.sign(W)
+    a = np.abs(W)
+    return _min_of_distances(a, s, np.abs(1 - a), -np.sign(1 - a) * s)
 
 
 def nmu_regularizer(W: np.ndarray) -> tuple[Any, np.ndarray]:
@@ -55,14 +66,23 @@ def nmu_regularizer(W: np.ndarray) -> tuple[Any, np.ndarray]:
     Returns
     -------
     R : scalar of W's dtype
-        ``mean(min(W, 1 - W))``.
+        ``mean(min(|W|, |1 - W|))``.
     dR : ndarray, shape (I, O)
+        ``dR/dW``, the gradient the authors' code gets from autograd.
 
     Notes
     -----
-    ``dR/dW = sign(1/2 - W) / W.size``, 0 at the kink ``W = 1/2``.
+    As the authors write it (stable-nalu, ``stable_nalu/functional/regualizer.py``, ``_mnac_bias_linear``:
+    ``torch.mean(torch.min(torch.abs(W - 0), torch.abs(1 - W)))``; its ``zero_epsilon`` is always 0) and as
+    PyTorch differentiates it (``sign(0) = 0``, half of each side at a tie)::
+
+        dR/dW = sign(W) / n                        where W < 1/2
+              = -sign(1 - W) / n                   where W > 1/2
+              = 0                                  where W = 0, W = 1/2 or W = 1
+
+    (``n = W.size``).  So a weight on either clip bound of the NMU, 0 or 1, gets no regularizer gradient.
     """
-    return _min_distance_regularizer(W, 1.0)
+    return _min_of_distances(np.abs(W), np.sign(W), np.abs(1 - W), -np.sign(1 - W))
 
 
 def clip_projection(lo: float, hi: float) -> Any:

@@ -29,7 +29,29 @@ def test_nau_regularizer_values_and_gradient():
     W = np.array([[0.0, 0.2, -0.3], [0.9, -1.0, 0.6]])
     R, dR = ref.nau_regularizer(W)
     np.testing.assert_allclose(R, (0.0 + 0.2 + 0.3 + 0.1 + 0.0 + 0.4) / 6)
-    np.testing.assert_array_equal(dR, np.array([[0.0, 1.0, -1.0], [-1.0, 1.0, -1.0]]) / 6)
+    # W = -1 sits on the clip bound: the authors' |1 - |W|| has slope 0 there (torch's sign(0) = 0)
+    np.testing.assert_array_equal(dR, np.array([[0.0, 1.0, -1.0], [-1.0, 0.0, -1.0]]) / 6)
+
+
+def test_nau_regularizer_at_kinks_and_bounds_follows_autograd():
+    # 0, the ties +-1/2 and the bounds +-1 get 0 (abs'(0) = 0; torch.min gives each side half at a tie)
+    W = np.array([[0.0, 0.5, -0.5, 1.0, -1.0]])
+    R, dR = ref.nau_regularizer(W)
+    np.testing.assert_allclose(R, (0.0 + 0.5 + 0.5 + 0.0 + 0.0) / 5)
+    np.testing.assert_array_equal(dR, np.zeros_like(W))
+
+
+def test_nau_regularizer_beyond_the_bound_pulls_back():
+    # without the projection: R = |W| - 1 >= 0 and slope sign(W), the authors' |1 - |W||
+    W = np.array([[1.25, -1.5]])
+    R, dR = ref.nau_regularizer(W)
+    np.testing.assert_allclose(R, (0.25 + 0.5) / 2)
+    np.testing.assert_array_equal(dR, np.array([[1.0, -1.0]]) / 2)
+
+
+def test_nau_regularizer_keeps_the_dtype():
+    R, dR = ref.nau_regularizer(np.array([[0.25, -1.0]], dtype=np.float32))
+    assert R.dtype == np.float32 and dR.dtype == np.float32
 
 
 def test_nau_regularizer_gradient_matches_finite_differences():

@@ -81,7 +81,16 @@ def test_nmu_regularizer_values_and_gradient():
     W = np.array([[0.0, 0.2, 0.5], [0.9, 1.0, 0.6]])
     R, dR = ref.nmu_regularizer(W)
     np.testing.assert_allclose(R, (0.0 + 0.2 + 0.5 + 0.1 + 0.0 + 0.4) / 6)
-    np.testing.assert_array_equal(dR, np.array([[1.0, 1.0, 0.0], [-1.0, -1.0, -1.0]]) / 6)
+    # the bounds W = 0 and W = 1 and the tie W = 1/2 get slope 0, as autograd gives the authors' code
+    np.testing.assert_array_equal(dR, np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, -1.0]]) / 6)
+
+
+def test_nmu_regularizer_outside_the_box_pulls_back():
+    # without the projection: R = |W| below 0 and W - 1 above 1 (the authors' min(|W - 0|, |1 - W|))
+    W = np.array([[-0.25, 1.5]])
+    R, dR = ref.nmu_regularizer(W)
+    np.testing.assert_allclose(R, (0.25 + 0.5) / 2)
+    np.testing.assert_array_equal(dR, np.array([[-1.0, 1.0]]) / 2)
 
 
 def test_nmu_regularizer_gradient_matches_finite_differences():
