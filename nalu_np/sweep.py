@@ -143,11 +143,9 @@ def _compiled_unsupported(task: Any, model: Any, backend: str | None) -> str | N
         return "the compiled path steps with Adam"
     if get_backend(backend).name not in ("numpy", "numba"):
         return "the compiled path runs on the CPU (backend numpy or numba)"
-    try:
-        from .kernels import numba_train
-    except ImportError as err:
-        return f"the compiled path needs numba ({err}; pip install numba)"
-    return numba_train.supports(model)
+    from . import compiled
+
+    return compiled.supports(model)
 
 
 def _train_compiled(model: Any, task: Any, seed: int, draws: str = "xoshiro") -> Any:
@@ -155,14 +153,14 @@ def _train_compiled(model: Any, task: Any, seed: int, draws: str = "xoshiro") ->
     steps per compiled call.
 
     The same regularizer schedule, projections and evaluations as :func:`nalu_np.train`.  ``draws``:
-    ``"xoshiro"`` draws the batches inside the compiled code (:func:`nalu_np.kernels.numba_train.rng_state`,
+    ``"xoshiro"`` draws the batches inside the compiled code (:func:`nalu_np.compiled.rng_state`,
     seeded from the data generator of :func:`nalu_np.tasks.seed_rngs`): the same distribution as the Python
     loop, other numbers, several times faster.  ``"numpy"`` draws the uniforms of each step from the data
     generator in the same order as :func:`nalu_np.train`, so the run agrees with the Python loop to rounding
     (the sums run in another order).  A run whose loss is not finite stops at the end of that call and is
     marked diverged.
     """
-    from .kernels import numba_train as nt
+    from . import compiled as nt
     from .optim import Adam
     from .tasks import Evaluation, seed_rngs
     from .training import TrainResult
@@ -228,7 +226,7 @@ def run_seed(config: Config | Mapping[str, Any], seed: int, backend: str | None 
         Backend of :func:`nalu_np.train` (default: the active one).
     engine : {"auto", "python", "compiled"}
         ``"python"``: :func:`nalu_np.train`, step by step.  ``"compiled"``: ``eval_every`` steps per call of
-        the Numba training kernel (``nalu_np.kernels.numba_train``: two-layer networks of NAU, NMU and NALU
+        the Numba training kernel (``nalu_np.compiled``: two-layer networks of NAU, NMU and NALU
         on the simple function task with +, -, x, / only), with batches drawn inside the kernel
         (xoshiro256**, seeded from the seed's data generator): the same distribution as the Python loop but
         other numbers, so a seed's run differs between the engines; tens of times faster.  ``"auto"``:
