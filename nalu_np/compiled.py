@@ -44,8 +44,8 @@ __all__ = ["SimpleFunction", "draw_uniforms", "rng_state", "uniforms", "supports
            "predict", "train", "LAYER_KINDS"]
 
 _OPS = {"add": 0, "sub": 1, "mul": 2, "div": 3}
-#: the layers the engine trains, by their ``kernel`` prefix, and their kind codes (those of
-#: :data:`nalu_np.kernels.numba.train.KINDS`)
+#: the layers the engine trains, by their ``kernel`` prefix, and their kind codes in the compiled step
+#: (``NAU``, ``NMU``, ``NALU`` of :mod:`nalu_np.kernels.numba.train`)
 LAYER_KINDS = {"nau": 0, "nmu": 1, "nalu": 2}
 
 

@@ -4,8 +4,7 @@ Small-batch training in Python pays for every step in interpreter overhead (doze
 microseconds each).  Here a whole run of steps -- build the batch, forward, MSE, backward, optional
 regularizer, Adam step, projection -- is one compiled call, so a step costs what its arithmetic costs.
 
-Each layer is an NAU, an NMU or a NALU with shared weights (the kind codes ``NAU``, ``NMU``, ``NALU``; ``KINDS``
-maps a layer's kernel prefix to its code).  The step is composed of the units' block functions
+Each layer is an NAU, an NMU or a NALU with shared weights (the kind codes ``NAU``, ``NMU``, ``NALU``).  The step is composed of the units' block functions
 (:func:`~nalu_np.kernels.numba.nau.nau_block_forward`, :func:`~nalu_np.kernels.numba.nmu.nmu_block_backward`,
 :func:`~nalu_np.kernels.numba.nalu.nalu_block_forward`, ... -- the same functions the layer kernels call on each
 block) applied to the whole batch laid out transposed, (features, batch), and of the optimizer blocks of
@@ -30,11 +29,10 @@ from .nau import nau_block_backward, nau_block_forward, nau_regularizer
 from .nmu import nmu_block_backward, nmu_block_forward, nmu_regularizer
 from .rng import fill_uniform
 
-__all__ = ["NAU", "NMU", "NALU", "KINDS", "run", "log_input", "predict"]
+__all__ = ["NAU", "NMU", "NALU", "run", "log_input", "predict"]
 
+#: the kind codes of the layers
 NAU, NMU, NALU = 0, 1, 2
-#: kernel prefix of a layer -> its kind code
-KINDS = {"nau": NAU, "nmu": NMU, "nalu": NALU}
 
 
 @njit(**EW)
