@@ -114,7 +114,7 @@ def transcendental_throughput(dtype: Any = np.float32, n: int = 1 << 14, repeats
     try:
         from numba import njit, prange
 
-        from nalu_np.kernels.numba_math import vexp, vlog
+        from nalu_np.kernels.numba._math import vexp, vlog
     except ImportError:
         return res
     import numba

@@ -6,9 +6,9 @@ ranges after every step.  Contenders, each in its own process, timed in turn:
 
 * ``numpy-loop``: a Python loop over the layers with the NumPy reference kernels and ``nalu_np.optim.Adam``;
 * ``numba-loop``: the same loop on the ``numba`` backend;
-* ``numba-compiled``: ``nalu_np.kernels.numba_train.train``: K steps per compiled call, batches drawn with
+* ``numba-compiled``: ``nalu_np.compiled.train``: K steps per compiled call, batches drawn with
   NumPy's Generator in chunks of ``--chunk`` steps (the drawing is timed too);
-* ``numba-compiled-rng``: ``nalu_np.kernels.numba_train.train_steps(..., steps=K, state=...)``: the batches
+* ``numba-compiled-rng``: ``nalu_np.compiled.train_steps(..., steps=K, state=...)``: the batches
   drawn inside the compiled loop (xoshiro256**), as ``nalu-np sweep`` trains;
 * ``torch``: the model written with torch operations, autograd, ``torch.optim.Adam`` and ``torch.rand``
   batches (PyTorch eager, as stable-nalu itself is written), if PyTorch is installed.
@@ -48,7 +48,7 @@ def make_model(dtype: str, seed: int = 0) -> tuple[Any, Any]:
 
 
 def loop_trainer(backend: str, dtype: str, op: str) -> Callable[[int], None]:
-    from nalu_np.kernels.numba_train import SimpleFunction
+    from nalu_np.compiled import SimpleFunction
     from nalu_np.losses import mse
 
     task = SimpleFunction(op=op, offset=OFFSET, in_features=IN)
@@ -68,7 +68,7 @@ def loop_trainer(backend: str, dtype: str, op: str) -> Callable[[int], None]:
 
 
 def compiled_trainer(dtype: str, op: str, chunk: int) -> Callable[[int], None]:
-    from nalu_np.kernels import numba_train as nt
+    from nalu_np import compiled as nt
 
     task = nt.SimpleFunction(op=op, offset=OFFSET, in_features=IN)
     model, opt = make_model(dtype)
@@ -77,7 +77,7 @@ def compiled_trainer(dtype: str, op: str, chunk: int) -> Callable[[int], None]:
 
 
 def compiled_rng_trainer(dtype: str, op: str) -> Callable[[int], None]:
-    from nalu_np.kernels import numba_train as nt
+    from nalu_np import compiled as nt
 
     task = nt.SimpleFunction(op=op, offset=OFFSET, in_features=IN)
     model, opt = make_model(dtype)

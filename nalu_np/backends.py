@@ -51,7 +51,7 @@ class _Spec:
 
 _SPECS: dict[str, _Spec] = {
     "numpy": _Spec("nalu_np.reference", (), "pip install nalu-np"),
-    "numba": _Spec("nalu_np.kernels.numba_cpu", ("numba",), "pip install 'nalu-np[numba]'"),
+    "numba": _Spec("nalu_np.kernels.numba", ("numba",), "pip install 'nalu-np[numba]'"),
     "cupy": _Spec("nalu_np.kernels.cupy", ("cupy",), "pip install 'nalu-np[cuda]'"),
     "numba-cuda": _Spec("nalu_np.kernels.numba_cuda", ("numba", "numba.cuda"), "pip install 'nalu-np[cuda]'"),
 }

@@ -1,3 +1,337 @@
-"""Temporary shim until the numba package lands."""
-from .kernels.numba_train import *  # noqa
-from .kernels.numba_train import LAYER_KINDS, SimpleFunction, draw_uniforms, predict, predictor, rng_state, supports, train, train_steps, uniforms  # noqa
+"""The compiled training engine, Python side: two-layer arithmetic networks on the simple function task, K steps
+in one compiled call (:mod:`nalu_np.kernels.numba.train`).
+
+The networks are the ones of Madsen & Johansen's (2020) simple function task: ``Sequential([L1(I, H),
+L2(H, O)])`` with each layer an ``NAU``, ``NMU`` or ``NALU`` (shared weights), e.g. NAU -> NMU for ``x``,
+NAU -> NAU for ``+`` and ``-``, NALU -> NALU for the NALU baseline.  Inputs ``x_i ~ U(lo, hi)``,
+``a = sum(x[o:o+25])``, ``b = sum(x[o+13:o+38])``, target ``a op b``, a fresh batch every step, MSE loss,
+Adam, each layer's parameters clipped to its ``bounds`` after each step (NAU ``[-1, 1]``, NMU ``[0, 1]``), and
+optionally the sparsity regularizer ``lambda(t) * (R_1 + R_2)`` of the NAU/NMU layers.
+
+This module packs a model and its Adam into flat arrays -- each layer's ``params`` in their order, the bounds
+from its ``bounds``, its kind from its ``kernel`` prefix -- calls the compiled step, and unpacks.  It imports
+Numba only when it trains or predicts, so ``import nalu_np.compiled`` works without it.
+
+Where the batches come from
+---------------------------
+Two ways, with the same training step:
+
+* ``train_steps(..., u)``: the uniform numbers are passed in.  :func:`draw_uniforms` draws those of ``K``
+  steps with NumPy's ``Generator``, exactly the numbers of ``K`` calls of ``rng.random((batch, I))``, and step
+  ``k`` uses ``x = lo + (hi - lo) * u[k]``.  A step-by-step loop with the NumPy reference kernels and
+  :class:`nalu_np.optim.Adam` that draws its batches that way computes the same run, to floating-point
+  tolerance (the compiled code sums in another order).  This is what the tests compare.
+* ``train_steps(..., steps=K, state=s)``: the numbers are made inside the compiled loop by xoshiro256**
+  (:mod:`nalu_np.kernels.numba.rng`, 16 streams side by side so that the generator vectorises); ``s`` is its
+  state (:func:`rng_state`), advanced in place.  The run depends only on the seed of the state, not on how the
+  steps are split into calls.  With NumPy's generator the drawing costs several times the step's arithmetic
+  (``bench/train.py``: ``numba-compiled`` against ``numba-compiled-rng``); this is what ``nalu-np sweep`` uses.
+
+The model's parameters and the optimizer's moments and step count are updated in place, so compiled runs and
+Python steps can be mixed freely.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["SimpleFunction", "draw_uniforms", "rng_state", "uniforms", "supports", "train_steps", "predictor",
+           "predict", "train", "LAYER_KINDS"]
+
+_OPS = {"add": 0, "sub": 1, "mul": 2, "div": 3}
+#: the layers the engine trains, by their ``kernel`` prefix, and their kind codes in the compiled step
+#: (``NAU``, ``NMU``, ``NALU`` of :mod:`nalu_np.kernels.numba.train`)
+LAYER_KINDS = {"nau": 0, "nmu": 1, "nalu": 2}
+
+
+@dataclass(frozen=True)
+class SimpleFunction:
+    """The simple function task: ``t = a op b`` with ``a``, ``b`` sums of two overlapping input slices.
+
+    Parameters
+    ----------
+    op : {"add", "sub", "mul", "div"}
+    offset : int
+        ``o``: ``a = sum(x[o:o+subset])``, ``b = sum(x[o+overlap_start:o+overlap_start+subset])``.
+    in_features : int
+    lo, hi : float
+        Inputs are drawn from ``U(lo, hi)``: ``(1, 2)`` for training.
+    subset, overlap_start : int
+        Slice length (25) and the start of ``b``'s slice relative to ``a``'s (13).
+    """
+
+    op: str = "mul"
+    offset: int = 0
+    in_features: int = 100
+    lo: float = 1.0
+    hi: float = 2.0
+    subset: int = 25
+    overlap_start: int = 13
+
+    def __post_init__(self) -> None:
+        if self.op not in _OPS:
+            raise ValueError(f"unknown op {self.op!r}; one of {', '.join(_OPS)}")
+        end = self.offset + self.overlap_start + self.subset
+        if self.offset < 0 or end > self.in_features:
+            raise ValueError(f"offset {self.offset}: the slices must lie in [0, {self.in_features}), they end at {end}")
+
+    def inputs(self, u: np.ndarray) -> np.ndarray:
+        """``x = lo + (hi - lo) * u`` in the dtype of ``u``."""
+        dt = u.dtype.type
+        return dt(self.lo) + dt(self.hi - self.lo) * u
+
+    def targets(self, x: np.ndarray) -> np.ndarray:
+        """``a op b`` of a batch ``x`` (B, I), shape (B, 1), dtype of ``x``: the sums and the op in float64,
+        then rounded once."""
+        o, s, v = self.offset, self.subset, self.overlap_start
+        x64 = x.astype(np.float64)
+        a = x64[:, o:o + s].sum(axis=1, keepdims=True)
+        b = x64[:, o + v:o + v + s].sum(axis=1, keepdims=True)
+        return {"add": a + b, "sub": a - b, "mul": a * b, "div": a / b}[self.op].astype(x.dtype)
+
+
+def draw_uniforms(rng: np.random.Generator, steps: int, batch_size: int, in_features: int,
+                  dtype: Any = np.float32) -> np.ndarray:
+    """The uniform numbers of ``steps`` batches, shape (steps, batch_size, in_features).
+
+    The same numbers, in the same order, as ``steps`` calls of
+    ``rng.random((batch_size, in_features), dtype=dtype)``.
+    """
+    return rng.random((steps, batch_size, in_features), dtype=np.dtype(dtype).type)
+
+
+def rng_state(seed: int) -> np.ndarray:
+    """A fresh xoshiro256** state for :func:`train_steps` and :func:`uniforms`, shape (4, 16), uint64; see
+    :func:`nalu_np.kernels.numba.rng.rng_state`."""
+    from .kernels.numba import rng
+
+    return rng.rng_state(seed)
+
+
+def uniforms(state: np.ndarray, n: int, dtype: Any = np.float32) -> np.ndarray:
+    """The next ``n`` uniforms on ``[0, 1)`` of the generator state (advanced in place), the numbers a compiled
+    training run with that state would use; see :func:`nalu_np.kernels.numba.rng.uniforms`."""
+    from .kernels.numba import rng
+
+    return rng.uniforms(state, n, dtype)
+
+
+@dataclass
+class _Packed:
+    """A model's layers as the compiled code sees them, and the packing of its parameters (and of Adam's
+    moments) into flat vectors."""
+
+    keys: list[str]  # model.params keys in packed order
+    kinds: np.ndarray
+    dims: np.ndarray
+    offs: np.ndarray
+    eps: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    dtype: np.dtype
+
+    def pack(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        return np.concatenate([arrays[k].ravel() for k in self.keys])
+
+    def unpack(self, flat: np.ndarray, arrays: dict[str, np.ndarray]) -> None:
+        start = 0
+        for k in self.keys:
+            a = arrays[k]
+            a[...] = flat[start:start + a.size].reshape(a.shape)
+            start += a.size
+
+
+def supports(model: Any) -> str | None:
+    """Why the compiled path cannot train ``model``, or None when it can."""
+    from nalu_np.layers import Sequential
+
+    if importlib.util.find_spec("numba") is None:
+        return "the compiled path needs numba (pip install 'nalu-np[numba]')"
+    if not (isinstance(model, Sequential) and len(model.layers) == 2):
+        return f"the compiled path trains two-layer Sequential networks, got {model!r}"
+    kernels = [getattr(layer, "kernel", None) for layer in model.layers]
+    if any(k not in LAYER_KINDS for k in kernels):
+        names = " -> ".join(type(layer).__name__ for layer in model.layers)
+        return f"the compiled path trains layers of {', '.join(k.upper() for k in LAYER_KINDS)}, got {names}"
+    if any(k == "nalu" and not layer.shared_weights for k, layer in zip(kernels, model.layers)):
+        return "the compiled path trains the NALU with shared weights only"
+    if model.layers[0].out_features != model.layers[1].in_features:
+        return "the layers' sizes do not chain"
+    dtypes = {p.dtype for p in model.params.values()}
+    if len(dtypes) != 1 or dtypes.pop() not in (np.float32, np.float64):
+        return "the compiled path needs float32 or float64 NumPy parameters of one dtype"
+    if not all(isinstance(p, np.ndarray) for p in model.params.values()):
+        return "the compiled path runs on NumPy arrays (backend numpy or numba)"
+    return None
+
+
+def _packing(model: Any) -> _Packed:
+    """The packing of ``model``: each layer's ``params`` in their order, its ``bounds`` (none: unbounded) per
+    element, its kind from its ``kernel`` prefix."""
+    why = supports(model)
+    if why is not None:
+        raise TypeError(why)
+    keys, offs, lo, hi = [], [0], [], []
+    for n, layer in enumerate(model.layers):
+        bounds = getattr(layer, "bounds", {})
+        for k, p in layer.params.items():
+            keys.append(f"{n}.{k}")
+            a, b = bounds.get(k, (-np.inf, np.inf))
+            lo.append(np.full(p.size, a))
+            hi.append(np.full(p.size, b))
+        offs.append(offs[-1] + sum(p.size for p in layer.params.values()))
+    l1, l2 = model.layers
+    dtype = next(iter(l1.params.values())).dtype
+    return _Packed(
+        keys=keys,
+        kinds=np.array([LAYER_KINDS[layer.kernel] for layer in model.layers], np.int64),
+        dims=np.array([l1.in_features, l1.out_features, l2.out_features], np.int64),
+        offs=np.array(offs, np.int64),
+        eps=np.array([float(getattr(layer, "eps", 0.0)) for layer in model.layers]),
+        lo=np.concatenate(lo).astype(dtype), hi=np.concatenate(hi).astype(dtype), dtype=dtype,
+    )
+
+
+def _check_optimizer(model: Any, optimizer: Any) -> None:
+    from nalu_np.optim import Adam
+
+    if not isinstance(optimizer, Adam):
+        raise TypeError(f"the compiled path steps with nalu_np.optim.Adam, got {type(optimizer).__name__}")
+    if optimizer.clip_norm is not None or optimizer.clip_value is not None:
+        raise ValueError("the compiled path does not clip gradients (clip_norm / clip_value must be None)")
+    if set(optimizer.params) != set(model.params) or any(optimizer.params[k] is not v for k, v in model.params.items()):
+        raise ValueError("the optimizer must be built on model.params")
+
+
+def train_steps(model: Any, optimizer: Any, task: SimpleFunction, u: np.ndarray | None = None, *,
+                steps: int | None = None, state: np.ndarray | None = None, batch_size: int = 128,
+                regularizer: tuple[float, float, float] | None = None) -> np.ndarray:
+    """Run training steps in one compiled call, with given uniforms ``u`` or with ``steps`` draws from ``state``.
+
+    Parameters
+    ----------
+    model : Sequential
+        Two layers, each ``NAU``, ``NMU`` or ``NALU`` (shared weights), NumPy float32 or float64 parameters;
+        trained in place.
+    optimizer : nalu_np.optim.Adam
+        Built on ``model.params``, without gradient clipping; its moments and step count are updated in place.
+        The projections are the layers' ``bounds`` (NAU ``[-1, 1]``, NMU ``[0, 1]``, none for the NALU).
+    task : SimpleFunction
+    u : ndarray, shape (K, B, I), optional
+        The uniform numbers of the K batches (:func:`draw_uniforms`), dtype of the model.
+    steps : int, optional
+        Instead of ``u``: the number of steps, with batches of ``batch_size`` drawn from ``state``.
+    state : ndarray, shape (4, 16), uint64, optional
+        The generator state (:func:`rng_state`), advanced in place.
+    regularizer : (lambda_hat, start, end), optional
+        Adds ``lambda(t) * (R_1 + R_2)`` to the loss at step ``t`` (``t = optimizer.t`` before the step), with
+        :func:`nalu_np.reference.linear_schedule` and the NAU/NMU regularizers (a NALU layer has none).
+
+    Returns
+    -------
+    losses : ndarray, shape (K,), float64
+        The loss of each step (before its update), regularizer included.
+    """
+    from .kernels.numba import rng, train as kernel
+
+    pk = _packing(model)
+    _check_optimizer(model, optimizer)
+    I = int(pk.dims[0])
+    if task.in_features != I or (pk.dims[2] != 1):
+        raise ValueError(f"the task has {task.in_features} inputs and one target; the model maps {I} -> "
+                         f"{int(pk.dims[2])}")
+    if (u is None) == (steps is None and state is None):
+        raise ValueError("pass either u, or steps and state")
+    if u is not None:
+        u = np.ascontiguousarray(u)
+        if u.ndim != 3 or u.shape[2] != I or u.dtype != pk.dtype:
+            raise ValueError(f"u must have shape (steps, batch, {I}) and dtype {pk.dtype}, got {u.shape} {u.dtype}")
+        steps, batch_size = u.shape[0], u.shape[1]
+        state = rng.rng_state(0)
+    else:
+        if steps is None or state is None:
+            raise ValueError("drawing the batches needs both steps and state")
+        rng.check_state(state)
+        steps = int(steps)
+        if steps < 0 or batch_size < 1:
+            raise ValueError(f"need steps >= 0 and batch_size >= 1, got {steps}, {batch_size}")
+        u = np.empty((0, 1, I), pk.dtype)
+    lam_hat, start, end = (0.0, 0.0, 0.0) if regularizer is None else map(float, regularizer)
+    if regularizer is not None and not start <= end:
+        raise ValueError(f"regularizer needs start <= end, got {regularizer}")
+    theta = pk.pack(model.params)
+    m1, m2 = pk.pack(optimizer.state["exp_avg"]), pk.pack(optimizer.state["exp_avg_sq"])
+    losses = np.empty(steps, np.float64)
+    b1, b2 = optimizer.betas
+    kernel.run(pk.kinds, pk.dims, pk.offs, pk.eps, theta, m1, m2, pk.lo, pk.hi, u, state, steps, int(batch_size),
+         float(task.lo), float(task.hi - task.lo), _OPS[task.op], task.offset, task.subset, task.overlap_start,
+         optimizer.t, float(optimizer.lr), float(b1), float(b2), float(optimizer.eps), lam_hat, start, end,
+         losses)
+    pk.unpack(theta, model.params)
+    pk.unpack(m1, optimizer.state["exp_avg"])
+    pk.unpack(m2, optimizer.state["exp_avg_sq"])
+    optimizer.t += steps
+    return losses
+
+
+def predictor(model: Any, x: np.ndarray) -> Callable[[], np.ndarray]:
+    """A function that returns the model's output for the fixed inputs ``x`` (B, I) with its parameters of the
+    moment, shape (B, O), the model's dtype (compiled forward pass).
+
+    ``x`` is laid out once, and for a NALU first layer its ``log(|x| + eps)`` computed once, so repeated
+    evaluations on a fixed test set cost only the products.  The model's structure must not change.
+    """
+    from .kernels.numba import train as kernel
+
+    pk = _packing(model)
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != pk.dims[0] or x.dtype != pk.dtype:
+        raise ValueError(f"x must have shape (batch, {int(pk.dims[0])}) and dtype {pk.dtype}, got {x.shape} {x.dtype}")
+    xT = np.ascontiguousarray(x.T)
+    lx = kernel.log_input(pk.kinds, pk.eps, xT)
+
+    def evaluate() -> np.ndarray:
+        yT = np.empty((int(pk.dims[2]), xT.shape[1]), pk.dtype)
+        kernel.predict(pk.kinds, pk.dims, pk.offs, pk.eps, pk.pack(model.params), xT, lx, yT)
+        return np.ascontiguousarray(yT.T)
+
+    return evaluate
+
+
+def predict(model: Any, x: np.ndarray) -> np.ndarray:
+    """The model's output for ``x`` (B, I) with the compiled forward pass, shape (B, O), the model's dtype."""
+    return predictor(model, x)()
+
+
+def train(model: Any, optimizer: Any, task: SimpleFunction, steps: int, rng: np.random.Generator, *,
+          batch_size: int = 128, chunk: int = 256, regularizer: tuple[float, float, float] | None = None
+          ) -> np.ndarray:
+    """Train for ``steps`` steps, drawing the batches of ``chunk`` steps at a time with NumPy's ``rng``.
+
+    The next chunk is drawn in a helper thread while the compiled code trains on the current one (both
+    release the GIL).  The draws happen one after the other, in order, so the result does not depend on
+    ``chunk`` (see :func:`draw_uniforms`).
+
+    Returns
+    -------
+    losses : ndarray, shape (steps,), float64
+    """
+    dtype = _packing(model).dtype
+    out = np.empty(steps, np.float64)
+    starts = list(range(0, steps, chunk))
+
+    def draw(k0: int) -> np.ndarray:
+        return draw_uniforms(rng, min(chunk, steps - k0), batch_size, task.in_features, dtype)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(draw, starts[0]) if starts else None
+        for n, k0 in enumerate(starts):
+            u = pending.result()
+            pending = pool.submit(draw, starts[n + 1]) if n + 1 < len(starts) else None
+            out[k0:k0 + len(u)] = train_steps(model, optimizer, task, u, regularizer=regularizer)
+    return out

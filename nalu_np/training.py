@@ -216,8 +216,6 @@ def compiled_unsupported(model: Any, task: Task, backend: str | Backend | None =
     shared weights) on the simple function task with +, -, x or /, with Adam (no gradient clipping, the units'
     own projections), on the CPU (backend numpy or numba), with numba installed.
     """
-    import importlib.util
-
     from .arithmetic import SimpleFunctionTask
     from .optim import Adam
 
@@ -229,8 +227,6 @@ def compiled_unsupported(model: Any, task: Task, backend: str | Backend | None =
         return f"the compiled engine steps with Adam, not {getattr(name, '__name__', type(name).__name__)!r}"
     if get_backend(backend).name not in ("numpy", "numba"):
         return "the compiled engine runs on the CPU (backend numpy or numba)"
-    if importlib.util.find_spec("numba") is None:
-        return "the compiled engine needs numba: pip install 'nalu-np[numba]'"
     from . import compiled
 
     return compiled.supports(model)

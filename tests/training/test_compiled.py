@@ -1,4 +1,5 @@
-"""The compiled training path against a step-by-step loop with the NumPy reference and nalu_np.optim.Adam."""
+"""The compiled training engine (:mod:`nalu_np.compiled`, :mod:`nalu_np.kernels.numba.train`) against a
+step-by-step loop with the NumPy reference and nalu_np.optim.Adam."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ pytest.importorskip("numba")
 
 import nalu_np as nn  # noqa: E402
 from nalu_np import reference as ref  # noqa: E402
-from nalu_np.kernels import numba_train as nt  # noqa: E402
+from nalu_np import compiled as nt  # noqa: E402
 from nalu_np.losses import mse  # noqa: E402
 from nalu_np.optim import Adam  # noqa: E402
 
@@ -231,3 +232,16 @@ def test_predict_matches_the_reference_forward(net: str, dtype: Any) -> None:
         p *= p.dtype.type(0.5)  # the predictor sees the parameters of the moment
     np.testing.assert_allclose(evaluate(), model.forward(x, backend="numpy")[0],
                                rtol=1e-12 if dtype == np.float64 else 2e-4, atol=1e-12 if dtype == np.float64 else 1e-4)
+
+
+def test_kind_codes_and_lazy_numba() -> None:
+    """The engine's table of layers agrees with the kernel's codes, and importing it does not import Numba."""
+    import subprocess
+    import sys
+
+    from nalu_np.kernels.numba import train as kernel
+
+    assert nt.LAYER_KINDS == {"nau": kernel.NAU, "nmu": kernel.NMU, "nalu": kernel.NALU}
+    assert {nn.NAU.kernel, nn.NMU.kernel, nn.NALU.kernel} == set(nt.LAYER_KINDS)
+    code = "import sys, nalu_np, nalu_np.compiled; assert 'numba' not in sys.modules, 'numba imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -4,7 +4,7 @@ Numba on a machine without Intel's SVML compiles ``math.exp`` / ``np.exp`` insid
 libm, so a loop that calls them is never vectorised.  The functions here are written with only arithmetic,
 comparisons, ``floor`` and bit casts, which LLVM turns into SIMD code when it vectorises the calling loop.
 
-Accuracy (tested against NumPy in ``tests/test_numba_kernels.py``): a few ulp over the whole range,
+Accuracy (tested against NumPy in ``tests/kernels/test_numba_math.py``): a few ulp over the whole range,
 including overflow to ``inf``, gradual underflow to subnormals and 0, ``log`` of subnormals, of 0 (``-inf``),
 of negative numbers (NaN), and of ``inf`` and NaN.
 
@@ -25,7 +25,7 @@ accurate); the range reduction relies on the order of its operations, so never `
 are per instruction in LLVM, so when LLVM inlines them into a caller compiled with ``reassoc`` they stay exact.
 
 Numba's on-disk cache (``cache=True``) checks the source file of a cached function, not of the functions it
-calls: after editing this file in a source checkout, delete ``kernels/__pycache__/*.nbi`` so that the kernels
+calls: after editing this file in a source checkout, delete ``kernels/numba/__pycache__/*.nbi`` so that the kernels
 are compiled again (installed packages are not affected: an upgrade rewrites every file).
 """
 

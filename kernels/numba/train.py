@@ -1,0 +1,251 @@
+"""The compiled training step: K steps of a two-layer network on the simple function task in one Numba call.
+
+Small-batch training in Python pays for every step in interpreter overhead (dozens of NumPy calls of a few
+microseconds each).  Here a whole run of steps -- build the batch, forward, MSE, backward, optional
+regularizer, Adam step, projection -- is one compiled call, so a step costs what its arithmetic costs.
+
+Each layer is an NAU, an NMU or a NALU with shared weights (the kind codes ``NAU``, ``NMU``, ``NALU``).  The step is composed of the units' block functions
+(:func:`~nalu_np.kernels.numba.nau.nau_block_forward`, :func:`~nalu_np.kernels.numba.nmu.nmu_block_backward`,
+:func:`~nalu_np.kernels.numba.nalu.nalu_block_forward`, ... -- the same functions the layer kernels call on each
+block) applied to the whole batch laid out transposed, (features, batch), and of the optimizer blocks of
+:mod:`nalu_np.kernels.numba._common` (the NAU/NMU regularizers, :func:`~nalu_np.kernels.numba._common.adam_step`
+with the projection).
+
+The model arrives packed: its parameters in one flat vector ``theta`` (each layer's parameters one after the
+other, in the order of its ``params``, each (I, O) matrix row-major), Adam's moments in two vectors of the same
+layout, and the projection's bounds per element in ``lo``, ``hi``.  :mod:`nalu_np.compiled` does the packing.
+The batches are ``xlo + span * u[k]`` for given uniforms ``u`` (steps, B, I), or drawn inside the loop by
+:mod:`nalu_np.kernels.numba.rng`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._common import EW, adam_step, log_abs, nac_weight_grad_into, nac_weight_into
+from ._math import jit as njit
+from .nalu import nalu_block_backward, nalu_block_forward
+from .nau import nau_block_backward, nau_block_forward, nau_regularizer
+from .nmu import nmu_block_backward, nmu_block_forward, nmu_regularizer
+from .rng import fill_uniform
+
+__all__ = ["NAU", "NMU", "NALU", "run", "log_input", "predict"]
+
+#: the kind codes of the layers
+NAU, NMU, NALU = 0, 1, 2
+
+
+@njit(**EW)
+def _layer_weights(kind, p, wts):
+    """NALU: ``wts = (W, tanh(W_hat), sigma(M_hat))`` (3, I, O) from the packed ``p = [W_hat, M_hat, G]``
+    (nothing to do for the NAU and NMU, whose ``W`` is ``p`` itself)."""
+    if kind == NALU:
+        I, O = wts.shape[1], wts.shape[2]
+        n = I * O
+        nac_weight_into(p[:n].reshape((I, O)), p[n:2 * n].reshape((I, O)), wts[0], wts[1], wts[2])
+
+
+@njit(**EW)
+def _layer_forward(kind, p, xT, lT, wts, act, yT):
+    """``yT = layer(xT)``, all (features, B); for the NALU ``lT = log(|xT| + eps)`` must be filled, and ``act``
+    (3, O, B) keeps ``a``, ``m``, ``g``."""
+    I, O = wts.shape[1], wts.shape[2]
+    n = I * O
+    B = xT.shape[1]
+    if kind == NAU:
+        nau_block_forward(xT, B, p[:n].reshape((I, O)), yT)
+    elif kind == NMU:
+        nmu_block_forward(xT, B, p[:n].reshape((I, O)), yT)
+    else:
+        nalu_block_forward(xT, lT, B, wts[0], wts[0], p[2 * n:3 * n].reshape((I, O)), act[0], act[1], act[2], yT)
+
+
+@njit(**EW)
+def _layer_backward(kind, p, xT, lT, dyT, eps, wts, act, dact, dW, gp, dxT, need_dx, pre, run):
+    """Gradients of a layer into the packed gradient ``gp`` (layout of ``p``, overwritten) and, when
+    ``need_dx``, ``dxT`` (overwritten).  Scratch: ``dact`` (3, O, B), ``dW`` (I, O), ``pre`` (>= I, B),
+    ``run`` (B,).  The NALU's shared weight gets ``dW_a + dW_m``, taken through ``tanh * sigma`` into
+    ``W_hat`` and ``M_hat``."""
+    I, O = wts.shape[1], wts.shape[2]
+    n = I * O
+    B = xT.shape[1]
+    if kind == NALU:
+        G = p[2 * n:3 * n].reshape((I, O))
+        dG = gp[2 * n:3 * n].reshape((I, O))
+        dW[:, :] = 0.0
+        dG[:, :] = 0.0
+        nalu_block_backward(xT, lT, dyT, B, wts[0], wts[0], G, eps, act[0], act[1], act[2], dact[0], dact[1],
+                            dact[2], dW, dW, dG, dxT, need_dx)
+        nac_weight_grad_into(dW, wts[1], wts[2], gp[:n].reshape((I, O)), gp[n:2 * n].reshape((I, O)))
+        return
+    W = p[:n].reshape((I, O))
+    acc = gp[:n].reshape((I, O))
+    acc[:, :] = 0.0
+    if kind == NAU:
+        nau_block_backward(xT, dyT, B, W, acc, dxT, need_dx)
+    else:
+        nmu_block_backward(xT, dyT, B, W, acc, dxT, need_dx, pre, run)
+
+
+@njit(**EW)
+def _penalty(kind, p, lam, gp):
+    """The layer's regularizer: adds ``lam * dR/dp`` to ``gp`` and returns ``lam * R`` (0 for the NALU)."""
+    if kind == NAU:
+        return nau_regularizer(p, lam, gp)
+    if kind == NMU:
+        return nmu_regularizer(p, lam, gp)
+    return 0.0
+
+
+@njit(**EW)
+def _schedule(step, lam_hat, start, end):
+    """:func:`nalu_np.reference.linear_schedule`."""
+    if start == end:
+        return lam_hat if step >= start else 0.0
+    return lam_hat * min(max((step - start) / (end - start), 0.0), 1.0)
+
+
+@njit(**EW)
+def _targets(xT, op, o, s, v, a, c, t):
+    """``t[b] = a op c`` with ``a = sum(x[o:o+s])``, ``c = sum(x[o+v:o+v+s])`` in float64 (scratch ``a``,
+    ``c``), rounded once to the dtype of ``t``; ``op`` 0, 1, 2, 3 is ``+``, ``-``, ``*``, ``/``."""
+    a[:] = 0.0
+    c[:] = 0.0
+    for i in range(s):
+        for b in range(xT.shape[1]):
+            a[b] += xT[o + i, b]
+            c[b] += xT[o + v + i, b]
+    for b in range(xT.shape[1]):
+        if op == 0:
+            t[b] = a[b] + c[b]
+        elif op == 1:
+            t[b] = a[b] - c[b]
+        elif op == 2:
+            t[b] = a[b] * c[b]
+        else:
+            t[b] = a[b] / c[b]
+
+
+@njit(**EW)
+def _work(kinds, dims, dt, B):
+    """Work arrays of the two layers for batches of ``B``: weights, hidden activations and their logs, and the
+    NALU values."""
+    I, H, O = dims[0], dims[1], dims[2]
+    w1 = np.empty((3, I, H), dt)
+    w2 = np.empty((3, H, O), dt)
+    lx = np.empty((I if kinds[0] == NALU else 0, B), dt)
+    hT = np.empty((H, B), dt)
+    lh = np.empty((H, B), dt)
+    act1 = np.empty((3, H, B), dt)
+    act2 = np.empty((3, O, B), dt)
+    return w1, w2, lx, hT, lh, act1, act2
+
+
+@njit(**EW)
+def _model_forward(kinds, eps, theta, offs, w1, w2, xT, lx, hT, lh, act1, act2, yT, have_lx):
+    """``yT = L2(L1(xT))``: both layers' weights, then the passes; ``lx = log(|xT| + eps)`` is computed here
+    for a NALU first layer unless ``have_lx``."""
+    dt = xT.dtype.type
+    p1, p2 = theta[offs[0]:offs[1]], theta[offs[1]:offs[2]]
+    _layer_weights(kinds[0], p1, w1)
+    _layer_weights(kinds[1], p2, w2)
+    if kinds[0] == NALU and not have_lx:
+        log_abs(xT, xT.shape[1], dt(eps[0]), lx)
+    _layer_forward(kinds[0], p1, xT, lx, w1, act1, hT)
+    if kinds[1] == NALU:
+        log_abs(hT, hT.shape[1], dt(eps[1]), lh)
+    _layer_forward(kinds[1], p2, hT, lh, w2, act2, yT)
+
+
+@njit(**EW)
+def run(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, state, steps, B, xlo, span, op, o, s, v,
+        t0, lr, b1, b2, adam_eps, lam_hat, lam_start, lam_end, losses):
+    """``steps`` training steps on the packed parameters ``theta`` with Adam moments ``m1``, ``m2``.
+
+    Parameters
+    ----------
+    kinds : int64 array, shape (2,)
+        The layers' kind codes (``NAU``, ``NMU``, ``NALU``).
+    dims : int64 array, shape (3,)
+        ``(I, H, O)``.
+    offs : int64 array, shape (3,)
+        Start of layer 1's parameters in ``theta``, start of layer 2's, end.
+    eps : float64 array, shape (2,)
+        The layers' ``eps`` (used by a NALU).
+    theta, m1, m2, lo, hi : arrays of one float dtype, shape (P,)
+        Parameters, Adam's moments (updated in place), the projection's bounds.
+    u : array, shape (steps, B, I) or (0, 1, I)
+        The uniforms of the batches; when it has no ``steps`` entries the batches are drawn from ``state``
+        (uint64, (4, LANES), advanced in place).
+    xlo, span, op, o, s, v
+        The task: ``x = xlo + span * u``, target ``sum(x[o:o+s]) op sum(x[o+v:o+v+s])``.
+    t0, lr, b1, b2, adam_eps
+        Adam's steps so far and its hyper-parameters.
+    lam_hat, lam_start, lam_end
+        The regularizer ``lambda(t) (R_1 + R_2)``, ``lambda(t) = lam_hat clip((t - start) / (end - start), 0, 1)``.
+    losses : float64 array, shape (steps,)
+        Out: the loss of each step before its update (MSE plus regularizer).
+    """
+    I, H, O = dims[0], dims[1], dims[2]
+    dt = theta.dtype
+    grad = np.zeros_like(theta)
+    xflat = np.empty(I * B, dt)
+    xT = xflat.reshape((I, B))
+    t = np.empty(B, dt)
+    sa = np.empty(B)
+    sc = np.empty(B)
+    yT = np.empty((O, B), dt)
+    dyT = np.empty((O, B), dt)
+    dhT = np.empty((H, B), dt)
+    dact1 = np.empty((3, H, B), dt)
+    dact2 = np.empty((3, O, B), dt)
+    dW1 = np.empty((I, H), dt)
+    dW2 = np.empty((H, O), dt)
+    pre = np.empty((max(I, H), B), dt)
+    run_ = np.empty(B, dt)
+    scale = dt.type(2.0 / (B * O))
+    e1, e2 = dt.type(eps[0]), dt.type(eps[1])
+    p1, p2 = theta[offs[0]:offs[1]], theta[offs[1]:offs[2]]
+    g1, g2 = grad[offs[0]:offs[1]], grad[offs[1]:offs[2]]
+    w1, w2, lx, hT, lh, act1, act2 = _work(kinds, dims, dt, B)
+    given = u.shape[0] == steps
+    for k in range(steps):
+        step = t0 + k  # optimizer steps taken before this one
+        if given:
+            for b in range(B):
+                for i in range(I):
+                    xT[i, b] = dt.type(xlo) + dt.type(span) * u[k, b, i]
+        else:
+            fill_uniform(state, dt.type(xlo), dt.type(span), xflat)
+        _targets(xT, op, o, s, v, sa, sc, t)
+        _model_forward(kinds, eps, theta, offs, w1, w2, xT, lx, hT, lh, act1, act2, yT, False)
+        loss = 0.0
+        for j in range(O):
+            for b in range(B):
+                d = yT[j, b] - t[b]
+                loss += d * d
+                dyT[j, b] = d * scale
+        loss /= B * O
+        _layer_backward(kinds[1], p2, hT, lh, dyT, e2, w2, act2, dact2, dW2, g2, dhT, True, pre, run_)
+        _layer_backward(kinds[0], p1, xT, lx, dhT, e1, w1, act1, dact1, dW1, g1, dhT, False, pre, run_)
+        lam = _schedule(step, lam_hat, lam_start, lam_end)
+        if lam != 0.0:
+            loss += _penalty(kinds[0], p1, lam, g1) + _penalty(kinds[1], p2, lam, g2)
+        losses[k] = loss
+        adam_step(theta, grad, m1, m2, step + 1, lr, b1, b2, adam_eps, lo, hi)
+
+
+@njit(**EW)
+def log_input(kinds, eps, xT):
+    """``log(|xT| + eps)`` (I, B) when the first layer is a NALU, else an empty (0, B) array."""
+    lx = np.empty((xT.shape[0] if kinds[0] == NALU else 0, xT.shape[1]), xT.dtype)
+    if kinds[0] == NALU:
+        log_abs(xT, xT.shape[1], xT.dtype.type(eps[0]), lx)
+    return lx
+
+
+@njit(**EW)
+def predict(kinds, dims, offs, eps, theta, xT, lx, yT):
+    """``yT = L2(L1(xT))`` for a batch of any size, (features, B); ``lx`` from :func:`log_input`."""
+    w1, w2, _, hT, lh, act1, act2 = _work(kinds, dims, theta.dtype, xT.shape[1])
+    _model_forward(kinds, eps, theta, offs, w1, w2, xT, lx, hT, lh, act1, act2, yT, True)

@@ -1,0 +1,99 @@
+"""The numba backend as a package: its registry entry, the layout of its modules, and the shared optimizer
+blocks of :mod:`nalu_np.kernels.numba._common` that the compiled training step uses."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from support.kernels import DTYPE_IDS, DTYPES, UNITS  # noqa: E402
+
+import nalu_np as nn  # noqa: E402
+from nalu_np import reference as ref  # noqa: E402
+from nalu_np.kernels import numba as nb  # noqa: E402
+from nalu_np.kernels.numba import _common  # noqa: E402
+
+PACKAGE = Path(nb.__file__).parent
+MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+
+
+@pytest.mark.parametrize("unit", sorted({kernel for kernel, _, _ in UNITS.values()}))
+def test_registered_backend(unit: str) -> None:
+    assert "numba" in nn.available_backends()
+    be = nn.get_backend("numba")
+    assert be.name == "numba" and be.xp is np and be.array_type is np.ndarray and be.module is nb
+    for half in ("forward", "backward"):
+        assert f"{unit}_{half}" in nb.__all__
+        assert callable(be.kernel(f"{unit}_{half}"))
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_each_module_can_be_imported_first(module: str) -> None:
+    """No import cycle: every module of the package imports on its own in a fresh interpreter."""
+    code = f"import nalu_np.kernels.numba.{module} as m, nalu_np.kernels.numba as k; assert k.npu_forward"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("module", MODULES + ["__init__"])
+def test_module_layout(module: str) -> None:
+    """Under 700 lines; no module ``__getattr__``; imports between the modules name no private helper; nothing
+    imports the layers, optimizers, tasks or training code (kernels take arrays and scalars)."""
+    source = (PACKAGE / f"{module}.py").read_text()
+    assert source.count("\n") <= 700
+    tree = ast.parse(source)
+    assert not any(isinstance(node, ast.FunctionDef) and node.name == "__getattr__" for node in tree.body)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            assert node.level <= 1 and not (node.module or "").startswith("nalu_np"), ast.dump(node)
+            if node.level == 1:
+                assert not any(a.name.startswith("_") and node.module for a in node.names), ast.dump(node)
+        elif isinstance(node, ast.Import):
+            assert not any(a.name.startswith("nalu_np") for a in node.names), ast.dump(node)
+
+
+def test_tuning_knobs_are_read_at_call_time() -> None:
+    """Setting a knob in ``_common`` changes the next call's plan (the tests force every code path so)."""
+    saved = _common.MAX_BLOCK_ROWS
+    try:
+        _common.MAX_BLOCK_ROWS = 8
+        assert _common.plan(1000, 2, 1, 4)[0] == 8
+    finally:
+        _common.MAX_BLOCK_ROWS = saved
+    assert _common.plan(1000, 2, 1, 4)[0] == saved
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_clip_is_the_reference_projection(dtype: Any) -> None:
+    q = np.array([-2.0, -1.0, -0.3, 0.0, 0.7, 1.0, 3.0, np.inf, -np.inf], dtype)
+    for lo, hi in ((-1.0, 1.0), (0.0, 1.0)):
+        got = np.array([_common.clip(v, dtype(lo), dtype(hi)) for v in q], dtype)
+        np.testing.assert_array_equal(got, ref.clip_projection(lo, hi)(q))
+    assert np.isnan(_common.clip(dtype(np.nan), dtype(0.0), dtype(1.0)))  # a NaN stays NaN
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_adam_step_is_nalu_np_optim_adam(dtype: Any) -> None:
+    """Three steps of the block on a flat vector equal :class:`nalu_np.optim.Adam` with the clip projection."""
+    rng = np.random.default_rng(2)
+    p = rng.uniform(-1.2, 1.2, 40).astype(dtype)
+    lo, hi = np.full(40, -1.0, dtype), np.full(40, 1.0, dtype)
+    lo[20:], hi[20:] = -np.inf, np.inf  # "G" is not projected
+    params = {"W": p[:20].copy(), "G": p[20:].copy()}
+    opt = nn.optim.Adam(params, lr=0.05, projections={"W": ref.clip_projection(-1.0, 1.0)})
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    for t in range(1, 4):
+        g = rng.normal(size=40).astype(dtype)
+        _common.adam_step(p, g, m, v, t, 0.05, 0.9, 0.999, 1e-8, lo, hi)
+        opt.step({"W": g[:20], "G": g[20:]})
+    rtol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(p, np.concatenate([params["W"], params["G"]]), rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(m, np.concatenate([opt.state["exp_avg"][k] for k in ("W", "G")]), rtol=rtol, atol=rtol)
+    assert np.abs(p[:20]).max() <= 1.0
