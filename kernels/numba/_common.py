@@ -388,12 +388,13 @@ def row_chunks(batch: int) -> list[slice]:
 
 @njit(**EW)
 def min_distance_penalty(W, signed, lam, dW):
-    """Add ``lam * dR/dW`` to ``dW`` and return ``lam * R`` (float64), ``R = mean(min(d, 1 - d))`` with
-    ``d = |W|`` when ``signed`` (NAU) else ``d = W`` (NMU).
+    """Add ``lam * dR/dW`` to ``dW`` and return ``lam * R`` (float64): ``R = mean(min(|W|, |1 - |W||))`` when
+    ``signed`` (NAU), else ``R = mean(min(|W|, |1 - W|))`` (NMU).
 
-    ``W`` and ``dW`` are contiguous arrays of one shape.  The slope is ``sign(1/2 - d)`` (times ``sign(W)``
-    when ``signed``) over ``W.size``: 0 at the kinks ``d = 1/2`` and, signed, ``W = 0``, as
-    :func:`nalu_np.reference.nau_regularizer` and :func:`~nalu_np.reference.nmu_regularizer`.
+    ``W`` and ``dW`` are contiguous arrays of one shape.  The slope is the authors' (PyTorch's autograd of the
+    formula, as :func:`nalu_np.reference.nau_regularizer` and :func:`~nalu_np.reference.nmu_regularizer`): the
+    slope of the smaller of the two distances, their mean at a tie, ``sign(0) = 0`` for ``|.|`` at 0 -- so 0 at
+    ``W = 0``, at the tie ``1/2`` and on the bound (``|W| = 1`` for the NAU, ``W = 1`` for the NMU).
     """
     w = W.reshape(-1)
     g = dW.reshape(-1)
@@ -403,9 +404,17 @@ def min_distance_penalty(W, signed, lam, dW):
     n = w.shape[0]
     total = dt(0.0)
     for k in range(n):
-        d = abs(w[k]) if signed else w[k]
-        total += min(d, one - d)
-        slope = np.sign(half - d) * (np.sign(w[k]) if signed else one)
+        x = w[k]
+        a = abs(x)
+        da = np.sign(x)
+        if signed:
+            b = abs(one - a)
+            db = -np.sign(one - a) * da
+        else:
+            b = abs(one - x)
+            db = -np.sign(one - x)
+        total += min(a, b)
+        slope = da if a < b else (db if a > b else (da + db) * half)
         g[k] += dt(lam) * (slope / dt(n))
     return lam * (total / dt(n))
 
@@ -424,13 +433,17 @@ def adam_step(p, g, m, v, t, lr, b1, b2, eps, lo, hi):
     Notes
     -----
     ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2``,
-    ``p = clip(p - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps), lo, hi)``.
+    ``p = clip(p - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps), lo, hi)``; a finite ``g`` beyond
+    ``sqrt(max / 2)`` of the dtype enters the moments clipped to it (see :class:`nalu_np.optim.Adam`).
     """
     dt = p.dtype.type
     bc1 = dt(1.0 - b1**t)
     bc2 = dt(1.0 - b2**t)
+    lim = dt(1.3043817436596711e19) if p.itemsize == 4 else dt(9.480751908109176e153)  # sqrt(max / 2)
     for k in range(p.shape[0]):
         gg = g[k]
+        if abs(gg) > lim and abs(gg) != np.inf:  # its square would overflow: clipped, as nalu_np.optim.Adam
+            gg = lim if gg > 0 else -lim
         m[k] = m[k] * dt(b1) + dt(1.0 - b1) * gg
         v[k] = v[k] * dt(b2) + dt(1.0 - b2) * (gg * gg)
         denom = np.sqrt(v[k] / bc2) + dt(eps)
