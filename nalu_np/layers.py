@@ -54,6 +54,7 @@ class Layer:
     unit: ClassVar[str]
     kernel: ClassVar[str]
     bounds: ClassVar[dict[str, tuple[float, float]]] = {}
+    _hyper_names: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -61,6 +62,7 @@ class Layer:
             spec = _units.UNITS[cls.unit]
             cls.kernel = spec.kernel
             cls.bounds = dict(spec.bounds)
+            cls._hyper_names = spec.hyper
             _CLASSES[cls.unit] = cls
 
     def __init__(self, in_features: int, out_features: int, *, dtype: Any = "float32") -> None:
@@ -96,12 +98,17 @@ class Layer:
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """``{name: shape}`` that ``params`` must have (from the unit table)."""
-        return _units.param_shapes(self.unit, self.in_features, self.out_features, self.shared_weights)
+        key = (self.in_features, self.out_features, self.shared_weights)
+        cached = self.__dict__.get("_shapes")
+        if cached is None or cached[0] != key:
+            cached = (key, _units.param_shapes(self.unit, *key))
+            self._shapes = cached
+        return cached[1]
 
     # -- hyper-parameters passed to the kernels (eps, ...) and the constructor arguments -------------------
     def hyper(self) -> dict[str, Any]:
-        """Keyword arguments of this unit's kernels besides ``params`` and the arrays."""
-        return {k: getattr(self, k) for k in self.spec.hyper}
+        """Keyword arguments of this unit's kernels besides ``params`` and the arrays (the table's ``hyper``)."""
+        return {k: getattr(self, k) for k in self._hyper_names} if self._hyper_names else {}
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments that rebuild this layer (JSON-serialisable)."""
@@ -162,7 +169,6 @@ class Layer:
             raise ValueError("cache does not come from this layer's forward()")
         be = cache.backend
         check_array(dy, name="dy", backend=be, shape=(cache.batch, self.out_features), dtype=self.dtype)
-        check_params(self.params, self.param_shapes(), backend=be, dtype=self.dtype)
         return be.kernel(self.kernel + "_backward")(self.params, cache.data, dy, **self.hyper())
 
     def __call__(self, x: Array, backend: str | Backend | None = None) -> Array:
@@ -323,12 +329,13 @@ class Sequential:
 
     def forward(self, x: Array, backend: str | Backend | None = None) -> tuple[Array, Cache]:
         """The layers' forward passes in turn; the cache (a :class:`Cache` like a layer's) holds theirs."""
-        batch = int(x.shape[0]) if hasattr(x, "shape") and len(x.shape) else 0
+        be = get_backend(backend)
+        batch = int(x.shape[0]) if getattr(x, "ndim", 0) else 0
         caches = []
         for layer in self.layers:
-            x, cache = layer.forward(x, backend)
+            x, cache = layer.forward(x, be)
             caches.append(cache)
-        return x, Cache(self, get_backend(backend), caches, batch)
+        return x, Cache(self, be, caches, batch)
 
     def backward(self, dy: Array, cache: Cache) -> tuple[Array, dict[str, Array]]:
         """The layers' backward passes in reverse order; ``grads`` under the keys of :attr:`params`."""

@@ -256,6 +256,11 @@ class SGD(Optimizer):
         xp.subtract(p, dt(self.lr) * g, out=p)
 
 
+#: itemsize -> ``sqrt(max / 2)`` of float32 / float64, the largest gradient Adam's moments take (see Adam's Notes)
+_ADAM_LIMIT = {4: np.float32(math.sqrt(float(np.finfo(np.float32).max) / 2)),
+               8: np.float64(math.sqrt(float(np.finfo(np.float64).max) / 2))}
+
+
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015) with bias correction, as in PyTorch.
 
@@ -284,7 +289,9 @@ class Adam(Optimizer):
     moments clipped to ``sqrt(max / 2)``, the largest magnitude whose moments stay finite (``max`` the dtype's
     largest value): with ``v = inf`` every later step of that component would be ``m / inf = 0``, the
     parameter frozen for good.  Clipped, the step is about ``lr`` against the gradient, as Adam's step is for
-    any large gradient, and no warning is raised.  A NaN or infinite gradient makes the parameter NaN.
+    any large gradient, and no warning is raised.  A NaN gradient makes the parameter NaN; an infinite one is
+    clipped like any other (the loss that made it is not finite, and :func:`nalu_np.train` reports the run as
+    diverged).
     """
 
     slots = ("exp_avg", "exp_avg_sq")
@@ -302,22 +309,35 @@ class Adam(Optimizer):
     def hyper(self) -> dict[str, Any]:
         return {**super().hyper(), "betas": list(self.betas), "eps": self.eps}
 
+    def _scratch_like(self, name: str, g: Array) -> Array:
+        """A scratch array like ``g`` for the clipped gradient (kept between steps; not state)."""
+        buf = self.__dict__.setdefault("_scratch", {}).get(name)
+        if buf is None or buf.shape != g.shape or buf.dtype != g.dtype or type(buf) is not type(g):
+            buf = self._scratch[name] = g.copy()
+        return buf
+
     def _update(self, name: str, p: Array, g: Array, xp: ModuleType) -> None:
         dt = p.dtype.type
         b1, b2 = self.betas
         m, v = self.state["exp_avg"][name], self.state["exp_avg_sq"][name]
-        lim = dt(math.sqrt(float(np.finfo(p.dtype).max) / 2))  # the largest |g| whose moments stay finite
-        g = xp.where(xp.isinf(g), g, xp.clip(g, -lim, lim))  # see Notes; inf and NaN pass unchanged
+        lim = _ADAM_LIMIT[p.dtype.itemsize]  # the largest |g| whose moments stay finite (see Notes)
+        g = xp.minimum(xp.maximum(g, -lim), lim, out=self._scratch_like(name, g))
         xp.multiply(m, dt(b1), out=m)
         m += dt(1.0 - b1) * g
         xp.multiply(v, dt(b2), out=v)
-        v += dt(1.0 - b2) * (g * g)
+        t = g * g
+        t *= dt(1.0 - b2)
+        v += t
         bc1 = 1.0 - b1**self.t
         bc2 = 1.0 - b2**self.t
-        denom = xp.sqrt(v / dt(bc2))
-        denom += dt(self.eps)
-        with np.errstate(invalid="ignore"):  # inf / inf of an infinite gradient: NaN, the answer (see Notes)
-            xp.subtract(p, dt(self.lr) * (m / dt(bc1)) / denom, out=p)
+        xp.divide(v, dt(bc2), out=t)  # t = sqrt(v / bc2) + eps, then g = lr * (m / bc1) / t (in place)
+        xp.sqrt(t, out=t)
+        t += dt(self.eps)
+        xp.divide(m, dt(bc1), out=g)
+        g *= dt(self.lr)
+        with np.errstate(invalid="ignore"):  # inf / inf of a NaN moment: NaN, the answer (see Notes)
+            g /= t
+        p -= g
 
 
 class RMSProp(Optimizer):

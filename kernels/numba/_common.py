@@ -442,7 +442,7 @@ def adam_step(p, g, m, v, t, lr, b1, b2, eps, lo, hi):
     lim = dt(1.3043817436596711e19) if p.itemsize == 4 else dt(9.480751908109176e153)  # sqrt(max / 2)
     for k in range(p.shape[0]):
         gg = g[k]
-        if abs(gg) > lim and abs(gg) != np.inf:  # its square would overflow: clipped, as nalu_np.optim.Adam
+        if abs(gg) > lim:  # its square would overflow: clipped, as nalu_np.optim.Adam
             gg = lim if gg > 0 else -lim
         m[k] = m[k] * dt(b1) + dt(1.0 - b1) * gg
         v[k] = v[k] * dt(b2) + dt(1.0 - b2) * (gg * gg)

@@ -45,7 +45,9 @@ def jit(**options):
 
     Numba keeps compiled code in ``__pycache__`` beside the source, or in a per-user directory when the source
     is read-only (``NUMBA_CACHE_DIR`` overrides both); where neither can be written, caching is refused and the
-    function is compiled in each process instead of failing at import.
+    function is compiled in each process instead of failing at import.  The cache of a function is keyed on its
+    own file only: after editing a block function in one module, delete the ``*.nbi``/``*.nbc`` files of an
+    editable checkout, or a caller in another module (e.g. ``train.run``) keeps the old code.
     """
 
     def decorate(fn):
