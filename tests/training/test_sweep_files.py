@@ -125,3 +125,14 @@ def test_demo_checks_its_directory_before_training(tmp_path):
     p = _cli("demo", "--out", "/dev/null/x", cwd=tmp_path)
     assert p.returncode == 2 and "/dev/null/x" in p.stderr and "Pre" not in p.stdout
     assert time.monotonic() - t0 < 30
+
+
+def test_an_engine_that_cannot_run_is_refused_before_any_work(tmp_path):
+    """--engine compiled on a configuration it cannot train fails at once: no directory, no pool, no run."""
+    pytest.importorskip("numba")
+    out = tmp_path / "runs"
+    with pytest.raises(ValueError, match="compiled path trains layers of"):
+        sw.run_sweep(sw.Config("simple-add", "NPU", TINY), range(3), str(out), engine="compiled", progress=False)
+    assert not out.exists()
+    p = _cli("sweep", "simple-add:NPU", "--engine", "compiled", "--out", "runs", cwd=tmp_path)
+    assert p.returncode == 2 and "compiled path" in p.stderr and not out.exists()
