@@ -34,6 +34,7 @@ commands:
   train   run a seed experiment over many seeds and report how many succeed
   sweep   the published benchmarks (Madsen & Johansen's simple function task, Mistry et al.'s
           single-module task) over many seeds, in parallel processes, resumable
+  reproduce  a published study's grid on its authors' protocol (madsen2020), resumable from a CSV record
 
 examples:
   nalu-np demo
@@ -122,6 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "print the success rates\nwith Wilson intervals as the papers do.",
     )
     _sweep.add_arguments(sweep)
+
+    from . import reproduce as _reproduce
+
+    reproduce = sub.add_parser(
+        "reproduce", formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="a published study's whole grid on its authors' protocol, resumable from a results record",
+        description=_reproduce.__doc__.split("\n\n", 1)[1].split("Record columns")[0].strip(),
+    )
+    _reproduce.add_arguments(reproduce)
     return parser
 
 
@@ -343,10 +353,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        if args.command == "sweep":
-            from .sweep import run_from_args
+        if args.command in ("sweep", "reproduce"):
+            from . import _workers, reproduce, sweep
 
-            return run_from_args(args)
+            with _workers.terminate_on_sigterm():
+                return {"sweep": sweep, "reproduce": reproduce}[args.command].run_from_args(args)
         return {"demo": _cmd_demo, "train": _cmd_train}[args.command](args)
     except _UserError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

@@ -39,7 +39,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping, Sequence, TextIO
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TextIO
 
 import numpy as np
 
@@ -364,9 +364,10 @@ class _Progress:
 
 
 def _run_all(todo: list[tuple[Config, int]], out_dir: str, executor: cf.Executor | None, max_workers: int | None,
-             backend: str | None, engine: str, bar: _Progress) -> list[str]:
-    """Run ``todo`` through ``executor`` (default: a process pool of our own), writing each record as it comes;
-    the failures, one line each."""
+             backend: str | None, engine: str, bar: _Progress,
+             on_record: Callable[[Config, dict[str, Any]], None] | None) -> list[str]:
+    """Run ``todo`` through ``executor`` (default: a process pool of our own), writing each record as it comes
+    (and handing it to ``on_record``); the failures, one line each."""
     errors: list[str] = []
     own = executor is None
     if own:
@@ -391,6 +392,8 @@ def _run_all(todo: list[tuple[Config, int]], out_dir: str, executor: cf.Executor
                     bar.update(len(pending), f"seed {seed} of {config.key} raised {type(err).__name__}")
                     continue
                 _write_atomic(_seed_path(out_dir, config, seed), record)
+                if on_record is not None:
+                    on_record(config, record)
                 bar.ok += bool(record.get("success"))
                 bar.update(len(pending))
         interrupted = False
@@ -408,7 +411,9 @@ def _run_all(todo: list[tuple[Config, int]], out_dir: str, executor: cf.Executor
 
 def run_sweep(configs: Config | Sequence[Config], seeds: Iterable[int], out_dir: str, *,
               executor: cf.Executor | None = None, max_workers: int | None = None, backend: str | None = None,
-              engine: str = "auto", progress: bool = True, stream: TextIO | None = None) -> list["Row"]:
+              engine: str = "auto", progress: bool = True, stream: TextIO | None = None,
+              skip: Callable[[Config, int], bool] | None = None,
+              on_record: Callable[[Config, dict[str, Any]], None] | None = None) -> list["Row"]:
     """Run every (configuration, seed) not yet on disk, then summarise all runs of the configurations.
 
     Parameters
@@ -426,6 +431,11 @@ def run_sweep(configs: Config | Sequence[Config], seeds: Iterable[int], out_dir:
         How runs train (:func:`run_seed`); each record says which engine ran it.
     progress : bool
         Report progress on ``stream`` (default ``sys.stderr``).
+    skip : callable, optional
+        ``skip(config, seed)``: True for a run that is done elsewhere (e.g. in a results record of the
+        repository) and must not run, whether or not ``out_dir`` has it.
+    on_record : callable, optional
+        ``on_record(config, record)``, called in this process as each run's record is written.
 
     Returns
     -------
@@ -453,10 +463,10 @@ def run_sweep(configs: Config | Sequence[Config], seeds: Iterable[int], out_dir:
     with _exclusive(out_dir):
         for config in configs:
             _prepare(out_dir, config)
-        todo = [(c, s) for c in configs for s in seeds
-                if _read_record(_seed_path(out_dir, c, s), c, s, stream) is None]
+        todo = [(c, s) for c in configs for s in seeds if not (skip is not None and skip(c, s))
+                and _read_record(_seed_path(out_dir, c, s), c, s, stream) is None]
         bar = _Progress(len(todo), len(configs) * len(seeds) - len(todo), stream, progress)
-        errors = _run_all(todo, out_dir, executor, max_workers, backend, engine, bar)
+        errors = _run_all(todo, out_dir, executor, max_workers, backend, engine, bar, on_record)
     rows = _stored_rows(out_dir, configs, seeds)
     if errors:
         raise RuntimeError(f"{len(errors)} run(s) failed:\n" + "\n".join(errors))
@@ -634,9 +644,8 @@ def run_from_args(args: argparse.Namespace) -> int:
             return 1
     else:
         try:
-            with _workers.terminate_on_sigterm():
-                rows = run_sweep(configs, seeds, args.out, max_workers=args.workers, backend=args.backend,
-                                 engine=args.engine, progress=not args.quiet)
+            rows = run_sweep(configs, seeds, args.out, max_workers=args.workers, backend=args.backend,
+                             engine=args.engine, progress=not args.quiet)
         except RuntimeError as err:
             print(f"nalu-np sweep: {err}", file=sys.stderr)
             rows = _stored_rows(args.out, configs, seeds)
@@ -655,10 +664,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        return run_from_args(args)
+        with _workers.terminate_on_sigterm():
+            return run_from_args(args)
     except (ValueError, TypeError, OSError) as err:
         print(f"nalu-np sweep: error: {type(err).__name__}: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("nalu-np sweep: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
