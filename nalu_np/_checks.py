@@ -85,7 +85,7 @@ def check_params(params: Any, shapes: dict[str, tuple[int, ...]], *, backend: An
 
 
 def _check_type(a: Any, name: str, backend: Any) -> None:
-    if isinstance(a, np.ndarray) and type(a) is not np.ndarray:
+    if backend.array_type is np.ndarray and isinstance(a, np.ndarray) and type(a) is not np.ndarray:
         raise TypeError(
             f"{name} is a {type(a).__module__}.{type(a).__name__}, a subclass of numpy.ndarray whose semantics "
             f"(masks, matrix products) the kernels do not follow; pass a plain array, e.g. numpy.asarray({name})"
