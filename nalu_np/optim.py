@@ -335,8 +335,7 @@ class Adam(Optimizer):
         t += dt(self.eps)
         xp.divide(m, dt(bc1), out=g)
         g *= dt(self.lr)
-        with np.errstate(invalid="ignore"):  # inf / inf of a NaN moment: NaN, the answer (see Notes)
-            g /= t
+        g /= t  # finite over positive, or NaN from a NaN gradient (quietly: NaN raises no warning)
         p -= g
 
 
