@@ -52,9 +52,9 @@ print("available backends:", nalu_np.available_backends())
 EOF
 } 2>&1 | tee "$out/env.txt"
 
-echo "== GPU tests: pytest -m gpu --gpu tests/gpu/test_nac_nalu.py"
+echo "== GPU tests: pytest -m gpu --gpu tests/gpu tests/kernels (both backends, every unit)"
 if "$py" -c "import pytest, hypothesis" 2>/dev/null; then
-    "$py" -m pytest -m gpu --gpu tests/gpu/test_nac_nalu.py -q -rs --durations=10 -p no:cacheprovider --junitxml="$out/pytest.xml" 2>&1 \
+    "$py" -m pytest -m gpu --gpu tests/gpu tests/kernels -q -rs --durations=10 -p no:cacheprovider --junitxml="$out/pytest.xml" 2>&1 \
         | tee "$out/pytest.txt"
     [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
     if grep -q "skipped" "$out/pytest.txt"; then
