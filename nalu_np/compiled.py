@@ -43,7 +43,7 @@ import numpy as np
 __all__ = ["SimpleFunction", "draw_uniforms", "rng_state", "uniforms", "supports", "train_steps", "predictor",
            "predict", "train", "LAYER_KINDS"]
 
-_OPS = {"add": 0, "sub": 1, "mul": 2, "div": 3}
+_OPS = {"add": 0, "sub": 1, "mul": 2, "div": 3, "squared": 4, "root": 5}
 #: the layers the engine trains, by their ``kernel`` prefix, and their kind codes in the compiled step
 #: (``NAU``, ``NMU``, ``NALU`` of :mod:`nalu_np.kernels.numba.train`)
 LAYER_KINDS = {"nau": 0, "nmu": 1, "nalu": 2}
@@ -55,7 +55,8 @@ class SimpleFunction:
 
     Parameters
     ----------
-    op : {"add", "sub", "mul", "div"}
+    op : {"add", "sub", "mul", "div", "squared", "root"}
+        ``a + b``, ``a - b``, ``a * b``, ``a / b``, ``a * a``, ``sqrt(a)``.
     offset : int
         ``o``: ``a = sum(x[o:o+subset])``, ``b = sum(x[o+overlap_start:o+overlap_start+subset])``.
     in_features : int
@@ -92,7 +93,9 @@ class SimpleFunction:
         x64 = x.astype(np.float64)
         a = x64[:, o:o + s].sum(axis=1, keepdims=True)
         b = x64[:, o + v:o + v + s].sum(axis=1, keepdims=True)
-        return {"add": a + b, "sub": a - b, "mul": a * b, "div": a / b}[self.op].astype(x.dtype)
+        fn = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
+              "squared": lambda a, b: a * a, "root": lambda a, b: np.sqrt(a)}[self.op]
+        return fn(a, b).astype(x.dtype)
 
 
 def draw_uniforms(rng: np.random.Generator, steps: int, batch_size: int, in_features: int,

@@ -614,7 +614,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="worker processes (default: os.cpu_count())")
     parser.add_argument("--engine", choices=ENGINES, default="auto",
                         help="python: nalu_np.train step by step; compiled: the Numba training kernel (two-layer "
-                             "NAU/NMU/NALU networks on simple-add/sub/mul/div only, batches drawn in the kernel); "
+                             "NAU/NMU/NALU networks on the simple-* tasks only, batches drawn in the kernel); "
                              "auto (default): compiled where it applies")
     parser.add_argument("--plot", default=None, metavar="PNG", help="save a bar chart of the success rates")
     parser.add_argument("--summary", action="store_true", help="only print the table of the runs on disk")

@@ -17,7 +17,7 @@ on which backend:
     (plus the task's penalty), backward, optimizer step.  Any model, task and optimizer.
 ``"compiled"``
     ``eval_every`` steps per call of the Numba training kernel (:mod:`nalu_np.compiled`): networks that
-    :func:`nalu_np.compiled.supports` accepts, on the simple function task with +, -, x or /, with Adam and
+    :func:`nalu_np.compiled.supports` accepts, on the simple function task (every op), with Adam and
     the units' projections, on the CPU.  The batches are drawn inside the kernel (``draws="kernel"``,
     xoshiro256** seeded from the seed's data generator: the same distribution as the Python engine, other
     numbers) or from the Python engine's generator (``draws="numpy"``: the Python engine's run, to rounding).
@@ -213,15 +213,14 @@ def compiled_unsupported(model: Any, task: Task, backend: str | Backend | None =
     """Why the compiled engine cannot train ``model`` on ``task``, or None when it can.
 
     It trains what :func:`nalu_np.compiled.supports` accepts (two-layer networks of NAU, NMU and NALU with
-    shared weights) on the simple function task with +, -, x or /, with Adam (no gradient clipping, the units'
+    shared weights) on the simple function task (any of its six ops), with Adam (no gradient clipping, the units'
     own projections), on the CPU (backend numpy or numba), with numba installed.
     """
     from .arithmetic import SimpleFunctionTask
     from .optim import Adam
 
-    if not isinstance(task, SimpleFunctionTask) or task.op not in ("add", "sub", "mul", "div"):
-        return ("the compiled engine trains the simple function task with +, -, x or / (simple-add, simple-sub, "
-                f"simple-mul, simple-div), not {task.name!r}")
+    if not isinstance(task, SimpleFunctionTask):
+        return f"the compiled engine trains the simple function task (simple-add ... simple-root), not {task.name!r}"
     name = task.optimizer if optimizer is None else optimizer
     if not (isinstance(name, Adam) or str(name).lower() == "adam"):
         return f"the compiled engine steps with Adam, not {getattr(name, '__name__', type(name).__name__)!r}"

@@ -108,7 +108,8 @@ def _schedule(step, lam_hat, start, end):
 @njit(**EW)
 def _targets(xT, op, o, s, v, a, c, t):
     """``t[b] = a op c`` with ``a = sum(x[o:o+s])``, ``c = sum(x[o+v:o+v+s])`` in float64 (scratch ``a``,
-    ``c``), rounded once to the dtype of ``t``; ``op`` 0, 1, 2, 3 is ``+``, ``-``, ``*``, ``/``."""
+    ``c``), rounded once to the dtype of ``t``; ``op`` 0 to 5 is ``a + c``, ``a - c``, ``a * c``, ``a / c``,
+    ``a * a``, ``sqrt(a)`` (the simple function task's ops)."""
     a[:] = 0.0
     c[:] = 0.0
     for i in range(s):
@@ -122,8 +123,12 @@ def _targets(xT, op, o, s, v, a, c, t):
             t[b] = a[b] - c[b]
         elif op == 2:
             t[b] = a[b] * c[b]
-        else:
+        elif op == 3:
             t[b] = a[b] / c[b]
+        elif op == 4:
+            t[b] = a[b] * a[b]
+        else:
+            t[b] = np.sqrt(a[b])
 
 
 @njit(**EW)

@@ -245,3 +245,18 @@ def test_kind_codes_and_lazy_numba() -> None:
     assert {nn.NAU.kernel, nn.NMU.kernel, nn.NALU.kernel} == set(nt.LAYER_KINDS)
     code = "import sys, nalu_np, nalu_np.compiled; assert 'numba' not in sys.modules, 'numba imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("op", ["squared", "root"])
+def test_the_single_operand_ops_match_the_python_loop(op: str) -> None:
+    """a * a and sqrt(a): the compiled step's targets and training equal the Python loop's (float64)."""
+    task = nt.SimpleFunction(op=op, offset=11)
+    x = task.inputs(np.random.default_rng(0).random((5, 100)))
+    a = x[:, 11:36].sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(task.targets(x), a * a if op == "squared" else np.sqrt(a), rtol=1e-15)
+    py = make_model(np.float64, seed=2)
+    losses_py = python_steps(*py, task, np.random.default_rng(5), 30)
+    jit = make_model(np.float64, seed=2)
+    losses_jit = nt.train(*jit, task, 30, np.random.default_rng(5), chunk=30)
+    np.testing.assert_allclose(losses_jit, losses_py, rtol=1e-9)
+    assert_same_run(jit, py, 1e-9)

@@ -200,7 +200,8 @@ def test_option_values_are_parsed():
     assert np.isfinite(sw.Row("t", "+", "NAU", 1, 1, 1, 0.0, 1.0, None, None).rate)
 
 
-@pytest.mark.parametrize("task,unit", [("simple-mul", "NMU"), ("simple-add", "NAU"), ("simple-mul", "NALU")])
+@pytest.mark.parametrize("task,unit", [("simple-mul", "NMU"), ("simple-add", "NAU"), ("simple-mul", "NALU"),
+                                       ("simple-squared", "NMU"), ("simple-root", "NAU")])
 def test_compiled_engine_agrees_with_the_python_loop(task, unit):
     """With NumPy's draws the compiled engine computes the Python loop's run (to rounding): the same
     batches, regularizer schedule, projections, evaluations and sparsity errors."""
