@@ -41,12 +41,6 @@ def seed_rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
     return np.random.default_rng(init_ss), np.random.default_rng(data_ss)
 
 
-def seed_rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
-    """Two independent generators from one seed: one for the model's initial weights, one for the data."""
-    init_ss, data_ss = np.random.SeedSequence(seed).spawn(2)
-    return np.random.default_rng(init_ss), np.random.default_rng(data_ss)
-
-
 class Task:
     """Base class of the tasks: defaults and the hooks :func:`nalu_np.train` calls.
 

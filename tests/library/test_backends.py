@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import nalu_np as nn
-from nalu_np import backends
 
 # a second backend for the tests that need one: the reference under another name (tests/support/fake_backend.py)
 if "fake" not in nn.backend_names():
