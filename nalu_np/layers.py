@@ -84,6 +84,7 @@ class Layer:
     def _initialise(self, rng: Any, init: str | None) -> None:
         """``params`` drawn from the unit's initialisation ``init`` (None: the table's default)."""
         self.init = self.spec.default_init if init is None else init
+        self._shapes = _units.param_shapes(self.unit, self.in_features, self.out_features, self.shared_weights)
         draw = self.spec.init(init).draw
         self.params = draw(_init.make_rng(rng), self.in_features, self.out_features, self.dtype,
                            self.shared_weights)
@@ -97,13 +98,8 @@ class Layer:
         return cls(in_features, out_features, rng=rng, dtype=dtype, init=name, **settings)
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        """``{name: shape}`` that ``params`` must have (from the unit table)."""
-        key = (self.in_features, self.out_features, self.shared_weights)
-        cached = self.__dict__.get("_shapes")
-        if cached is None or cached[0] != key:
-            cached = (key, _units.param_shapes(self.unit, *key))
-            self._shapes = cached
-        return cached[1]
+        """``{name: shape}`` that ``params`` must have (from the unit table, fixed when the layer is built)."""
+        return self._shapes
 
     # -- hyper-parameters passed to the kernels (eps, ...) and the constructor arguments -------------------
     def hyper(self) -> dict[str, Any]:
