@@ -24,40 +24,69 @@ The only fast-math flag they are compiled with is ``contract`` (fused multiply-a
 accurate); the range reduction relies on the order of its operations, so never ``reassoc``.  Fast-math flags
 are per instruction in LLVM, so when LLVM inlines them into a caller compiled with ``reassoc`` they stay exact.
 
-Numba's on-disk cache (``cache=True``) checks the source file of a cached function, not of the functions it
-calls: after editing this file in a source checkout, delete ``kernels/numba/__pycache__/*.nbi`` so that the kernels
-are compiled again (installed packages are not affected: an upgrade rewrites every file).
+Every kernel of the package is compiled with :func:`jit`, whose on-disk cache is stamped with the hash of all
+the package's sources: editing any kernel file recompiles every kernel (Numba's own stamp is the function's
+file only, which kept callers in other files on stale code).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+
 import numpy as np
 from llvmlite import ir
 import numba
+from numba.core.caching import FunctionCache, IndexDataCacheFile
 from numba import types
 from numba.extending import intrinsic, overload
 
-__all__ = ["jit", "vexp", "vlog", "vsigmoid", "as_int_bits", "from_int_bits"]
+__all__ = ["jit", "STAMP", "sources_stamp", "vexp", "vlog", "vsigmoid", "as_int_bits", "from_int_bits"]
+
+
+def sources_stamp(folder: str) -> str:
+    """The SHA-256 of the ``*.py`` files in ``folder`` (names and contents, in name order)."""
+    digest = hashlib.sha256()
+    for name in sorted(f for f in os.listdir(folder) if f.endswith(".py")):
+        with open(os.path.join(folder, name), "rb") as f:
+            digest.update(name.encode() + b"\0" + f.read() + b"\0")
+    return digest.hexdigest()
+
+
+#: the stamp of every cached kernel of this package: the hash of all its sources
+STAMP = sources_stamp(os.path.dirname(os.path.abspath(__file__)))
+
+
+class _PackageCache(FunctionCache):
+    """Numba's on-disk cache of one function, stamped with :data:`STAMP` instead of its own file's hash.
+
+    Numba keys a cached function on its own source file only, so a function that calls block functions of
+    another module (``train.run`` calls ``nmu_block_backward`` ...) would keep their old compiled code after
+    they were edited in a source checkout.  With the package's hash, an edit of any kernel file recompiles
+    every kernel.  The location is Numba's (``__pycache__`` beside the source, a per-user directory where that
+    is read-only, or ``NUMBA_CACHE_DIR``).
+    """
+
+    def __init__(self, py_func):
+        super().__init__(py_func)
+        self._cache_file = IndexDataCacheFile(cache_path=self._cache_path, filename_base=self._impl.filename_base,
+                                              source_stamp=STAMP)
 
 
 def jit(**options):
-    """``numba.njit(nogil=True, cache=True, **options)``, without the cache where Numba cannot keep one.
-
-    Numba keeps compiled code in ``__pycache__`` beside the source, or in a per-user directory when the source
-    is read-only (``NUMBA_CACHE_DIR`` overrides both); where neither can be written, caching is refused and the
-    function is compiled in each process instead of failing at import.  The cache of a function is keyed on its
-    own file only: after editing a block function in one module, delete the ``*.nbi``/``*.nbc`` files of an
-    editable checkout, or a caller in another module (e.g. ``train.run``) keeps the old code.
-    """
+    """``numba.njit(nogil=True, **options)`` with the on-disk cache of :class:`_PackageCache`, or without a
+    cache where Numba cannot keep one (no writable location: the function is compiled in each process
+    instead of failing at import)."""
 
     def decorate(fn):
+        dispatcher = numba.njit(nogil=True, **options)(fn)
         try:
-            return numba.njit(nogil=True, cache=True, **options)(fn)
+            dispatcher._cache = _PackageCache(fn)
         except RuntimeError:  # "cannot cache function ...: no locator available"
-            return numba.njit(nogil=True, **options)(fn)
+            pass
+        return dispatcher
 
     return decorate
-
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -99,3 +99,22 @@ def test_adam_step_is_nalu_np_optim_adam(dtype: Any) -> None:
     np.testing.assert_allclose(p, np.concatenate([params["W"], params["G"]]), rtol=rtol, atol=rtol)
     np.testing.assert_allclose(m, np.concatenate([opt.state["exp_avg"][k] for k in ("W", "G")]), rtol=rtol, atol=rtol)
     assert np.abs(p[:20]).max() <= 1.0
+
+
+def test_cache_stamp_is_the_hash_of_every_kernel_source(tmp_path: Path) -> None:
+    """Numba's stamp is a function's own file; ours is the whole package, so that editing a block function
+    recompiles its callers in other files too (``train.run`` calling ``nmu_block_backward``)."""
+    from nalu_np.kernels.numba import _math, nmu, rng, train
+
+    for name in ("a.py", "b.py"):
+        (tmp_path / name).write_text(f"# {name}\n")
+    (tmp_path / "notes.txt").write_text("not a source\n")
+    before = _math.sources_stamp(str(tmp_path))
+    (tmp_path / "notes.txt").write_text("still not a source\n")
+    assert _math.sources_stamp(str(tmp_path)) == before
+    (tmp_path / "b.py").write_text("# b.py, edited\n")
+    assert _math.sources_stamp(str(tmp_path)) != before
+    assert _math.STAMP == _math.sources_stamp(str(PACKAGE))
+    for kernel in (train.run, rng.fill_uniform, nmu.nmu_block_backward):
+        cache = kernel._cache
+        assert isinstance(cache, _math._PackageCache) and cache._cache_file._source_stamp == _math.STAMP

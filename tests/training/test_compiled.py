@@ -179,7 +179,7 @@ def xoshiro256ss(s: list[int]) -> int:
     return r
 
 
-@pytest.mark.parametrize("n", [64, 37, 1])
+@pytest.mark.parametrize("n", [64, 37, 1, 0, 100, 12800])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_uniforms_are_xoshiro256ss_bits(dtype: Any, n: int) -> None:
     state = nt.rng_state(7)
