@@ -13,6 +13,18 @@ ranges after every step.  Contenders, each in its own process, timed in turn:
 * ``torch``: the model written with torch operations, autograd, ``torch.optim.Adam`` and ``torch.rand``
   batches (PyTorch eager, as stable-nalu itself is written), if PyTorch is installed.
 
+Seeds per call (``--seeds S ...``, seed-steps/s: S independent runs of the same step):
+
+* ``numba-seeds``: :func:`nalu_np.compiled.train_seeds`, S seeds per compiled call over Numba's threads, the
+  batches drawn in the kernel;
+* ``jax``: the same step in JAX (``jax.grad``, Adam and the clipping written out, ``jax.random.uniform``
+  batches), ``jax.jit`` of ``lax.scan`` over the steps of a call, ``jax.vmap`` over the seeds, if JAX is
+  installed;
+* ``torch-vmap``: the step with ``torch.func.grad`` and ``torch.func.vmap`` over the seeds (one step per
+  Python iteration), if PyTorch is installed;
+* ``draw-bound``: only the drawing of each step's ``128 x 100`` uniforms by the kernel's generator, on one
+  thread: the limit it sets, ``cores x`` its rate, against which the fraction of the limit is reported.
+
 Each timed sample runs a fixed number of steps (per contender, about ``--sample-time`` seconds); reported are
 the first sample (JIT compilation included) apart, and the median and max of steps per second over the repeats.
 
@@ -40,6 +52,8 @@ import nalu_np as nn  # noqa: E402
 
 IN, HIDDEN, BATCH, LR, OFFSET = 100, 2, 128, 1e-3, 17
 CONTENDERS = ("numpy-loop", "numba-loop", "numba-compiled", "numba-compiled-rng", "torch")
+SEED_CONTENDERS = ("numba-seeds", "jax", "torch-vmap", "draw-bound")
+CALL = 1000  # steps per call of the seed-batched contenders
 
 
 def make_model(dtype: str, seed: int = 0) -> tuple[Any, Any]:
@@ -115,6 +129,123 @@ def torch_trainer(dtype: str, op: str) -> Callable[[int], None]:
     return run
 
 
+def seeds_trainer(dtype: str, op: str, S: int) -> Callable[[int], None]:
+    from nalu_np import compiled as nt
+
+    pairs = [make_model(dtype, seed=2 * q) for q in range(S)]
+    tasks = [nt.SimpleFunction(op=op, offset=OFFSET, in_features=IN)] * S
+    states = np.stack([nt.rng_state(q) for q in range(S)])
+    models, opts = [m for m, _ in pairs], [o for _, o in pairs]
+    return lambda steps: nt.train_seeds(models, opts, tasks, steps=steps, states=states, batch_size=BATCH)
+
+
+def draw_bound(dtype: str) -> Callable[[int], None]:
+    import numba
+
+    from nalu_np.kernels.numba import rng
+
+    @numba.njit(nogil=True)
+    def draws(state: np.ndarray, lo: Any, span: Any, out: np.ndarray, steps: int) -> None:
+        for _ in range(steps):
+            rng.fill_uniform(state, lo, span, out)
+
+    state, out = rng.rng_state(0), np.empty(BATCH * IN, dtype)
+    dt = out.dtype.type
+    return lambda steps: draws(state, dt(1.0), dt(1.0), out, steps)
+
+
+def _combine(xp: Any, op: str) -> Callable[[Any, Any], Any]:
+    return {"add": xp.add, "sub": xp.subtract, "mul": xp.multiply, "div": xp.divide}[op]
+
+
+def jax_trainer(dtype: str, op: str, S: int) -> Callable[[int], None]:
+    import jax
+
+    jax.config.update("jax_enable_x64", dtype == "float64")
+    import jax.numpy as jnp
+
+    jdt = jnp.dtype(dtype)
+    o, combine = OFFSET, _combine(jnp, op)
+    r = min(0.5, (6.0 / (IN + HIDDEN)) ** 0.5)
+
+    def loss(params: Any, x: Any, t: Any) -> Any:
+        W1, W2 = params
+        h = x @ W1
+        w = W2.T
+        y = jnp.prod(w * h + 1.0 - w, axis=1, keepdims=True)
+        return jnp.mean((y - t) ** 2)
+
+    def step(carry: Any, _: Any) -> tuple[Any, None]:
+        params, m, v, t, key = carry
+        key, sub = jax.random.split(key)
+        x = jax.random.uniform(sub, (BATCH, IN), jdt) + 1.0
+        target = combine(x[:, o:o + 25].sum(1, keepdims=True), x[:, o + 13:o + 38].sum(1, keepdims=True))
+        g = jax.grad(loss)(params, x, target)
+        t = t + 1
+        m = [0.9 * a + 0.1 * b for a, b in zip(m, g)]
+        v = [0.999 * a + 0.001 * b * b for a, b in zip(v, g)]
+        params = [p - LR * (a / (1 - 0.9 ** t)) / (jnp.sqrt(b / (1 - 0.999 ** t)) + 1e-8)
+                  for p, a, b in zip(params, m, v)]
+        params = [jnp.clip(params[0], -1.0, 1.0), jnp.clip(params[1], 0.0, 1.0)]
+        return (params, m, v, t, key), None
+
+    def run_calls(carry: Any) -> Any:
+        return jax.lax.scan(step, carry, None, length=CALL)[0]
+
+    batched = jax.jit(jax.vmap(run_calls))
+    keys = jax.random.split(jax.random.PRNGKey(0), S)
+    W1 = jax.random.uniform(keys[0], (S, IN, HIDDEN), jdt, -r, r)
+    W2 = jax.random.uniform(keys[1], (S, HIDDEN, 1), jdt, 0.25, 0.75)
+    zeros = [jnp.zeros_like(W1), jnp.zeros_like(W2)]
+    state = [([W1, W2], zeros, zeros, jnp.zeros(S, jdt), keys)]
+
+    def run(steps: int) -> None:
+        for _ in range(steps // CALL):
+            state[0] = batched(state[0])
+        jax.block_until_ready(state[0])
+
+    return run
+
+
+def torch_vmap_trainer(dtype: str, op: str, S: int) -> Callable[[int], None]:
+    import torch
+    from torch.func import grad, vmap
+
+    tdt = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    torch.manual_seed(0)
+    r = min(0.5, (6.0 / (IN + HIDDEN)) ** 0.5)
+    W1 = torch.empty(S, IN, HIDDEN, dtype=tdt).uniform_(-r, r)
+    W2 = torch.empty(S, HIDDEN, 1, dtype=tdt).uniform_(0.25, 0.75)
+    m = [torch.zeros_like(W1), torch.zeros_like(W2)]
+    v = [torch.zeros_like(W1), torch.zeros_like(W2)]
+    o, combine = OFFSET, _combine(torch, op)
+
+    def loss(W1: Any, W2: Any, x: Any) -> Any:
+        t = combine(x[:, o:o + 25].sum(1, keepdim=True), x[:, o + 13:o + 38].sum(1, keepdim=True))
+        w = W2.t()
+        y = (w * (x @ W1) + 1.0 - w).prod(dim=1, keepdim=True)
+        return ((y - t) ** 2).mean()
+
+    grads = vmap(grad(loss, argnums=(0, 1)))
+    count = [0]
+
+    def run(steps: int) -> None:
+        with torch.no_grad():
+            for _ in range(steps):
+                x = torch.rand(S, BATCH, IN, dtype=tdt) + 1.0
+                g = grads(W1, W2, x)
+                count[0] += 1
+                t = count[0]
+                for p, a, b, gg in zip((W1, W2), m, v, g):
+                    a.mul_(0.9).add_(gg, alpha=0.1)
+                    b.mul_(0.999).addcmul_(gg, gg, value=0.001)
+                    p.sub_(LR * (a / (1 - 0.9 ** t)) / ((b / (1 - 0.999 ** t)).sqrt() + 1e-8))
+                W1.clamp_(-1.0, 1.0)
+                W2.clamp_(0.0, 1.0)
+
+    return run
+
+
 def handle(contender: str, req: dict[str, Any]) -> dict[str, Any]:
     if req.get("op") == "info":
         return machine()
@@ -127,24 +258,38 @@ def handle(contender: str, req: dict[str, Any]) -> dict[str, Any]:
         run = compiled_trainer(dtype, op, req["chunk"])
     elif contender == "numba-compiled-rng":
         run = compiled_rng_trainer(dtype, op)
-    else:
+    elif contender == "torch":
         run = torch_trainer(dtype, op)
+    elif contender == "numba-seeds":
+        run = seeds_trainer(dtype, op, req["seeds"])
+    elif contender == "jax":
+        run = jax_trainer(dtype, op, req["seeds"])
+    elif contender == "torch-vmap":
+        run = torch_vmap_trainer(dtype, op, req["seeds"])
+    else:
+        run = draw_bound(dtype)
+    unit = CALL if contender in ("jax", "draw-bound") else 10  # steps per call of a contender that scans
     t0 = time.perf_counter()
-    run(10)
+    run(unit)
     first = time.perf_counter() - t0  # compilation included
     t0 = time.perf_counter()
-    run(20)
-    per_step = (time.perf_counter() - t0) / 20
-    steps = max(20, int(req["sample_time"] / per_step))
+    run(2 * unit)
+    per_step = (time.perf_counter() - t0) / (2 * unit)
+    steps = max(2 * unit, int(req["sample_time"] / per_step) // unit * unit)
     t = timed(lambda: run(steps), repeats=req["repeats"], warmup=0)
-    return {"first_s": first, "steps": steps, "median_sps": steps / t["median_s"], "max_sps": steps / t["min_s"]}
+    S = req.get("seeds", 1)
+    return {"first_s": first, "steps": steps, "seeds": S, "median_sps": S * steps / t["median_s"],
+            "max_sps": S * steps / t["min_s"]}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dtypes", nargs="*", default=["float32", "float64"])
     ap.add_argument("--op", default="mul", choices=["add", "sub", "mul", "div"])
-    ap.add_argument("--contenders", nargs="*", default=list(CONTENDERS), choices=CONTENDERS)
+    ap.add_argument("--contenders", nargs="*", default=list(CONTENDERS + SEED_CONTENDERS),
+                    choices=CONTENDERS + SEED_CONTENDERS)
+    ap.add_argument("--seeds", nargs="*", type=int, default=[1, 2, 16, 256],
+                    help="seeds per call of the seed-batched contenders")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--sample-time", type=float, default=0.5, help="seconds of training per timed sample")
     ap.add_argument("--chunk", type=int, default=256, help="steps per compiled call (numba-compiled)")
@@ -159,42 +304,58 @@ def main(argv: list[str] | None = None) -> int:
     repeats, sample_time = (3, 0.2) if args.quick else (args.repeats, args.sample_time)
     contenders = [c for c in args.contenders
                   if not (c.startswith("numba") and not peer_available("numba"))
-                  and not (c == "torch" and not peer_available("torch"))]
+                  and not (c == "torch" and not peer_available("torch"))
+                  and not (c == "torch-vmap" and not peer_available("torch"))
+                  and not (c == "jax" and not peer_available("jax"))]
     workers = {c: Worker(__file__, c, args.threads) for c in contenders}
     records = []
     try:
         info = next(iter(workers.values())).ask({"op": "info"}) if workers else machine()
         for dtype in args.dtypes:
             for name, w in workers.items():
-                r = w.ask({"dtype": dtype, "task_op": args.op, "chunk": args.chunk, "repeats": repeats,
-                           "sample_time": sample_time})
-                if "error" in r:
-                    print(f"{name} {dtype}: {r['error']}", file=sys.stderr)
-                    continue
-                records.append({"contender": name, "dtype": dtype, "op": args.op, **r})
-                print(f"{name} {dtype}: {r['median_sps']:.0f} steps/s (median), first {r['first_s']:.2f} s",
-                      file=sys.stderr)
+                for S in (args.seeds if name in SEED_CONTENDERS[:3] else [1]):
+                    r = w.ask({"dtype": dtype, "task_op": args.op, "chunk": args.chunk, "repeats": repeats,
+                               "sample_time": sample_time, "seeds": S})
+                    if "error" in r:
+                        print(f"{name} {dtype} S={S}: {r['error']}", file=sys.stderr)
+                        continue
+                    records.append({"contender": name, "dtype": dtype, "op": args.op, **r})
+                    print(f"{name} {dtype} S={S}: {r['median_sps']:.0f} seed-steps/s (median), first "
+                          f"{r['first_s']:.2f} s", file=sys.stderr)
     finally:
         for w in workers.values():
             w.close()
 
-    def sps(name: str, dtype: str) -> float | None:
-        return next((r["median_sps"] for r in records if r["contender"] == name and r["dtype"] == dtype), None)
+    def sps(name: str, dtype: str, S: int = 1) -> float | None:
+        return next((r["median_sps"] for r in records if r["contender"] == name and r["dtype"] == dtype
+                     and r["seeds"] == S), None)
+
+    def best(name: str, dtype: str) -> float | None:
+        found = [r["median_sps"] for r in records if r["contender"] == name and r["dtype"] == dtype]
+        return max(found) if found else None
 
     rows = []
     for r in records:
-        base, peer = sps("numpy-loop", r["dtype"]), sps("torch", r["dtype"])
+        base, peer, jax_best = sps("numpy-loop", r["dtype"]), sps("torch", r["dtype"]), best("jax", r["dtype"])
+        bound = sps("draw-bound", r["dtype"])
+        limit = None if bound is None else bound * (info.get("cpu_count") or 1)
         r["vs_numpy_loop"] = None if base is None else r["median_sps"] / base
         r["vs_torch"] = None if peer is None else r["median_sps"] / peer
-        rows.append([r["contender"], r["dtype"], f"{r['first_s']:.2f} s", f"{r['median_sps']:,.0f}",
-                     f"{r['max_sps']:,.0f}", fmt_ratio(r["vs_numpy_loop"]), fmt_ratio(r["vs_torch"])])
-    print(markdown_table(["contender", "dtype", "first 10 steps (JIT incl.)", "steps/s (median)", "steps/s (max)",
-                          "vs numpy loop", "vs torch eager"], rows))
+        r["vs_jax_best"] = None if jax_best is None else r["median_sps"] / jax_best
+        r["of_limit"] = None if limit is None or r["contender"] == "draw-bound" else r["median_sps"] / limit
+        rows.append([r["contender"], r["dtype"], str(r["seeds"]), f"{r['first_s']:.2f} s", f"{r['median_sps']:,.0f}",
+                     f"{r['max_sps']:,.0f}", fmt_ratio(r["vs_numpy_loop"]), fmt_ratio(r["vs_torch"]),
+                     fmt_ratio(r["vs_jax_best"]), "" if r["of_limit"] is None else f"{100 * r['of_limit']:.0f}%"])
+    print(markdown_table(["contender", "dtype", "seeds", "first call (JIT incl.)", "seed-steps/s (median)",
+                          "seed-steps/s (max)", "vs numpy loop", "vs torch eager", "vs JAX's best",
+                          "of the draw limit"], rows))
+    print("\nthe draw limit: cores x the rate at which one thread draws a step's 128 x 100 uniforms (draw-bound)")
     print(f"\nmachine: {info.get('cpu')}, {info.get('cpu_count')} cores, load average {info.get('load_avg')}; "
           f"task {args.op}, batch {BATCH}, NAU({IN}->{HIDDEN}) NMU({HIDDEN}->1), Adam lr {LR}")
     write_json(args.json, {"machine": info, "records": records})
-    bar_plot(args.plot, args.dtypes, {c: [sps(c, d) for d in args.dtypes] for c in contenders},
-             "training steps per second (median)", "stable-NALU style model, batch 128")
+    bar_plot(args.plot, args.dtypes, {f"{c} S={S}": [sps(c, d, S) for d in args.dtypes] for c in contenders
+                                      for S in (args.seeds if c in SEED_CONTENDERS[:3] else [1])},
+             "training seed-steps per second (median)", "NAU -> NMU, batch 128")
     return 0
 
 

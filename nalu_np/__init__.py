@@ -44,19 +44,21 @@ __all__ = [
     "Sequential",
     "testing",
     "train",
+    "train_many",
 ]
 
 _LAZY_SUBMODULES = {"testing", "reference", "init", "optim", "losses", "tasks", "checkpoint", "training",
                     "arithmetic", "sweep"}
+_TRAINING = {"train", "train_many"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY_SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
-    if name == "train":  # the training loop, nalu_np.training.train
-        return importlib.import_module(f"{__name__}.training").train
+    if name in _TRAINING:  # the training loop, nalu_np.training.train / train_many
+        return getattr(importlib.import_module(f"{__name__}.training"), name)
     raise AttributeError(f"module 'nalu_np' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _LAZY_SUBMODULES | {"train"})
+    return sorted(set(globals()) | _LAZY_SUBMODULES | _TRAINING)

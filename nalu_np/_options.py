@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from .backends import backend_names
 
-__all__ = ["int_at_least", "positive_int", "nonneg_int", "positive_float", "unit_name", "backend_name",
+__all__ = ["int_at_least", "positive_int", "nonneg_int", "positive_float", "unit_name", "backend_name", "add_workers",
            "add_backend_and_steps", "add_seeds", "seed_range", "DEFAULT_SEEDS"]
 
 #: the number of seeds ``nalu-np train`` and ``nalu-np sweep`` run unless told otherwise
@@ -76,6 +76,15 @@ def add_seeds(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=positive_int, default=DEFAULT_SEEDS,
                         help=f"number of seeds (default: {DEFAULT_SEEDS})")
     parser.add_argument("--first-seed", type=nonneg_int, default=0, help="first seed (default: 0)")
+
+
+def add_workers(parser: argparse.ArgumentParser) -> None:
+    """``--workers`` and ``--seeds-per-call`` of the commands that run sweeps."""
+    parser.add_argument("--workers", type=positive_int, default=None,
+                        help="worker processes (default: os.cpu_count())")
+    parser.add_argument("--seeds-per-call", type=positive_int, default=None, metavar="S",
+                        help="seeds of a configuration that one worker trains together in compiled calls "
+                             "(default: enough jobs for every worker, at most 16 seeds each)")
 
 
 def seed_range(args: Any) -> range:

@@ -29,7 +29,7 @@ import sys
 import threading
 from typing import Iterator
 
-__all__ = ["CONTEXT", "watch_parent", "terminate_on_sigterm", "stop", "POLL_SECONDS"]
+__all__ = ["CONTEXT", "watch_parent", "start_worker", "terminate_on_sigterm", "stop", "POLL_SECONDS"]
 
 CONTEXT = multiprocessing.get_context("spawn")  # how the sweep starts its workers (see the module docstring)
 POLL_SECONDS = 0.2  # how often a worker looks for its parent
@@ -54,6 +54,18 @@ def watch_parent(parent: int) -> None:
                 os._exit(1)
 
     threading.Thread(target=watch, name="nalu-np-parent-watch", daemon=True).start()
+
+
+def start_worker(parent: int, threads: int) -> None:
+    """Initializer of a sweep's worker: :func:`watch_parent`, and at most ``threads`` Numba threads (the
+    pool's workers share the cores instead of each starting a thread per core)."""
+    watch_parent(parent)
+    if "numba" in sys.modules:
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    else:
+        os.environ["NUMBA_NUM_THREADS"] = str(threads)
 
 
 @contextlib.contextmanager

@@ -35,12 +35,13 @@ from __future__ import annotations
 
 import importlib.util
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["SimpleFunction", "draw_uniforms", "rng_state", "uniforms", "supports", "train_steps", "predictor",
+__all__ = ["SimpleFunction", "SeedsRun", "draw_uniforms", "rng_state", "uniforms", "supports", "train_seeds",
+           "train_steps", "predictor",
            "predict", "train", "LAYER_KINDS"]
 
 _OPS = {"add": 0, "sub": 1, "mul": 2, "div": 3, "squared": 4, "root": 5}
@@ -211,10 +212,189 @@ def _check_optimizer(model: Any, optimizer: Any) -> None:
         raise ValueError("the optimizer must be built on model.params")
 
 
+@dataclass
+class SeedsRun:
+    """What one :func:`train_seeds` call returns, per seed ``q`` (rows).
+
+    Attributes
+    ----------
+    losses : ndarray, shape (S, steps), float64
+        The loss of each step (before its update), regularizer included; the row ends at ``done[q]``.
+    evaluations : ndarray, shape (S, E, sets + 1), float64
+        Each evaluation's MSE on every test set, then the sparsity error; the row ends at ``nevals[q]``.
+    steps : list of ndarray
+        The optimizer step (``optimizer.t``) of each of a seed's evaluations.
+    done, nevals : ndarray, shape (S,), int64
+        Steps taken (fewer than asked when the loss stopped being finite) and evaluations written.
+    """
+
+    losses: np.ndarray
+    evaluations: np.ndarray
+    steps: list[np.ndarray]
+    done: np.ndarray
+    nevals: np.ndarray
+
+    @property
+    def diverged(self) -> np.ndarray:
+        """Per seed: whether a loss was not finite."""
+        return np.array([not np.all(np.isfinite(row[:n])) for row, n in zip(self.losses, self.done)])
+
+
+def _eval_layout(pk: _Packed, xs: list[np.ndarray], block: int) -> tuple[np.ndarray, np.ndarray]:
+    """The test sets' inputs in the kernel's layout, (sets, blocks, I, block) (the last block padded with the
+    set's first sample), and ``log(|x| + eps)`` of them for a NALU first layer (else I = 0)."""
+    from .kernels.numba import train as kernel
+
+    I = int(pk.dims[0])
+    n = {len(x) for x in xs}
+    if len(n) > 1:
+        raise ValueError(f"the test sets must have one size, got {sorted(n)}")
+    N = n.pop() if n else 0
+    nblk = -(-N // block)
+    out = np.empty((len(xs), nblk, I, block), pk.dtype)
+    for j, x in enumerate(xs):
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != I or x.dtype != pk.dtype:
+            raise ValueError(f"a test set must have shape (N, {I}) and dtype {pk.dtype}, got {x.shape} {x.dtype}")
+        padded = np.concatenate([x, np.repeat(x[:1], nblk * block - N, axis=0)])
+        out[j] = padded.reshape(nblk, block, I).transpose(0, 2, 1)
+    logs = np.empty((len(xs), nblk, I if pk.kinds[0] == kernel.NALU else 0, block), pk.dtype)
+    for j in range(len(xs)):
+        for b in range(nblk):
+            logs[j, b] = kernel.log_input(pk.kinds, pk.eps, out[j, b])
+    return out, logs
+
+
+def train_seeds(models: Sequence[Any], optimizers: Sequence[Any], tasks: Sequence[SimpleFunction],
+                u: np.ndarray | None = None, *, steps: int | None = None, states: np.ndarray | None = None,
+                batch_size: int = 128, regularizer: tuple[float, float, float] | None = None,
+                eval_sets: Sequence[tuple[np.ndarray, np.ndarray]] = (), eval_every: int = 0,
+                first_eval: bool = False) -> SeedsRun:
+    """Train ``S`` runs (seeds) of one network in one compiled call, the seeds spread over the threads.
+
+    Parameters
+    ----------
+    models : sequence of Sequential
+        ``S`` models of one structure and dtype (two layers, each ``NAU``, ``NMU`` or ``NALU`` with shared
+        weights, NumPy float32 or float64 parameters); trained in place.
+    optimizers : sequence of nalu_np.optim.Adam
+        One per model, built on its ``params``, with one set of hyper-parameters, without gradient clipping;
+        their moments and step counts are updated in place.  The projections are the layers' ``bounds``.
+    tasks : sequence of SimpleFunction
+        One per model; they may differ in ``offset`` only.
+    u : ndarray, shape (S, K, B, I), optional
+        The uniform numbers of each seed's K batches (:func:`draw_uniforms`), dtype of the models.
+    steps : int, optional
+        Instead of ``u``: K, with batches of ``batch_size`` drawn from ``states``.
+    states : ndarray, shape (S, 4, 16), uint64, optional
+        The seeds' generator states (:func:`rng_state` each), advanced in place.
+    regularizer : (lambda_hat, start, end), optional
+        Adds ``lambda(t) * (R_1 + R_2)`` to the loss at step ``t`` (``t = optimizer.t`` before the step), with
+        :func:`nalu_np.reference.linear_schedule` and the NAU/NMU regularizers (a NALU layer has none).
+    eval_sets : sequence of (x, t)
+        Fixed test sets: inputs ``x`` (N, I) in the models' dtype, shared by the seeds, and targets ``t``
+        (S, N) per seed (float64).
+    eval_every : int
+        Evaluate after every ``eval_every`` steps of the call and after its last one (0: never); with
+        ``first_eval`` also before the first.  A seed whose loss stops being finite stops at its next
+        evaluation.
+
+    Returns
+    -------
+    SeedsRun
+    """
+    from .kernels.numba import rng, train as kernel
+
+    S = len(models)
+    if S == 0 or len(optimizers) != S or len(tasks) != S:
+        raise ValueError(f"need one optimizer and one task per model, got {S} models, {len(optimizers)} "
+                         f"optimizers, {len(tasks)} tasks")
+    packs = [_packing(m) for m in models]
+    pk = packs[0]
+    if any(p.keys != pk.keys or p.dtype != pk.dtype or not np.array_equal(p.dims, pk.dims)
+           or not np.array_equal(p.kinds, pk.kinds) or not np.array_equal(p.eps, pk.eps) for p in packs):
+        raise ValueError("the models must have one structure, dtype and eps")
+    for model, opt in zip(models, optimizers):
+        _check_optimizer(model, opt)
+    opt0 = optimizers[0]
+    hyper = (float(opt0.lr), *map(float, opt0.betas), float(opt0.eps))
+    if any((float(o.lr), *map(float, o.betas), float(o.eps)) != hyper for o in optimizers):
+        raise ValueError("the optimizers must have one set of hyper-parameters")
+    task = tasks[0]
+    if any(replace(t, offset=task.offset) != task for t in tasks):
+        raise ValueError("the tasks may differ in their offset only")
+    I = int(pk.dims[0])
+    if task.in_features != I or pk.dims[2] != 1:
+        raise ValueError(f"the task has {task.in_features} inputs and one target; the model maps {I} -> "
+                         f"{int(pk.dims[2])}")
+    if (u is None) == (steps is None and states is None):
+        raise ValueError("pass either u, or steps and states")
+    if u is not None:
+        u = np.ascontiguousarray(u)
+        if u.ndim != 4 or u.shape[0] != S or u.shape[3] != I or u.dtype != pk.dtype:
+            raise ValueError(f"u must have shape ({S}, steps, batch, {I}) and dtype {pk.dtype}, got {u.shape} "
+                             f"{u.dtype}")
+        steps, batch_size = u.shape[1], u.shape[2]
+        states = np.stack([rng.rng_state(0)] * S)
+    else:
+        if steps is None or states is None:
+            raise ValueError("drawing the batches needs both steps and states")
+        if not (isinstance(states, np.ndarray) and states.ndim == 3 and states.shape[0] == S):
+            raise TypeError(f"states must be an array of {S} generator states, shape ({S}, 4, 16)")
+        for q in range(S):
+            rng.check_state(states[q])
+        if not states.flags.c_contiguous:
+            raise TypeError("states must be C-contiguous")
+        steps = int(steps)
+        if steps < 0 or batch_size < 1:
+            raise ValueError(f"need steps >= 0 and batch_size >= 1, got {steps}, {batch_size}")
+        u = np.empty((S, 0, 1, I), pk.dtype)
+    every = int(eval_every)
+    if every < 0:
+        raise ValueError(f"eval_every must be >= 0, got {eval_every}")
+    lam_hat, start, end = (0.0, 0.0, 0.0) if regularizer is None else map(float, regularizer)
+    if regularizer is not None and not start <= end:
+        raise ValueError(f"regularizer needs start <= end, got {regularizer}")
+    xs, lxs = _eval_layout(pk, [x for x, _ in eval_sets], int(batch_size))
+    ts = np.empty((S, len(eval_sets), len(eval_sets[0][0]) if eval_sets else 0), np.float64)
+    for j, (x, t) in enumerate(eval_sets):
+        t = np.asarray(t, dtype=np.float64)
+        if t.shape != (S, len(x)):
+            raise ValueError(f"the targets of a test set must have shape ({S}, {len(x)}), got {t.shape}")
+        ts[:, j] = t
+    if every == 0:
+        schedule = []  # the steps of the call after which it evaluates: every `every`-th and the last
+    else:
+        schedule = ([0] if first_eval else []) + list(range(every, steps, every)) + ([steps] if steps else [])
+    theta = np.stack([pk.pack(m.params) for m in models])
+    m1 = np.stack([pk.pack(o.state["exp_avg"]) for o in optimizers])
+    m2 = np.stack([pk.pack(o.state["exp_avg_sq"]) for o in optimizers])
+    t0 = np.array([o.t for o in optimizers], np.int64)
+    losses = np.full((S, steps), np.nan)
+    evals = np.full((S, len(schedule), len(eval_sets) + 1), np.nan)
+    done, nevals = np.zeros(S, np.int64), np.zeros(S, np.int64)
+    import numba
+
+    call = kernel.run_parallel if S > 1 and numba.get_num_threads() > 1 else kernel.run
+    call(pk.kinds, pk.dims, pk.offs, pk.eps, theta, m1, m2, pk.lo, pk.hi, u, states, np.ones(S, np.bool_), steps,
+         int(batch_size), float(task.lo), float(task.hi - task.lo), _OPS[task.op],
+         np.array([t.offset for t in tasks], np.int64), task.subset, task.overlap_start, t0, *hyper, lam_hat, start,
+         end, every, bool(first_eval), xs, lxs, ts, losses, evals, done, nevals)
+    at = []
+    for q, (model, opt) in enumerate(zip(models, optimizers)):
+        pk.unpack(theta[q], model.params)
+        pk.unpack(m1[q], opt.state["exp_avg"])
+        pk.unpack(m2[q], opt.state["exp_avg_sq"])
+        at.append(opt.t + np.array(schedule[:nevals[q]], np.int64))
+        opt.t += int(done[q])
+    return SeedsRun(losses=losses, evaluations=evals, steps=at, done=done, nevals=nevals)
+
+
 def train_steps(model: Any, optimizer: Any, task: SimpleFunction, u: np.ndarray | None = None, *,
                 steps: int | None = None, state: np.ndarray | None = None, batch_size: int = 128,
                 regularizer: tuple[float, float, float] | None = None) -> np.ndarray:
-    """Run training steps in one compiled call, with given uniforms ``u`` or with ``steps`` draws from ``state``.
+    """Run training steps of one model in one compiled call, with given uniforms ``u`` or with ``steps`` draws
+    from ``state``: :func:`train_seeds` for one seed, without evaluations.
 
     Parameters
     ----------
@@ -232,54 +412,27 @@ def train_steps(model: Any, optimizer: Any, task: SimpleFunction, u: np.ndarray 
     state : ndarray, shape (4, 16), uint64, optional
         The generator state (:func:`rng_state`), advanced in place.
     regularizer : (lambda_hat, start, end), optional
-        Adds ``lambda(t) * (R_1 + R_2)`` to the loss at step ``t`` (``t = optimizer.t`` before the step), with
-        :func:`nalu_np.reference.linear_schedule` and the NAU/NMU regularizers (a NALU layer has none).
+        See :func:`train_seeds`.
 
     Returns
     -------
     losses : ndarray, shape (K,), float64
         The loss of each step (before its update), regularizer included.
     """
-    from .kernels.numba import rng, train as kernel
+    from .kernels.numba import rng
 
-    pk = _packing(model)
-    _check_optimizer(model, optimizer)
-    I = int(pk.dims[0])
-    if task.in_features != I or (pk.dims[2] != 1):
-        raise ValueError(f"the task has {task.in_features} inputs and one target; the model maps {I} -> "
-                         f"{int(pk.dims[2])}")
-    if (u is None) == (steps is None and state is None):
-        raise ValueError("pass either u, or steps and state")
-    if u is not None:
-        u = np.ascontiguousarray(u)
-        if u.ndim != 3 or u.shape[2] != I or u.dtype != pk.dtype:
-            raise ValueError(f"u must have shape (steps, batch, {I}) and dtype {pk.dtype}, got {u.shape} {u.dtype}")
-        steps, batch_size = u.shape[0], u.shape[1]
-        state = rng.rng_state(0)
-    else:
-        if steps is None or state is None:
-            raise ValueError("drawing the batches needs both steps and state")
+    if state is not None:
         rng.check_state(state)
-        steps = int(steps)
-        if steps < 0 or batch_size < 1:
-            raise ValueError(f"need steps >= 0 and batch_size >= 1, got {steps}, {batch_size}")
-        u = np.empty((0, 1, I), pk.dtype)
-    lam_hat, start, end = (0.0, 0.0, 0.0) if regularizer is None else map(float, regularizer)
-    if regularizer is not None and not start <= end:
-        raise ValueError(f"regularizer needs start <= end, got {regularizer}")
-    theta = pk.pack(model.params)
-    m1, m2 = pk.pack(optimizer.state["exp_avg"]), pk.pack(optimizer.state["exp_avg_sq"])
-    losses = np.empty(steps, np.float64)
-    b1, b2 = optimizer.betas
-    kernel.run(pk.kinds, pk.dims, pk.offs, pk.eps, theta, m1, m2, pk.lo, pk.hi, u, state, steps, int(batch_size),
-         float(task.lo), float(task.hi - task.lo), _OPS[task.op], task.offset, task.subset, task.overlap_start,
-         optimizer.t, float(optimizer.lr), float(b1), float(b2), float(optimizer.eps), lam_hat, start, end,
-         losses)
-    pk.unpack(theta, model.params)
-    pk.unpack(m1, optimizer.state["exp_avg"])
-    pk.unpack(m2, optimizer.state["exp_avg_sq"])
-    optimizer.t += steps
-    return losses
+        states = state.reshape(1, *state.shape)  # a view: advanced in place
+    else:
+        states = None
+    if u is not None:
+        u = np.asarray(u)
+        if u.ndim != 3:
+            raise ValueError(f"u must have shape (steps, batch, in_features), got {u.shape}")
+        u = u[None]
+    return train_seeds([model], [optimizer], [task], u, steps=steps, states=states, batch_size=batch_size,
+                       regularizer=regularizer).losses[0]
 
 
 def predictor(model: Any, x: np.ndarray) -> Callable[[], np.ndarray]:

@@ -28,7 +28,7 @@ import sys
 from typing import Any, Iterable, Sequence
 
 from . import studies
-from ._options import add_backend_and_steps, add_seeds, positive_int, seed_range
+from ._options import add_backend_and_steps, add_seeds, add_workers, seed_range
 from .sweep import Config, run_sweep
 
 __all__ = ["RECORD_COLUMNS", "STUDIES", "grid", "config_of", "read_record", "append_row", "comparison_table",
@@ -166,8 +166,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "already in it are not run again (default: bench/results/madsen2020.csv)")
     parser.add_argument("--out", default=os.path.join("runs", "madsen2020"), metavar="DIR",
                         help="working directory of the runs' JSON files (default: runs/madsen2020)")
-    parser.add_argument("--workers", type=positive_int, default=None,
-                        help="worker processes (default: os.cpu_count())")
+    add_workers(parser)
     parser.add_argument("--summary", action="store_true", help="only print the table of the record")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
 
@@ -192,7 +191,8 @@ def run_from_args(args: argparse.Namespace) -> int:
 
         try:
             run_sweep(list(by_config), seed_range(args), args.out, max_workers=args.workers, backend=args.backend,
-                      progress=not args.quiet, skip=skip, on_record=on_record)
+                      progress=not args.quiet, skip=skip, on_record=on_record,
+                      seeds_per_call=args.seeds_per_call)
         except RuntimeError as err:
             print(f"nalu-np reproduce: {err}", file=sys.stderr)
             status = 1

@@ -41,14 +41,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TextIO
 
-import numpy as np
-
 from . import _workers
 from ._files import write_atomic
-from ._options import add_backend_and_steps, add_seeds, positive_int, seed_range
-from .training import ENGINES, compiled_unsupported
+from ._checks import positive_int
+from ._options import add_backend_and_steps, add_seeds, add_workers, seed_range
+from .summary import Row, markdown_table, plot, summarize
+from .training import ENGINES, compiled_unsupported, train_many
 
-__all__ = ["ENGINES", "Config", "Row", "SweepLockedError", "run_seed", "run_sweep", "load_results", "summarize", "markdown_table", "plot",
+__all__ = ["ENGINES", "Config", "Row", "SweepLockedError", "run_seed", "run_seeds", "run_sweep", "load_results", "summarize", "markdown_table", "plot",
            "add_arguments", "run_from_args", "main"]
 
 
@@ -172,18 +172,42 @@ def run_seed(config: Config | Mapping[str, Any], seed: int, backend: str | None 
     """
     from .training import train
 
-    if not isinstance(config, Config):
-        config = Config(config["task"], config.get("unit"), config.get("options", {}))
+    config = _as_config(config)
     task, model = _fresh_run(config, seed)
     if backend not in (None, "numpy", "numba"):
         model = model.to(backend)  # a device backend: the compiled engine does not apply there
     result = train(model, task, seed=seed, engine=engine, backend=backend, progress=False)
+    return _record(config, task, model, result)
+
+
+def run_seeds(config: Config | Mapping[str, Any], seeds: Sequence[int], backend: str | None = None,
+              engine: str = "auto") -> list[dict[str, Any]]:
+    """The records of :func:`run_seed` for each of ``seeds``, the same ones, trained together in compiled
+    calls (:func:`nalu_np.training.train_many`) where the compiled engine applies and ``engine`` allows it,
+    else one after the other."""
+    config = _as_config(config)
+    runs = [_fresh_run(config, s) for s in seeds]
+    batch = len(runs) > 1 and engine != "python" and backend in (None, "numpy", "numba") and all(
+        compiled_unsupported(model, task, backend) is None for task, model in runs)
+    if not batch:
+        return [run_seed(config, s, backend, engine) for s in seeds]
+    results = train_many([m for _, m in runs], [t for t, _ in runs], list(seeds))
+    return [_record(config, task, model, result) for (task, model), result in zip(runs, results)]
+
+
+def _as_config(config: Config | Mapping[str, Any]) -> Config:
+    return config if isinstance(config, Config) else Config(config["task"], config.get("unit"),
+                                                           config.get("options", {}))
+
+
+def _record(config: Config, task: Any, model: Any, result: Any) -> dict[str, Any]:
+    """The record of one finished run (see :func:`run_seed`)."""
     verdict = task.outcome(result.evaluations) if callable(getattr(task, "outcome", None)) else {}
     verdict["success"] = bool(result.success)  # False for a diverged run whatever the evaluations say
     units = [type(layer).__name__ for layer in getattr(model, "layers", [model])]
     return {
         "config": config.to_dict(),
-        "seed": int(seed),
+        "seed": int(result.seed),
         "engine": result.engine,
         "backend": result.backend,
         "task": task.name,
@@ -363,38 +387,67 @@ class _Progress:
             self.stream.flush()
 
 
+#: the most seeds of a configuration that one job of a sweep trains together (its records are written when the
+#: job ends, so a bigger batch loses more work to an interruption)
+MAX_SEEDS_PER_CALL = 16
+
+
+def _batches(todo: list[tuple[Config, int]], workers: int, seeds_per_call: int | None
+             ) -> list[tuple[Config, list[int]]]:
+    """``todo`` as (configuration, seeds) jobs: each configuration's seeds in batches of ``seeds_per_call``
+    (default: as many as keep every worker busy, at most :data:`MAX_SEEDS_PER_CALL`)."""
+    by_config: dict[Config, list[int]] = {}
+    for config, seed in todo:
+        by_config.setdefault(config, []).append(seed)
+    jobs = []
+    for config, seeds in by_config.items():
+        size = seeds_per_call or min(MAX_SEEDS_PER_CALL, -(-len(seeds) // workers))
+        jobs += [(config, seeds[i:i + size]) for i in range(0, len(seeds), size)]
+    return jobs
+
+
 def _run_all(todo: list[tuple[Config, int]], out_dir: str, executor: cf.Executor | None, max_workers: int | None,
              backend: str | None, engine: str, bar: _Progress,
-             on_record: Callable[[Config, dict[str, Any]], None] | None) -> list[str]:
-    """Run ``todo`` through ``executor`` (default: a process pool of our own), writing each record as it comes
-    (and handing it to ``on_record``); the failures, one line each."""
+             on_record: Callable[[Config, dict[str, Any]], None] | None, seeds_per_call: int | None = None
+             ) -> list[str]:
+    """Run ``todo`` through ``executor`` (default: a process pool of our own), the seeds of a configuration in
+    batches (:func:`run_seeds`), writing each record as it comes (and handing it to ``on_record``); the
+    failures, one line each."""
     errors: list[str] = []
     own = executor is None
+    workers = max_workers or os.cpu_count() or 1
     if own:
-        executor = cf.ProcessPoolExecutor(max_workers=max_workers or os.cpu_count(), mp_context=_workers.CONTEXT,
-                                          initializer=_workers.watch_parent, initargs=(os.getpid(),))
+        executor = cf.ProcessPoolExecutor(max_workers=workers, mp_context=_workers.CONTEXT,
+                                          initializer=_workers.start_worker,
+                                          initargs=(os.getpid(), max(1, (os.cpu_count() or 1) // workers)))
     interrupted = True
-    futures: dict[cf.Future, tuple[Config, int]] = {}
+    futures: dict[cf.Future, tuple[Config, list[int]]] = {}
     try:
-        futures = {executor.submit(run_seed, c, s, backend, engine): (c, s) for c, s in todo}
+        if not own and seeds_per_call is None:
+            seeds_per_call = 1  # someone else's executor: one job per run, as many as it can take
+        futures = {(executor.submit(run_seed, c, seeds[0], backend, engine) if len(seeds) == 1 else
+                    executor.submit(run_seeds, c, seeds, backend, engine)): (c, seeds)
+                   for c, seeds in _batches(todo, workers, seeds_per_call)}
         pending = set(futures)
         bar.update(len(pending))
         while pending:
             finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
             for fut in finished:
-                config, seed = futures[fut]
-                bar.done += 1
+                config, seeds = futures[fut]
                 try:
-                    record = fut.result()
+                    records = fut.result() if len(seeds) > 1 else [fut.result()]
                 except Exception as err:  # noqa: BLE001 - a failing run is reported, the others go on
-                    bar.failed += 1
-                    errors.append(f"{config.key} seed {seed}: {type(err).__name__}: {err}")
-                    bar.update(len(pending), f"seed {seed} of {config.key} raised {type(err).__name__}")
+                    bar.done += len(seeds)
+                    bar.failed += len(seeds)
+                    errors += [f"{config.key} seed {seed}: {type(err).__name__}: {err}" for seed in seeds]
+                    bar.update(len(pending), f"seeds {seeds} of {config.key} raised {type(err).__name__}")
                     continue
-                _write_atomic(_seed_path(out_dir, config, seed), record)
-                if on_record is not None:
-                    on_record(config, record)
-                bar.ok += bool(record.get("success"))
+                for record in records:
+                    bar.done += 1
+                    _write_atomic(_seed_path(out_dir, config, record["seed"]), record)
+                    if on_record is not None:
+                        on_record(config, record)
+                    bar.ok += bool(record.get("success"))
                 bar.update(len(pending))
         interrupted = False
     finally:
@@ -413,7 +466,8 @@ def run_sweep(configs: Config | Sequence[Config], seeds: Iterable[int], out_dir:
               executor: cf.Executor | None = None, max_workers: int | None = None, backend: str | None = None,
               engine: str = "auto", progress: bool = True, stream: TextIO | None = None,
               skip: Callable[[Config, int], bool] | None = None,
-              on_record: Callable[[Config, dict[str, Any]], None] | None = None) -> list["Row"]:
+              on_record: Callable[[Config, dict[str, Any]], None] | None = None,
+              seeds_per_call: int | None = None) -> list[Row]:
     """Run every (configuration, seed) not yet on disk, then summarise all runs of the configurations.
 
     Parameters
@@ -436,6 +490,11 @@ def run_sweep(configs: Config | Sequence[Config], seeds: Iterable[int], out_dir:
         repository) and must not run, whether or not ``out_dir`` has it.
     on_record : callable, optional
         ``on_record(config, record)``, called in this process as each run's record is written.
+    seeds_per_call : int, optional
+        Seeds of a configuration per job, trained together by the compiled engine where it applies
+        (:func:`run_seeds`; a job of one seed is :func:`run_seed`).  Default: with the sweep's own pool, enough
+        jobs for every worker, at most :data:`MAX_SEEDS_PER_CALL` seeds each; with ``executor``, one seed per
+        job.  A job's records are written when it ends, so an interruption loses the job.
 
     Returns
     -------
@@ -466,7 +525,8 @@ def run_sweep(configs: Config | Sequence[Config], seeds: Iterable[int], out_dir:
         todo = [(c, s) for c in configs for s in seeds if not (skip is not None and skip(c, s))
                 and _read_record(_seed_path(out_dir, c, s), c, s, stream) is None]
         bar = _Progress(len(todo), len(configs) * len(seeds) - len(todo), stream, progress)
-        errors = _run_all(todo, out_dir, executor, max_workers, backend, engine, bar, on_record)
+        errors = _run_all(todo, out_dir, executor, max_workers, backend, engine, bar, on_record,
+                          None if seeds_per_call is None else positive_int(seeds_per_call, "seeds_per_call"))
     rows = _stored_rows(out_dir, configs, seeds)
     if errors:
         raise RuntimeError(f"{len(errors)} run(s) failed:\n" + "\n".join(errors))
@@ -478,97 +538,11 @@ def run_sweep(configs: Config | Sequence[Config], seeds: Iterable[int], out_dir:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _stored_rows(out_dir: str, configs: Sequence[Config], seeds: Iterable[int]) -> list["Row"]:
+def _stored_rows(out_dir: str, configs: Sequence[Config], seeds: Iterable[int]) -> list[Row]:
     """:func:`summarize` of the runs on disk of ``configs`` with the given seeds."""
     wanted = set(seeds)
     stored = load_results(out_dir)
     return summarize({c: [r for r in stored.get(c, []) if r["seed"] in wanted] for c in configs})
-
-
-@dataclass(frozen=True)
-class Row:
-    """Summary of one configuration's runs (the columns of the papers' tables)."""
-
-    task: str
-    op: str
-    unit: str
-    steps: int
-    seeds: int
-    successes: int
-    ci_low: float
-    ci_high: float
-    median_solved_at: float | None
-    mean_sparsity_error: float | None
-
-    @property
-    def rate(self) -> float:
-        return self.successes / self.seeds if self.seeds else float("nan")
-
-
-def summarize(results: Mapping[Config, Sequence[Mapping[str, Any]]]) -> list[Row]:
-    """One :class:`Row` per configuration: success rate with its 95 % Wilson interval, and over the solved
-    runs (as the papers) the median "solved at" step and the mean sparsity error."""
-    from .arithmetic import wilson_interval
-
-    rows = []
-    for config, records in results.items():
-        if not records:
-            continue
-        solved = [r for r in records if r.get("success")]
-        lo, hi = wilson_interval(len(solved), len(records))
-        solved_at = [r["solved_at"] for r in solved if r.get("solved_at") is not None]
-        sparsity = [float(r["sparsity_error"]) for r in solved if r.get("sparsity_error") is not None]
-        first = records[0]
-        rows.append(Row(
-            task=first.get("task", config.task), op=first.get("op", config.task),
-            unit=first.get("unit", config.unit or "default"), steps=int(first.get("steps", 0)),
-            seeds=len(records), successes=len(solved), ci_low=lo, ci_high=hi,
-            median_solved_at=float(np.median(solved_at)) if solved_at else None,
-            mean_sparsity_error=float(np.mean(sparsity)) if sparsity else None,
-        ))
-    return rows
-
-
-def markdown_table(rows: Sequence[Row]) -> str:
-    """The rows as a markdown table."""
-    head = ("| task | op | unit | steps | seeds | success | 95% Wilson CI | median solved at | sparsity error |\n"
-            "|---|---|---|---:|---:|---:|---|---:|---:|\n")
-    lines = []
-    for r in rows:
-        solved_at = "—" if r.median_solved_at is None else f"{r.median_solved_at:,.0f}"
-        sparsity = "—" if r.mean_sparsity_error is None else f"{r.mean_sparsity_error:.2e}"
-        lines.append(f"| {r.task} | {r.op} | {r.unit} | {r.steps:,} | {r.seeds} | {r.successes}/{r.seeds} "
-                     f"({r.rate:.0%}) | [{r.ci_low:.0%}, {r.ci_high:.0%}] | {solved_at} | {sparsity} |")
-    return head + "\n".join(lines) + "\n"
-
-
-def plot(rows: Sequence[Row], path: str) -> str:
-    """Success rates with their Wilson intervals as a bar chart in ``path`` (PNG); needs matplotlib.
-
-    Returns
-    -------
-    str
-        A line saying where the plot went, or why there is none.
-    """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "no plot: matplotlib is not installed (pip install matplotlib)"
-    labels = [f"{r.unit}\n{r.op} ({r.steps:.0e} steps)" for r in rows]
-    rates = np.array([r.rate for r in rows])
-    err = np.array([[r.rate - r.ci_low for r in rows], [r.ci_high - r.rate for r in rows]])
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(rows)), 3.5))
-    ax.bar(range(len(rows)), rates, yerr=err, capsize=4, color="tab:blue")
-    ax.set_xticks(range(len(rows)), labels, fontsize=8)
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("success rate (95% Wilson CI)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return f"plot written to {path}"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -610,8 +584,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="options", action="append", type=_option, default=[], metavar="KEY=VALUE",
                         help="a task option, e.g. eval_every=500 or range=U[-2,2] (repeatable)")
     parser.add_argument("--out", required=True, metavar="DIR", help="results directory (resumable)")
-    parser.add_argument("--workers", type=positive_int, default=None,
-                        help="worker processes (default: os.cpu_count())")
+    add_workers(parser)
     parser.add_argument("--engine", choices=ENGINES, default="auto",
                         help="python: nalu_np.train step by step; compiled: the Numba training kernel (two-layer "
                              "NAU/NMU/NALU networks on the simple-* tasks only, batches drawn in the kernel); "
@@ -645,7 +618,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     else:
         try:
             rows = run_sweep(configs, seeds, args.out, max_workers=args.workers, backend=args.backend,
-                             engine=args.engine, progress=not args.quiet)
+                             engine=args.engine, progress=not args.quiet, seeds_per_call=args.seeds_per_call)
         except RuntimeError as err:
             print(f"nalu-np sweep: {err}", file=sys.stderr)
             rows = _stored_rows(args.out, configs, seeds)

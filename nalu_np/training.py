@@ -40,7 +40,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Sequence, TextIO
 
 import numpy as np
 
@@ -50,7 +50,7 @@ from .losses import mse
 from .optim import Optimizer, create
 from .tasks import Evaluation, Task, get_task, seed_rngs
 
-__all__ = ["ENGINES", "TrainResult", "train", "compiled_unsupported"]
+__all__ = ["ENGINES", "TrainResult", "train", "train_many", "compiled_unsupported"]
 
 ENGINES = ("auto", "python", "compiled")
 DRAWS = ("kernel", "numpy")
@@ -278,43 +278,69 @@ def _train_python(model: Any, task: Task, opt: Optimizer, be: Backend, steps: in
     return np.asarray(to_numpy(history[:done]), dtype=np.float64), evaluations, diverged
 
 
-def _train_compiled(model: Any, task: Any, opt: Optimizer, steps: int, seed: int, eval_every: int | None,
-                    draws: str, bar: "_Progress | None") -> tuple[np.ndarray, list[Evaluation], bool]:
-    """The compiled engine: ``eval_every`` steps per call of :func:`nalu_np.compiled.train_steps`, the same
-    regularizer schedule, projections and evaluations as the Python engine."""
+#: steps per compiled call when the batches are drawn in the kernel (a multiple of ``eval_every`` is used):
+#: bounds the losses kept per call, (seeds, CALL_STEPS) float64
+CALL_STEPS = 1 << 16
+
+
+def _train_compiled(models: list[Any], tasks: list[Any], opts: list[Optimizer], steps: int, seeds: list[int],
+                    eval_every: int | None, draws: str, bar: "_Progress | None"
+                    ) -> list[tuple[np.ndarray, list[Evaluation], bool]]:
+    """The compiled engine: the seeds of one configuration trained together by
+    :func:`nalu_np.compiled.train_seeds`, the test sets evaluated inside the calls, with the same regularizer
+    schedule, projections, evaluations and divergence rule as the Python engine; per seed (loss of every step,
+    evaluations, diverged)."""
     from . import compiled
 
-    spec = compiled.SimpleFunction(op=task.op, offset=task.offset, in_features=task.in_features,
-                                   lo=task.interpolation_range.lo, hi=task.interpolation_range.hi,
-                                   subset=task.subset_size, overlap_start=task.subset_size - task.overlap)
+    def spec(task: Any) -> Any:
+        return compiled.SimpleFunction(op=task.op, offset=task.offset, in_features=task.in_features,
+                                       lo=task.interpolation_range.lo, hi=task.interpolation_range.hi,
+                                       subset=task.subset_size, overlap_start=task.subset_size - task.overlap)
+
+    task = tasks[0]
+    specs = [spec(t) for t in tasks]
     regularizer = (task.lambda_hat, task.reg_start, task.reg_end) if task.lambda_hat > 0 else None
-    _, data_rng = seed_rngs(seed)
-    state = compiled.rng_state(int(data_rng.integers(2**63))) if draws == "kernel" else None
-    predictions = {name: (compiled.predictor(model, x), np.asarray(t, dtype=np.float64))
-                   for name, (x, t) in task.eval_sets().items()}
-
-    def run(k: int) -> np.ndarray:
-        if state is not None:
-            return compiled.train_steps(model, opt, spec, steps=k, state=state, batch_size=task.batch_size,
-                                        regularizer=regularizer)
-        u = compiled.draw_uniforms(data_rng, k, task.batch_size, task.in_features, task.dtype)
-        return compiled.train_steps(model, opt, spec, u, regularizer=regularizer)
-
+    data_rngs = [seed_rngs(seed)[1] for seed in seeds]
+    states = (np.stack([compiled.rng_state(int(r.integers(2**63))) for r in data_rngs]) if draws == "kernel"
+              else None)
+    sets = [t.eval_sets() for t in tasks]
+    names = list(sets[0])
+    eval_sets = [(sets[0][name][0], np.stack([np.asarray(s[name][1], np.float64).ravel() for s in sets]))
+                 for name in names]
+    if any(not np.array_equal(s[name][0], sets[0][name][0]) for s in sets[1:] for name in names):
+        raise ValueError("the seeds' tasks must share their test inputs")
     every = eval_every or steps
-    evaluations, chunks, done, diverged = [_evaluation(model, task, predictions, 0)], [], 0, False
-    while done < steps:
-        k = min(every, steps - done)
-        chunks.append(run(k))
+    call = every * max(1, CALL_STEPS // every) if draws == "kernel" else every
+    S = len(models)
+    losses: list[list[np.ndarray]] = [[] for _ in range(S)]
+    evaluations: list[list[Evaluation]] = [[] for _ in range(S)]
+    active, done = list(range(S)), 0
+    while active and done < steps:
+        k = min(call, steps - done)
+        pick = np.array(active)
+        u = None if states is not None else np.stack(
+            [compiled.draw_uniforms(data_rngs[q], k, task.batch_size, task.in_features, task.dtype) for q in active])
+        sub = None if states is None else states[pick]
+        run = compiled.train_seeds([models[q] for q in active], [opts[q] for q in active], [specs[q] for q in active],
+                                   u, steps=None if u is not None else k, states=sub, batch_size=task.batch_size,
+                                   regularizer=regularizer, eval_sets=eval_sets, eval_every=every,
+                                   first_eval=done == 0)
+        if states is not None:
+            states[pick] = sub
+        for row, q in enumerate(active):
+            losses[q].append(run.losses[row, :run.done[row]])
+            for at, values in zip(run.steps[row], run.evaluations[row, :run.nevals[row]]):
+                evaluations[q].append(Evaluation(int(at), {**{f"{name}_mse": float(v) for name, v in
+                                                              zip(names, values)}, "sparsity_error": float(values[-1])}))
         done += k
-        if not np.all(np.isfinite(chunks[-1])):
-            diverged = True
-            break
+        active = [q for row, q in enumerate(active) if not run.diverged[row]]
         if bar is not None:
-            bar.report(done, float(chunks[-1][-1]))
-        if done < steps:
-            evaluations.append(_evaluation(model, task, predictions, done))
-    evaluations.append(_evaluation(model, task, predictions, done))
-    return np.concatenate(chunks) if chunks else np.empty(0), evaluations, diverged
+            bar.report(done, float(losses[0][-1][-1]) if len(losses[0][-1]) else math.nan)
+    out = []
+    for q in range(S):
+        loss = np.concatenate(losses[q]) if losses[q] else np.empty(0)
+        out.append((loss, evaluations[q], not np.all(np.isfinite(loss))))
+    return out
 
 
 def train(model: Any, task: Task | str, *, steps: int | None = None, optimizer: str | Optimizer | None = None,
@@ -390,18 +416,72 @@ def train(model: Any, task: Task | str, *, steps: int | None = None, optimizer: 
     t0 = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported, not warned about
         if used == "compiled":
-            loss, evaluations, diverged = _train_compiled(model, task, opt, steps, seed, eval_every, draws, bar)
+            loss, evaluations, diverged = _train_compiled([model], [task], [opt], steps, [seed], eval_every,
+                                                          draws, bar)[0]
         else:
             loss, evaluations, diverged = _train_python(model, task, opt, be, steps, seed, eval_every, log_every,
                                                         bar)
     wall = time.perf_counter() - t0
-    success = (not diverged) and bool(task.success(evaluations))
+    result = _result(model, task, seed, used, be, opt, steps, loss, evaluations, diverged, wall)
     if bar is not None:
         done = len(loss)
         bar.close(f"{bar.label} {'diverged at step ' + str(done) if diverged else f'{done} steps'} "
                   f"in {wall:.1f}s, final loss {loss[-1]:.4g}")
+    return result
+
+
+def _result(model: Any, task: Task, seed: int, engine: str, be: Backend, opt: Optimizer, steps: int,
+            loss: np.ndarray, evaluations: list[Evaluation], diverged: bool, wall: float) -> TrainResult:
     return TrainResult(
-        task=task.name, seed=int(seed), backend="numba" if used == "compiled" else be.name, engine=used,
+        task=task.name, seed=int(seed), backend="numba" if engine == "compiled" else be.name, engine=engine,
         config=model.config(), optimizer={"type": type(opt).__name__, "hyper": opt.hyper()}, steps=steps,
-        loss=loss, evaluations=evaluations, success=success, diverged=diverged, wall_time=wall, model=model,
+        loss=loss, evaluations=evaluations, success=(not diverged) and bool(task.success(evaluations)),
+        diverged=diverged, wall_time=wall, model=model,
     )
+
+
+def train_many(models: Sequence[Any], tasks: Sequence[Task | str], seeds: Sequence[int], *,
+               steps: int | None = None, eval_every: int | None = None, draws: str = "kernel") -> list[TrainResult]:
+    """Train the seeds of one configuration together with the compiled engine: ``S`` runs per compiled call,
+    spread over the cores, each evaluated inside the call.
+
+    Seed ``seeds[q]`` trains ``models[q]`` on ``tasks[q]`` exactly as ``train(models[q], tasks[q],
+    seed=seeds[q], engine="compiled")`` would, bit for bit, whichever other seeds train beside it.
+
+    Parameters
+    ----------
+    models : sequence of models
+        One per seed, of one structure and dtype, each accepted by :func:`compiled_unsupported`; trained in
+        place.
+    tasks : sequence of Task or str
+        One per seed: one simple function task that may differ in the seed-dependent subset offset only.
+    seeds : sequence of int
+        The runs' seeds (their batches, as :func:`train`).
+    steps, eval_every, draws
+        As :func:`train` (the defaults are the first task's).
+
+    Returns
+    -------
+    list of TrainResult
+        One per seed, in order; ``wall_time`` is the call's wall time shared equally among the seeds.
+    """
+    if draws not in DRAWS:
+        raise ValueError(f"unknown draws {draws!r}; one of {', '.join(DRAWS)}")
+    tasks = [get_task(t) for t in tasks]
+    if not (len(models) == len(tasks) == len(seeds)) or not models:
+        raise ValueError(f"need one task and one seed per model, got {len(models)} models, {len(tasks)} tasks, "
+                         f"{len(seeds)} seeds")
+    be = get_backend("numpy")
+    for model, task in zip(models, tasks):
+        why = compiled_unsupported(model, task, be)
+        if why is not None:
+            raise ValueError(why)
+    steps = positive_int(tasks[0].steps if steps is None else steps, "steps")
+    eval_every = tasks[0].eval_every if eval_every is None else positive_int(eval_every, "eval_every")
+    opts = [_make_optimizer(model, None, None, task, {}) for model, task in zip(models, tasks)]
+    t0 = time.perf_counter()
+    with np.errstate(over="ignore", invalid="ignore"):
+        runs = _train_compiled(list(models), tasks, opts, steps, [int(s) for s in seeds], eval_every, draws, None)
+    wall = (time.perf_counter() - t0) / len(models)
+    return [_result(model, task, seed, "compiled", be, opt, steps, *run, wall)
+            for model, task, seed, opt, run in zip(models, tasks, seeds, opts, runs)]

@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import EW, adam_step, log_abs, nac_weight_grad_into, nac_weight_into
+from numba import prange
+
+from ._common import EW, PAR, adam_step, log_abs, nac_weight_grad_into, nac_weight_into
 from ._math import jit as njit
 from .nalu import nalu_block_backward, nalu_block_forward
 from .nau import nau_block_backward, nau_block_forward, nau_regularizer
 from .nmu import nmu_block_backward, nmu_block_forward, nmu_regularizer
 from .rng import fill_uniform
 
-__all__ = ["NAU", "NMU", "NALU", "run", "log_input", "predict"]
+__all__ = ["NAU", "NMU", "NALU", "run", "run_parallel", "sparsity_error", "log_input", "predict"]
 
 #: the kind codes of the layers
 NAU, NMU, NALU = 0, 1, 2
@@ -163,34 +165,59 @@ def _model_forward(kinds, eps, theta, offs, w1, w2, xT, lx, hT, lh, act1, act2, 
 
 
 @njit(**EW)
-def run(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, state, steps, B, xlo, span, op, o, s, v,
-        t0, lr, b1, b2, adam_eps, lam_hat, lam_start, lam_end, losses):
-    """``steps`` training steps on the packed parameters ``theta`` with Adam moments ``m1``, ``m2``.
+def _distance(w):
+    """``min(|w|, |1 - |w||)`` in float64: the distance of a weight to the nearest of -1, 0, 1."""
+    a = abs(np.float64(w))
+    return min(a, abs(1.0 - a))
 
-    Parameters
-    ----------
-    kinds : int64 array, shape (2,)
-        The layers' kind codes (``NAU``, ``NMU``, ``NALU``).
-    dims : int64 array, shape (3,)
-        ``(I, H, O)``.
-    offs : int64 array, shape (3,)
-        Start of layer 1's parameters in ``theta``, start of layer 2's, end.
-    eps : float64 array, shape (2,)
-        The layers' ``eps`` (used by a NALU).
-    theta, m1, m2, lo, hi : arrays of one float dtype, shape (P,)
-        Parameters, Adam's moments (updated in place), the projection's bounds.
-    u : array, shape (steps, B, I) or (0, 1, I)
-        The uniforms of the batches; when it has no ``steps`` entries the batches are drawn from ``state``
-        (uint64, (4, LANES), advanced in place).
-    xlo, span, op, o, s, v
-        The task: ``x = xlo + span * u``, target ``sum(x[o:o+s]) op sum(x[o+v:o+v+s])``.
-    t0, lr, b1, b2, adam_eps
-        Adam's steps so far and its hyper-parameters.
-    lam_hat, lam_start, lam_end
-        The regularizer ``lambda(t) (R_1 + R_2)``, ``lambda(t) = lam_hat clip((t - start) / (end - start), 0, 1)``.
-    losses : float64 array, shape (steps,)
-        Out: the loss of each step before its update (MSE plus regularizer).
+
+@njit(**EW)
+def sparsity_error(kinds, dims, offs, theta):
+    """Madsen & Johansen's sparsity error of the packed model ``theta``: the largest :func:`_distance` over the
+    weights as the forward pass uses them (NAU, NMU: ``W``; NALU: ``tanh(W_hat) sigma(M_hat)`` in float64, the
+    gate left out), as :func:`nalu_np.arithmetic.sparsity_error`."""
+    worst = 0.0
+    for layer in range(2):
+        n = dims[layer] * dims[layer + 1]
+        p = theta[offs[layer]:offs[layer + 1]]
+        for k in range(n):
+            if kinds[layer] == NALU:
+                m = np.float64(p[n + k])
+                sig = 1.0 / (1.0 + np.exp(-m)) if m >= 0 else np.exp(m) / (1.0 + np.exp(m))
+                d = _distance(np.tanh(np.float64(p[k])) * sig)
+            else:
+                d = _distance(p[k])
+            if not d <= worst:  # NaN wins, as numpy's max
+                worst = d
+    return worst
+
+
+@njit(**EW)
+def _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, w1, w2, hT, lh, act1, act2, yT, row):
+    """``row[j] = mean((y - t)^2)`` on each test set ``j`` (float64) and ``row[-1]`` the sparsity error.
+
+    ``xs`` (sets, blocks, I, nb) holds each set's inputs in blocks of ``nb`` columns, the last block padded;
+    ``lxs`` the same for ``log(|x| + eps)`` (I rows for a NALU first layer, else 0); ``ts`` (sets, N) the
+    targets in float64.
     """
+    nb = xs.shape[3]
+    for j in range(xs.shape[0]):
+        N = ts.shape[1]
+        total = 0.0
+        for blk in range(xs.shape[1]):
+            _model_forward(kinds, eps, theta, offs, w1, w2, xs[j, blk], lxs[j, blk], hT, lh, act1, act2, yT,
+                           True)
+            for b in range(min(nb, N - blk * nb)):
+                d = np.float64(yT[0, b]) - ts[j, blk * nb + b]
+                total += d * d
+        row[j] = total / N
+    row[xs.shape[0]] = sparsity_error(kinds, dims, offs, theta)
+
+
+@njit(**EW)
+def _train_seed(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, state, steps, B, xlo, span, op, o, s, v,
+                t0, lr, b1, b2, adam_eps, lam_hat, lam_start, lam_end, every, first, xs, lxs, ts, losses, evals):
+    """One seed of :func:`run`: returns (steps done, evaluations written)."""
     I, H, O = dims[0], dims[1], dims[2]
     dt = theta.dtype
     grad = np.zeros_like(theta)
@@ -213,7 +240,12 @@ def run(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, state, steps, B, xlo, 
     p1, p2 = theta[offs[0]:offs[1]], theta[offs[1]:offs[2]]
     g1, g2 = grad[offs[0]:offs[1]], grad[offs[1]:offs[2]]
     w1, w2, lx, hT, lh, act1, act2 = _work(kinds, dims, dt, B)
+    ne = 0
+    if every > 0 and first:
+        _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, w1, w2, hT, lh, act1, act2, yT, evals[ne])
+        ne += 1
     given = u.shape[0] == steps
+    bad = False
     for k in range(steps):
         step = t0 + k  # optimizer steps taken before this one
         if given:
@@ -237,7 +269,90 @@ def run(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, state, steps, B, xlo, 
         if lam != 0.0:
             loss += _penalty(kinds[0], p1, lam, g1) + _penalty(kinds[1], p2, lam, g2)
         losses[k] = loss
+        bad = bad or not np.isfinite(loss)
         adam_step(theta, grad, m1, m2, step + 1, lr, b1, b2, adam_eps, lo, hi)
+        if every > 0 and ((k + 1) % every == 0 or k + 1 == steps):
+            _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, w1, w2, hT, lh, act1, act2, yT, evals[ne])
+            ne += 1
+            if bad:
+                return k + 1, ne
+    return steps, ne
+
+
+@njit(**EW)
+def run(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, states, active, steps, B, xlo, span, op, offsets, s,
+        v, t0, lr, b1, b2, adam_eps, lam_hat, lam_start, lam_end, every, first, xs, lxs, ts, losses, evals, done,
+        nevals):
+    """``steps`` training steps of ``S`` independent runs (seeds) of one network on the packed parameters
+    ``theta[s]`` with Adam moments ``m1[s]``, ``m2[s]``, one seed after the other (:func:`run_parallel`:
+    spread over the threads).
+
+    A seed's run depends only on its own rows (parameters, moments, generator state, subset offset), so it is
+    the same alone as among any others, and the same however the steps are split into calls.
+
+    Parameters
+    ----------
+    kinds : int64 array, shape (2,)
+        The layers' kind codes (``NAU``, ``NMU``, ``NALU``).
+    dims : int64 array, shape (3,)
+        ``(I, H, O)``.
+    offs : int64 array, shape (3,)
+        Start of layer 1's parameters in a row of ``theta``, start of layer 2's, end.
+    eps : float64 array, shape (2,)
+        The layers' ``eps`` (used by a NALU).
+    theta, m1, m2 : arrays of one float dtype, shape (S, P)
+        Parameters and Adam's moments, updated in place.
+    lo, hi : arrays, shape (P,)
+        The projection's bounds.
+    u : array, shape (S, steps, B, I) or (S, 0, 1, I)
+        The uniforms of the batches; when it has no ``steps`` entries the batches are drawn from ``states``.
+    states : uint64 array, shape (S, 4, LANES)
+        The seeds' generator states (:mod:`nalu_np.kernels.numba.rng`), advanced in place.
+    active : bool array, shape (S,)
+        The seeds to train (the others are left as they are).
+    xlo, span, op, offsets, s, v
+        The task: ``x = xlo + span * u``, target ``sum(x[o:o+s]) op sum(x[o+v:o+v+s])`` with ``o = offsets[seed]``.
+    t0 : int64 array, shape (S,)
+        Adam's steps so far, per seed.
+    lr, b1, b2, adam_eps
+        Adam's hyper-parameters.
+    lam_hat, lam_start, lam_end
+        The regularizer ``lambda(t) (R_1 + R_2)``, ``lambda(t) = lam_hat clip((t - start) / (end - start), 0, 1)``.
+    every : int
+        Evaluate after every ``every`` steps of the call and after its last step (0: never); with ``first``
+        also before the first.  A seed whose loss was not finite stops at its next evaluation.
+    xs, lxs, ts
+        The test sets, as :func:`_evaluate` takes them (targets per seed: ``ts`` (S, sets, N)).
+    losses : float64 array, shape (S, steps)
+        Out: the loss of each step before its update (MSE plus regularizer).
+    evals : float64 array, shape (S, evaluations, sets + 1)
+        Out: each evaluation's test-set MSEs and sparsity error.
+    done, nevals : int64 arrays, shape (S,)
+        Out: the steps each seed took and the evaluations it wrote.
+    """
+    for q in range(theta.shape[0]):
+        if active[q]:
+            done[q], nevals[q] = _train_seed(
+                kinds, dims, offs, eps, theta[q], m1[q], m2[q], lo, hi, u[q], states[q], steps, B, xlo, span,
+                op, offsets[q], s, v, t0[q], lr, b1, b2, adam_eps, lam_hat, lam_start, lam_end, every, first,
+                xs, lxs, ts[q], losses[q], evals[q])
+
+
+@njit(**PAR)
+def run_parallel(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, states, active, steps, B, xlo, span, op,
+                 offsets, s, v, t0, lr, b1, b2, adam_eps, lam_hat, lam_start, lam_end, every, first, xs, lxs, ts,
+                 losses, evals, done, nevals):
+    """:func:`run` with the seeds spread over Numba's threads (the same runs: each seed's is its own).
+
+    A process that has run a parallel kernel on the GNU OpenMP threading layer cannot ``fork`` a child that
+    runs one, so a single seed and a single thread take :func:`run`.
+    """
+    for q in prange(theta.shape[0]):
+        if active[q]:
+            done[q], nevals[q] = _train_seed(
+                kinds, dims, offs, eps, theta[q], m1[q], m2[q], lo, hi, u[q], states[q], steps, B, xlo, span,
+                op, offsets[q], s, v, t0[q], lr, b1, b2, adam_eps, lam_hat, lam_start, lam_end, every, first,
+                xs, lxs, ts[q], losses[q], evals[q])
 
 
 @njit(**EW)

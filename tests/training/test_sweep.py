@@ -243,3 +243,27 @@ def test_engine_choice():
         sw.run_seed(add, 0, engine="compiled")
     with pytest.raises(ValueError, match="engine"):
         sw.run_seed(add, 0, engine="fast")
+
+
+def test_seeds_trained_together_give_the_records_of_seeds_trained_alone(tmp_path):
+    """The sweep's own pool trains a configuration's seeds in batches (run_seeds, the compiled engine); each
+    seed's record is the one run_seed writes for it alone."""
+    pytest.importorskip("numba")
+    config = sw.Config("simple-mul", "NMU", {"steps": 300, "eval_every": 100}).canonical()
+    assert sw._batches([(config, s) for s in range(5)], 2, None) == [(config, [0, 1, 2]), (config, [3, 4])]
+    assert sw._batches([(config, s) for s in range(40)], 1, None)[0][1] == list(range(sw.MAX_SEEDS_PER_CALL))
+    sw.run_sweep(config, range(4), str(tmp_path / "batched"), max_workers=1, seeds_per_call=3, progress=False)
+    with cf.ThreadPoolExecutor(1) as pool:
+        ex = CountingExecutor(pool)
+        sw.run_sweep(config, range(4), str(tmp_path / "alone"), executor=ex, progress=False)
+    assert sorted(s for _, s in ex.calls) == [0, 1, 2, 3]  # someone else's executor: one job per seed
+    batched = sw.load_results(str(tmp_path / "batched"))[config]
+    alone = sw.load_results(str(tmp_path / "alone"))[config]
+    assert [r["seed"] for r in batched] == [0, 1, 2, 3]
+    for a, b in zip(alone, batched):
+        assert (a["run"]["params"], a["run"]["evaluations"], a["run"]["loss_curve"]) == \
+            (b["run"]["params"], b["run"]["evaluations"], b["run"]["loss_curve"])
+        assert a["engine"] == b["engine"] == "compiled" and a["success"] == b["success"]
+    records = sw.run_seeds(config, [1, 3])
+    assert [r["seed"] for r in records] == [1, 3]
+    assert records[1]["run"]["params"] == alone[3]["run"]["params"]
