@@ -20,7 +20,7 @@ from .backends import (
     set_backend,
     use_backend,
 )
-from .layers import INALU, NAC, NALU, NAU, NMU, NPU, Layer, NACMul, RealNPU, Sequential
+from .layers import INALU, NAC, NALU, NAU, NMU, NPU, Layer, Linear, NACMul, RealNPU, ReLU, ReLU6, Sequential
 
 __all__ = [
     "__version__",
@@ -41,6 +41,9 @@ __all__ = [
     "INALU",
     "NPU",
     "RealNPU",
+    "Linear",
+    "ReLU",
+    "ReLU6",
     "Sequential",
     "testing",
     "train",

@@ -389,7 +389,7 @@ class SimpleFunctionTask(_PaperTask):
         self.symbol, self._fn = SIMPLE_FUNCTION_OPS[op]
         self.unit = _canonical_unit(_SIMPLE_DEFAULT_UNIT[op] if unit is None else unit)
         self.first_unit = None if first_unit is None else _canonical_unit(first_unit)
-        self.protocol = model_for_unit(self.unit)
+        self.protocol = model_for_unit(self.unit, self.first_unit)
         reg = None if self.protocol is None else self.protocol.regularizer
         if lambda_hat is None:
             lambda_hat = 0.0 if reg is None else reg.lambda_hat

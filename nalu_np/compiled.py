@@ -46,8 +46,8 @@ __all__ = ["SimpleFunction", "SeedsRun", "draw_uniforms", "rng_state", "uniforms
 
 _OPS = {"add": 0, "sub": 1, "mul": 2, "div": 3, "squared": 4, "root": 5}
 #: the layers the engine trains, by their ``kernel`` prefix, and their kind codes in the compiled step
-#: (``NAU``, ``NMU``, ``NALU`` of :mod:`nalu_np.kernels.numba.train`)
-LAYER_KINDS = {"nau": 0, "nmu": 1, "nalu": 2}
+#: (``NAU``, ``NMU``, ``NALU``, ``LINEAR``, ``RELU``, ``RELU6`` of :mod:`nalu_np.kernels.numba.train`)
+LAYER_KINDS = {"nau": 0, "nmu": 1, "nalu": 2, "dense": 3, "relu": 4, "relu6": 5}
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ def supports(model: Any) -> str | None:
     kernels = [getattr(layer, "kernel", None) for layer in model.layers]
     if any(k not in LAYER_KINDS for k in kernels):
         names = " -> ".join(type(layer).__name__ for layer in model.layers)
-        return f"the compiled path trains layers of {', '.join(k.upper() for k in LAYER_KINDS)}, got {names}"
+        return f"the compiled path trains layers of NAU, NMU, NALU, Linear, ReLU, ReLU6, got {names}"
     if any(k == "nalu" and not layer.shared_weights for k, layer in zip(kernels, model.layers)):
         return "the compiled path trains the NALU with shared weights only"
     if model.layers[0].out_features != model.layers[1].in_features:
@@ -238,6 +238,14 @@ class SeedsRun:
     def diverged(self) -> np.ndarray:
         """Per seed: whether a loss was not finite."""
         return np.array([not np.all(np.isfinite(row[:n])) for row, n in zip(self.losses, self.done)])
+
+
+def _threads() -> int:
+    """Threads for :func:`train_seeds`: Numba's thread count (``NUMBA_NUM_THREADS``, ``numba.set_num_threads``:
+    a sweep's worker sets its share of the cores)."""
+    import numba
+
+    return max(1, numba.get_num_threads())
 
 
 def _eval_layout(pk: _Packed, xs: list[np.ndarray], block: int) -> tuple[np.ndarray, np.ndarray]:
@@ -373,13 +381,23 @@ def train_seeds(models: Sequence[Any], optimizers: Sequence[Any], tasks: Sequenc
     losses = np.full((S, steps), np.nan)
     evals = np.full((S, len(schedule), len(eval_sets) + 1), np.nan)
     done, nevals = np.zeros(S, np.int64), np.zeros(S, np.int64)
-    import numba
+    offsets = np.array([t.offset for t in tasks], np.int64)
+    active = np.ones(S, np.bool_)
 
-    call = kernel.run_parallel if S > 1 and numba.get_num_threads() > 1 else kernel.run
-    call(pk.kinds, pk.dims, pk.offs, pk.eps, theta, m1, m2, pk.lo, pk.hi, u, states, np.ones(S, np.bool_), steps,
-         int(batch_size), float(task.lo), float(task.hi - task.lo), _OPS[task.op],
-         np.array([t.offset for t in tasks], np.int64), task.subset, task.overlap_start, t0, *hyper, lam_hat, start,
-         end, every, bool(first_eval), xs, lxs, ts, losses, evals, done, nevals)
+    def run(q0: int, q1: int) -> None:  # seeds q0..q1-1: views of their rows, the same compiled code for any S
+        kernel.run(pk.kinds, pk.dims, pk.offs, pk.eps, theta[q0:q1], m1[q0:q1], m2[q0:q1], pk.lo, pk.hi, u[q0:q1],
+                   states[q0:q1], active[q0:q1], steps, int(batch_size), float(task.lo), float(task.hi - task.lo),
+                   _OPS[task.op], offsets[q0:q1], task.subset, task.overlap_start, t0[q0:q1], *hyper, lam_hat,
+                   start, end, every, bool(first_eval), xs, lxs, ts[q0:q1], losses[q0:q1], evals[q0:q1],
+                   done[q0:q1], nevals[q0:q1])
+
+    threads = min(S, _threads())
+    bounds = [S * k // threads for k in range(threads + 1)]
+    if threads == 1:
+        run(0, S)
+    else:  # the kernel releases the GIL
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(run, bounds[:-1], bounds[1:]))
     at = []
     for q, (model, opt) in enumerate(zip(models, optimizers)):
         pk.unpack(theta[q], model.params)

@@ -25,7 +25,7 @@ from .backends import Backend, get_backend, to_numpy
 
 __all__ = [
     "Cache", "Layer", "NAC", "NACMul", "NALU", "Sequential", "ProjectedLayer", "NAU", "NMU", "INALU", "NPU", "RealNPU",
-    "unit_class", "make_unit", "supports_presets",
+    "Linear", "ReLU", "ReLU6", "unit_class", "make_unit", "supports_presets",
 ]
 
 Array = Any  # numpy.ndarray, or a device array of a GPU backend
@@ -511,6 +511,43 @@ class RealNPU(NPU):
     """
 
     unit = "RealNPU"
+
+
+class Linear(Layer):
+    """The study's linear baseline: ``y = x @ W + b``.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    rng : numpy.random.Generator or int, optional
+    dtype : {"float32", "float64"}
+    init : {"madsen2020"}
+
+    Notes
+    -----
+    ``W`` (I, O) xavier-uniform with gain 1, ``U(-r, r)``, ``r = sqrt(6 / (I + O))``; ``b`` (O,) zero (the
+    authors' ``stable_nalu/layer/basic.py``).
+    """
+
+    unit = "Linear"
+
+    def __init__(self, in_features: int, out_features: int, *, rng: Any = None, dtype: Any = "float32",
+                 init: str | None = None) -> None:
+        super().__init__(in_features, out_features, dtype=dtype)
+        self._initialise(rng, init)
+
+
+class ReLU(Linear):
+    """The study's ReLU baseline: ``y = max(x @ W + b, 0)``; ``W`` kaiming-uniform, ``U(-r, r)``,
+    ``r = sqrt(6 / I)``, ``b`` zero (parameters as :class:`Linear`)."""
+
+    unit = "ReLU"
+
+
+class ReLU6(Linear):
+    """The study's ReLU6 baseline: ``y = min(max(x @ W + b, 0), 6)``; initialised as :class:`ReLU`."""
+
+    unit = "ReLU6"
 
 
 def unit_class(unit: str) -> type:

@@ -28,6 +28,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .baselines import (dense_backward, dense_forward, relu6_backward, relu6_forward, relu_backward,  # re-exported
+                        relu_forward)
 from .regularizers import clip_projection, l1_regularizer, linear_schedule, nau_regularizer, nmu_regularizer
 
 __all__ = [
@@ -58,6 +60,12 @@ __all__ = [
     "npu_backward",
     "realnpu_forward",
     "realnpu_backward",
+    "dense_forward",
+    "dense_backward",
+    "relu_forward",
+    "relu_backward",
+    "relu6_forward",
+    "relu6_backward",
 ]
 
 name = "numpy"

@@ -264,7 +264,8 @@ MADSEN2020_MODELS: dict[str, ModelProtocol] = {m.name: m for m in (
                  "stable_nalu/layer/_abstract_nalu.py"),
     ),
     ModelProtocol(
-        "Linear", "Linear", "--layer-type linear", ("linear", "linear"), (None, None), (_LINEAR_INIT,) * 2,
+        "Linear", "Linear", "--layer-type linear", ("linear", "linear"), ("Linear", "Linear"), (_LINEAR_INIT,) * 2,
+        unit_inits=("madsen2020", "madsen2020"),
         notes="Two linear layers with bias (BasicLayer, bias=True, xavier-uniform).",
         sources=(_BATCH, _EXPERIMENT, _NETWORK, "stable_nalu/layer/basic.py"),
     ),
@@ -293,25 +294,33 @@ MADSEN2020_MODELS: dict[str, ModelProtocol] = {m.name: m for m in (
         sources=(_BATCH, _EXPERIMENT, _NETWORK, _REGULARIZER, "stable_nalu/layer/re_regualized_linear_mnac.py"),
     ),
     ModelProtocol(
-        "ReLU", "ReLU", "--layer-type ReLU", ("ReLU", "linear"), (None, None), (_RELU_INIT, _LINEAR_INIT),
+        "ReLU", "ReLU", "--layer-type ReLU", ("ReLU", "linear"), ("ReLU", "Linear"), (_RELU_INIT, _LINEAR_INIT),
+        unit_inits=("madsen2020", "madsen2020"),
         notes="ReLU with bias, then a linear layer with bias: the network makes layer 2 linear for every "
               "activation; the paper's model table says ReLU for both layers.",
         sources=(_BATCH, _EXPERIMENT, _NETWORK, "stable_nalu/layer/basic.py", _MODEL_TABLE),
     ),
     ModelProtocol(
-        "ReLU6", "ReLU6", "--layer-type ReLU6", ("ReLU6", "linear"), (None, None), (_RELU_INIT, _LINEAR_INIT),
+        "ReLU6", "ReLU6", "--layer-type ReLU6", ("ReLU6", "linear"), ("ReLU6", "Linear"), (_RELU_INIT, _LINEAR_INIT),
+        unit_inits=("madsen2020", "madsen2020"),
         notes="As ReLU, with ReLU6 (the paper's model table: ReLU6 for both layers).",
         sources=(_BATCH, _EXPERIMENT, _NETWORK, "stable_nalu/layer/basic.py", _MODEL_TABLE),
     ),
 )}
 
 
-def model_for_unit(unit: str) -> ModelProtocol | None:
-    """The available model of :data:`MADSEN2020_MODELS` whose second layer is ``unit`` (nalu-np name), or None.
+def model_for_unit(unit: str, first_unit: str | None = None) -> ModelProtocol | None:
+    """The available model of :data:`MADSEN2020_MODELS` with ``unit`` (nalu-np name) as its second layer and
+    ``first_unit`` as its first (None: the model whose first layer is ``unit`` too where there is one, as for
+    ``Linear``, else the only one), or None.
 
-    Each nalu-np unit is the second layer of at most one available model, so the answer is unique.
+    Each nalu-np unit but ``Linear`` is the second layer of at most one available model; ``Linear`` is the
+    second layer of the Linear, ReLU and ReLU6 models (none of which has a regularizer).
     """
-    found = [m for m in MADSEN2020_MODELS.values() if m.available and m.units[1] == unit]
+    found = [m for m in MADSEN2020_MODELS.values() if m.available and m.units[1] == unit
+             and (first_unit is None or m.units[0] == first_unit)]
+    if first_unit is None and len(found) > 1:
+        found = [m for m in found if m.units[0] == unit] or found
     return found[0] if found else None
 
 

@@ -17,6 +17,9 @@ NMU        nmu      nmu      W (I, O) in [0, 1]                            --   
 INALU      inalu    inalu    W_hat_add, M_hat_add, W_hat_mul, M_hat_mul    g (O,)    schloer2020
 NPU        npu      npu      W_r, W_i (I, O), g (I,) in [0, 1]             g (I,)    heim2020
 RealNPU    realnpu  npu      W_r (I, O), g (I,) in [0, 1]                  g (I,)    heim2020
+Linear     dense    dense    W (I, O), b (O,)                              --        madsen2020
+ReLU       relu     dense    W (I, O), b (O,)                              --        madsen2020
+ReLU6      relu6    dense    W (I, O), b (O,)                              --        madsen2020
 =========  =======  =======  ============================================  ========  ===================
 
 The NALU with ``shared_weights=False`` (seed 000) has ``W_hat_add, M_hat_add, W_hat_mul, M_hat_mul, G``.
@@ -170,6 +173,18 @@ def _npu_draw(imaginary: bool) -> Draw:
     return draw
 
 
+def _dense_draw(gain_fan: str) -> Draw:
+    """The authors' baselines (stable_nalu/layer/basic.py): ``W`` xavier-uniform with gain 1,
+    ``U(+-sqrt(6 / (I + O)))`` (``"fan_sum"``), or kaiming-uniform for ReLU, ``U(+-sqrt(6 / I))``
+    (``"fan_in"``); the bias 0."""
+
+    def draw(rng: np.random.Generator, i: int, o: int, dtype: np.dtype, shared: bool) -> dict[str, np.ndarray]:
+        r = float(np.sqrt(6.0 / (i + o) if gain_fan == "fan_sum" else 6.0 / i))
+        return {"W": rng.uniform(-r, r, size=(i, o)).astype(dtype), "b": np.zeros(o, dtype=dtype)}
+
+    return draw
+
+
 # ---------------------------------------------------------------------------------------------------------
 # regularizers
 # ---------------------------------------------------------------------------------------------------------
@@ -198,6 +213,7 @@ def _l1_regularizer(names: tuple[str, ...]) -> Regularizer:
 # ---------------------------------------------------------------------------------------------------------
 
 _M_J = "Madsen & Johansen 2020, Neural Arithmetic Units (ICLR)"
+_BASIC = _M_J + ", the baselines of stable_nalu/layer/basic.py"
 _HEIM = "Heim, Pevny & Smidl 2020, Neural Power Units (NeurIPS)"
 
 UNITS: dict[str, UnitSpec] = {
@@ -241,6 +257,21 @@ UNITS: dict[str, UnitSpec] = {
         kernel="realnpu", family="npu", params={"W_r": "IO", "g": "I"}, hyper=("eps",), gate="g",
         inits={"heim2020": Init(_npu_draw(False), source=_HEIM + ": Glorot-uniform W_r, g = 1/2")},
         regularizer=_l1_regularizer(("W_r",)), bounds={"g": (0.0, 1.0)}, source=_HEIM,
+    ),
+    "Linear": UnitSpec(
+        kernel="dense", family="dense", params={"W": "IO", "b": "O"},
+        inits={"madsen2020": Init(_dense_draw("fan_sum"), source=_BASIC + ": W xavier-uniform (gain 1), b = 0")},
+        source=_BASIC,
+    ),
+    "ReLU": UnitSpec(
+        kernel="relu", family="dense", params={"W": "IO", "b": "O"},
+        inits={"madsen2020": Init(_dense_draw("fan_in"), source=_BASIC + ": W kaiming-uniform ('relu'), b = 0")},
+        source=_BASIC,
+    ),
+    "ReLU6": UnitSpec(
+        kernel="relu6", family="dense", params={"W": "IO", "b": "O"},
+        inits={"madsen2020": Init(_dense_draw("fan_in"), source=_BASIC + ": W kaiming-uniform ('relu'), b = 0")},
+        source=_BASIC,
     ),
 }
 

@@ -13,7 +13,7 @@ What lives where
 - :mod:`._math`: ``exp``, ``log`` and the sigmoid written so that LLVM vectorises them.
 - one module per unit family, each with its *block functions* (the unit's math on transposed blocks of shape
   (features, n)) and its layer kernels: :mod:`.nac` (NAC, NACMul), :mod:`.nalu`, :mod:`.nau`, :mod:`.nmu`,
-  :mod:`.inalu`, :mod:`.npu` (NPU, RealNPU).
+  :mod:`.inalu`, :mod:`.npu` (NPU, RealNPU), :mod:`.dense` (the baselines Linear, ReLU, ReLU6).
 - :mod:`.rng` (xoshiro256** inside compiled code) and :mod:`.train` (the compiled training step, built from the
   units' block functions and the optimizer blocks; driven from :mod:`nalu_np.compiled`).
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy
 
+from .dense import dense_backward, dense_forward, relu6_backward, relu6_forward, relu_backward, relu_forward
 from .inalu import inalu_backward, inalu_forward
 from .nac import nac_backward, nac_forward, nacmul_backward, nacmul_forward
 from .nalu import nalu_backward, nalu_forward
@@ -35,7 +36,8 @@ from .npu import npu_backward, npu_forward, realnpu_backward, realnpu_forward
 __all__ = [
     "nac_forward", "nac_backward", "nacmul_forward", "nacmul_backward", "nalu_forward", "nalu_backward",
     "nau_forward", "nau_backward", "nmu_forward", "nmu_backward", "inalu_forward", "inalu_backward",
-    "npu_forward", "npu_backward", "realnpu_forward", "realnpu_backward",
+    "npu_forward", "npu_backward", "realnpu_forward", "realnpu_backward", "dense_forward", "dense_backward",
+    "relu_forward", "relu_backward", "relu6_forward", "relu6_backward",
 ]
 
 name = "numba"

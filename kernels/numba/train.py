@@ -4,7 +4,8 @@ Small-batch training in Python pays for every step in interpreter overhead (doze
 microseconds each).  Here a whole run of steps -- build the batch, forward, MSE, backward, optional
 regularizer, Adam step, projection -- is one compiled call, so a step costs what its arithmetic costs.
 
-Each layer is an NAU, an NMU or a NALU with shared weights (the kind codes ``NAU``, ``NMU``, ``NALU``).  The step is composed of the units' block functions
+Each layer is an NAU, an NMU, a NALU with shared weights or one of the study's baselines (the kind codes
+``NAU``, ``NMU``, ``NALU``, ``LINEAR``, ``RELU``, ``RELU6``).  The step is composed of the units' block functions
 (:func:`~nalu_np.kernels.numba.nau.nau_block_forward`, :func:`~nalu_np.kernels.numba.nmu.nmu_block_backward`,
 :func:`~nalu_np.kernels.numba.nalu.nalu_block_forward`, ... -- the same functions the layer kernels call on each
 block) applied to the whole batch laid out transposed, (features, batch), and of the optimizer blocks of
@@ -22,19 +23,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from numba import prange
-
-from ._common import EW, PAR, adam_step, log_abs, nac_weight_grad_into, nac_weight_into
+from ._common import EW, adam_step, log_abs, nac_weight_grad_into, nac_weight_into
 from ._math import jit as njit
+from .dense import dense_block_backward, dense_block_forward
 from .nalu import nalu_block_backward, nalu_block_forward
 from .nau import nau_block_backward, nau_block_forward, nau_regularizer
 from .nmu import nmu_block_backward, nmu_block_forward, nmu_regularizer
 from .rng import fill_uniform
 
-__all__ = ["NAU", "NMU", "NALU", "run", "run_parallel", "sparsity_error", "log_input", "predict"]
+__all__ = ["NAU", "NMU", "NALU", "LINEAR", "RELU", "RELU6", "run", "sparsity_error", "log_input", "predict"]
 
-#: the kind codes of the layers
-NAU, NMU, NALU = 0, 1, 2
+#: the kind codes of the layers (LINEAR, RELU, RELU6: the study's baselines, ``W`` then the bias ``b``)
+NAU, NMU, NALU, LINEAR, RELU, RELU6 = 0, 1, 2, 3, 4, 5
+
+
+@njit(**EW)
+def _clip_range(kind, dt):
+    """The interval a baseline layer's output is clipped to (``dense.ACTIVATIONS``), in the dtype ``dt``."""
+    if kind == RELU:
+        return dt(0.0), dt(np.inf)
+    if kind == RELU6:
+        return dt(0.0), dt(6.0)
+    return dt(-np.inf), dt(np.inf)
 
 
 @njit(**EW)
@@ -56,6 +66,9 @@ def _layer_forward(kind, p, xT, lT, wts, act, yT):
     B = xT.shape[1]
     if kind == NAU:
         nau_block_forward(xT, B, p[:n].reshape((I, O)), yT)
+    elif kind >= LINEAR:
+        lo, hi = _clip_range(kind, xT.dtype.type)
+        dense_block_forward(xT, B, p[:n].reshape((I, O)), p[n:n + O], lo, hi, act[0], yT)
     elif kind == NMU:
         nmu_block_forward(xT, B, p[:n].reshape((I, O)), yT)
     else:
@@ -83,7 +96,11 @@ def _layer_backward(kind, p, xT, lT, dyT, eps, wts, act, dact, dW, gp, dxT, need
     W = p[:n].reshape((I, O))
     acc = gp[:n].reshape((I, O))
     acc[:, :] = 0.0
-    if kind == NAU:
+    if kind >= LINEAR:
+        lo, hi = _clip_range(kind, xT.dtype.type)
+        gp[n:n + O] = 0.0
+        dense_block_backward(xT, act[0], dyT, B, W, lo, hi, acc, gp[n:n + O], dact[0], dxT, need_dx)
+    elif kind == NAU:
         nau_block_backward(xT, dyT, B, W, acc, dxT, need_dx)
     else:
         nmu_block_backward(xT, dyT, B, W, acc, dxT, need_dx, pre, run)
@@ -175,7 +192,7 @@ def _distance(w):
 def sparsity_error(kinds, dims, offs, theta):
     """Madsen & Johansen's sparsity error of the packed model ``theta``: the largest :func:`_distance` over the
     weights as the forward pass uses them (NAU, NMU: ``W``; NALU: ``tanh(W_hat) sigma(M_hat)`` in float64, the
-    gate left out), as :func:`nalu_np.arithmetic.sparsity_error`."""
+    gate and a baseline's bias left out), as :func:`nalu_np.arithmetic.sparsity_error`."""
     worst = 0.0
     for layer in range(2):
         n = dims[layer] * dims[layer + 1]
@@ -284,8 +301,11 @@ def run(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, states, active, steps,
         v, t0, lr, b1, b2, adam_eps, lam_hat, lam_start, lam_end, every, first, xs, lxs, ts, losses, evals, done,
         nevals):
     """``steps`` training steps of ``S`` independent runs (seeds) of one network on the packed parameters
-    ``theta[s]`` with Adam moments ``m1[s]``, ``m2[s]``, one seed after the other (:func:`run_parallel`:
-    spread over the threads).
+    ``theta[s]`` with Adam moments ``m1[s]``, ``m2[s]``, one seed after the other.
+
+    It releases the GIL: :func:`nalu_np.compiled.train_seeds` spreads the seeds over threads, each running
+    this same compiled code on its share, so that a seed's run is bit for bit the same alone or among any
+    others (a ``prange`` version would be compiled apart, and LLVM may fuse its multiply-adds differently).
 
     A seed's run depends only on its own rows (parameters, moments, generator state, subset offset), so it is
     the same alone as among any others, and the same however the steps are split into calls.
@@ -331,23 +351,6 @@ def run(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, states, active, steps,
         Out: the steps each seed took and the evaluations it wrote.
     """
     for q in range(theta.shape[0]):
-        if active[q]:
-            done[q], nevals[q] = _train_seed(
-                kinds, dims, offs, eps, theta[q], m1[q], m2[q], lo, hi, u[q], states[q], steps, B, xlo, span,
-                op, offsets[q], s, v, t0[q], lr, b1, b2, adam_eps, lam_hat, lam_start, lam_end, every, first,
-                xs, lxs, ts[q], losses[q], evals[q])
-
-
-@njit(**PAR)
-def run_parallel(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, states, active, steps, B, xlo, span, op,
-                 offsets, s, v, t0, lr, b1, b2, adam_eps, lam_hat, lam_start, lam_end, every, first, xs, lxs, ts,
-                 losses, evals, done, nevals):
-    """:func:`run` with the seeds spread over Numba's threads (the same runs: each seed's is its own).
-
-    A process that has run a parallel kernel on the GNU OpenMP threading layer cannot ``fork`` a child that
-    runs one, so a single seed and a single thread take :func:`run`.
-    """
-    for q in prange(theta.shape[0]):
         if active[q]:
             done[q], nevals[q] = _train_seed(
                 kinds, dims, offs, eps, theta[q], m1[q], m2[q], lo, hi, u[q], states[q], steps, B, xlo, span,

@@ -34,6 +34,9 @@ UNITS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
     "inalu": ("inalu", ("W_hat_add", "M_hat_add", "W_hat_mul", "M_hat_mul", "g"), {"eps": 1e-7, "omega": 20.0}),
     "npu": ("npu", ("W_r", "W_i", "g"), {"eps": 1e-7}),
     "realnpu": ("realnpu", ("W_r", "g"), {"eps": 1e-6}),
+    "dense": ("dense", ("W", "b"), {}),
+    "relu": ("relu", ("W", "b"), {}),
+    "relu6": ("relu6", ("W", "b"), {}),
 }
 
 
@@ -79,6 +82,8 @@ def make_params(unit: str, I: int, O: int, rng: np.random.Generator, dtype: Any)
         p["M_hat_mul"] = rng.normal(0.0, 0.8, (I, O))
         p["g"] = rng.normal(0.0, 1.0, O)
         return {k: v.astype(dtype) for k, v in p.items()}
+    if unit in ("dense", "relu", "relu6"):  # biases around the kinks' scale: some outputs clipped, most not
+        return {"W": rng.normal(0.0, 0.8, (I, O)).astype(dtype), "b": rng.normal(1.0, 2.0, O).astype(dtype)}
     if unit in ("npu", "realnpu"):
         p = {"W_r": rng.normal(0.0, 0.8, (I, O))}
         if unit == "npu":

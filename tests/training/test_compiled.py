@@ -20,7 +20,8 @@ DTYPES = (np.float32, np.float64)
 
 
 NETWORKS = {"NAU-NMU": (nn.NAU, nn.NMU), "NAU-NAU": (nn.NAU, nn.NAU), "NALU-NALU": (nn.NALU, nn.NALU),
-            "NMU-NALU": (nn.NMU, nn.NALU)}
+            "NMU-NALU": (nn.NMU, nn.NALU), "Linear-Linear": (nn.Linear, nn.Linear), "ReLU-Linear": (nn.ReLU, nn.Linear),
+            "ReLU6-Linear": (nn.ReLU6, nn.Linear), "NAU-ReLU6": (nn.NAU, nn.ReLU6)}
 
 
 def make_model(dtype: Any, seed: int = 0, hidden: int = 2, net: str = "NAU-NMU") -> tuple[Any, Adam]:
@@ -243,8 +244,10 @@ def test_kind_codes_and_lazy_numba() -> None:
 
     from nalu_np.kernels.numba import train as kernel
 
-    assert nt.LAYER_KINDS == {"nau": kernel.NAU, "nmu": kernel.NMU, "nalu": kernel.NALU}
-    assert {nn.NAU.kernel, nn.NMU.kernel, nn.NALU.kernel} == set(nt.LAYER_KINDS)
+    assert nt.LAYER_KINDS == {"nau": kernel.NAU, "nmu": kernel.NMU, "nalu": kernel.NALU, "dense": kernel.LINEAR,
+                              "relu": kernel.RELU, "relu6": kernel.RELU6}
+    assert {nn.NAU.kernel, nn.NMU.kernel, nn.NALU.kernel, nn.Linear.kernel, nn.ReLU.kernel,
+            nn.ReLU6.kernel} == set(nt.LAYER_KINDS)
     code = "import sys, nalu_np, nalu_np.compiled; assert 'numba' not in sys.modules, 'numba imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -384,3 +387,26 @@ def test_train_many_is_train_seed_by_seed() -> None:
             np.testing.assert_array_equal(a.model.params[k], b.model.params[k])
     with pytest.raises(ValueError, match="compiled path trains layers"):
         nn.train_many([nn.Sequential([nn.NAU(100, 2), nn.NPU(2, 1)])], ["simple-mul"], [0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("net,op", [("Linear-Linear", "add"), ("ReLU-Linear", "mul"), ("ReLU6-Linear", "sub"),
+                                    ("NAU-ReLU6", "div")])
+def test_the_baselines_match_the_python_loop(net: str, op: str, dtype: Any) -> None:
+    """The study's baselines (weights and biases, the ReLU / ReLU6 kinks) in the compiled step: the Python
+    loop's run, and its evaluations' sparsity error over the weights without the biases."""
+    from nalu_np.arithmetic import sparsity_error
+
+    task = nt.SimpleFunction(op=op, offset=5)
+    py = make_model(dtype, seed=6, net=net)
+    losses_py = python_steps(*py, task, np.random.default_rng(2), 40)
+    jit = make_model(dtype, seed=6, net=net)
+    losses_jit = nt.train(*jit, task, 40, np.random.default_rng(2), chunk=15)
+    rtol = 1e-9 if dtype == np.float64 else 2e-4
+    np.testing.assert_allclose(losses_jit, losses_py, rtol=rtol)
+    assert_same_run(jit, py, rtol)
+    assert np.any(jit[0].params["1.b"] != 0)  # the biases trained
+    x = np.random.default_rng(0).uniform(1, 2, (130, 100)).astype(dtype)
+    run = nt.train_seeds([jit[0]], [jit[1]], [task], steps=1, states=nt.rng_state(1)[None], eval_sets=[
+        (x, task.targets(x.astype(np.float64)).T)], eval_every=1)
+    assert run.evaluations[0, 0, -1] == pytest.approx(sparsity_error(jit[0]), rel=1e-6)

@@ -21,7 +21,7 @@ def test_the_grid_is_every_available_model_and_op():
     with pytest.raises(ValueError, match="unknown model 'Transformer'"):
         rp.grid(["Transformer"])
     with pytest.raises(ValueError, match="needs units nalu-np does not have"):
-        rp.grid(["ReLU"])
+        rp.grid(["Gated_NAU_NMU"])
     with pytest.raises(ValueError, match="unknown op"):
         rp.grid(["NAU"], ["pow"])
 

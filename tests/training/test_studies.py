@@ -49,13 +49,13 @@ def test_common_protocol():
     ("NAC_add", "--layer-type NAC", ("NAC", "NAC"), None),
     ("Gated_NAU_NMU", "--layer-type ReRegualizedLinearNALU --nalu-two-nac --nalu-mul mnac", (None, None),
      (10.0, 1_000_000, 2_000_000)),
-    ("Linear", "--layer-type linear", (None, None), None),
+    ("Linear", "--layer-type linear", ("Linear", "Linear"), None),
     ("NALU", "--layer-type NALU", ("NALU", "NALU"), None),
     ("NAU", "--layer-type ReRegualizedLinearNAC --regualizer 0.01 --regualizer-scaling-start 5000 "
             "--regualizer-scaling-end 50000", ("NAU", "NAU"), (0.01, 5_000, 50_000)),
     ("NMU", "--layer-type ReRegualizedLinearNAC --nac-mul mnac", ("NAU", "NMU"), (10.0, 1_000_000, 2_000_000)),
-    ("ReLU", "--layer-type ReLU", (None, None), None),
-    ("ReLU6", "--layer-type ReLU6", (None, None), None),
+    ("ReLU", "--layer-type ReLU", ("ReLU", "Linear"), None),
+    ("ReLU6", "--layer-type ReLU6", ("ReLU6", "Linear"), None),
 ])
 def test_model_protocols(name, flags, units, reg):
     m = st.MADSEN2020_MODELS[name]
@@ -70,14 +70,17 @@ def test_model_protocols(name, flags, units, reg):
     assert len(m.inits) == 2 and all(m.inits)
     for unit, init in zip(m.units, m.unit_inits):  # a named nalu-np init exists for that unit
         assert init is None or init in UNITS[unit].inits
-    assert m.init_available == (name in ("NAU", "NMU"))
+    assert m.init_available == (name in ("NAU", "NMU", "Linear", "ReLU", "ReLU6"))
 
 
 def test_table_order_and_lookup():
     assert tuple(st.MADSEN2020_MODELS) == MODELS
     for m in st.MADSEN2020_MODELS.values():
         if m.available:
-            assert st.model_for_unit(m.units[1]) is m
+            assert st.model_for_unit(m.units[1], m.units[0]) is m
+            if m.units[1] != "Linear":  # the second layer of Linear, ReLU and ReLU6
+                assert st.model_for_unit(m.units[1]) is m
+    assert st.model_for_unit("Linear") is st.MADSEN2020_MODELS["Linear"]
     assert st.model_for_unit("NPU") is None and st.model_for_unit("INALU") is None
 
 
@@ -85,7 +88,7 @@ def test_tasks_build_the_protocol_networks():
     for m in st.MADSEN2020_MODELS.values():
         if not m.available:
             continue
-        task = ar.SimpleFunctionTask("add", unit=m.units[1])
+        task = ar.SimpleFunctionTask("add", unit=m.units[1], first_unit=m.units[0])
         assert task.protocol is m
         assert tuple(type(layer).__name__ for layer in task.build_model(0).layers) == m.units
 

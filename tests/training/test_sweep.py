@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import nalu_np as nn
-from nalu_np import sweep as sw
+from nalu_np import _workers, sweep as sw
 
 TINY = {"steps": 20, "eval_every": 10}
 
@@ -252,8 +252,12 @@ def test_seeds_trained_together_give_the_records_of_seeds_trained_alone(tmp_path
     config = sw.Config("simple-mul", "NMU", {"steps": 300, "eval_every": 100}).canonical()
     assert sw._batches([(config, s) for s in range(5)], 2, None) == [(config, [0, 1, 2]), (config, [3, 4])]
     assert sw._batches([(config, s) for s in range(40)], 1, None)[0][1] == list(range(sw.MAX_SEEDS_PER_CALL))
+    # Numba's freshly compiled engine and the one it loads from its cache may round a float32 multiply-add
+    # differently (1 ulp, found here; not yet explained): a warm-up run in a fresh process fills the cache, so
+    # that both sides below run the cached code, each in a fresh process
+    sw.run_sweep(config, [9], str(tmp_path / "warm-up"), max_workers=1, progress=False)
     sw.run_sweep(config, range(4), str(tmp_path / "batched"), max_workers=1, seeds_per_call=3, progress=False)
-    with cf.ThreadPoolExecutor(1) as pool:
+    with cf.ProcessPoolExecutor(1, mp_context=_workers.CONTEXT) as pool:
         ex = CountingExecutor(pool)
         sw.run_sweep(config, range(4), str(tmp_path / "alone"), executor=ex, progress=False)
     assert sorted(s for _, s in ex.calls) == [0, 1, 2, 3]  # someone else's executor: one job per seed
