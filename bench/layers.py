@@ -13,6 +13,10 @@ Usage::
     python bench/layers.py --quick                          # small shapes, few repeats
     python bench/layers.py --json bench/out/layers.json --plot bench/out/layers.png
     python bench/layers.py --shapes 1048576,2,1 --dtypes float32 --units nalu
+    python bench/layers.py --shapes 1048576,2,1 --dtypes float32 --units nalu --interleaved --no-peers
+
+``--interleaved`` adds ``numba-after-numpy``: the numba call timed right after a numpy-backend call of the
+same unit (each contender otherwise runs alone in its own process and never sees what another left running).
 """
 
 from __future__ import annotations
@@ -145,6 +149,28 @@ def make_call(contender: str, unit: str, params, x, dy) -> Callable[[], Any] | N
     return backend_call(contender, unit, params, x, dy)
 
 
+INTERLEAVED = "numba-after-numpy"
+
+
+def interleaved(unit: str, params: dict, x: np.ndarray, dy: np.ndarray, repeats: int) -> dict[str, Any]:
+    """The numba backend's call timed right after a numpy-backend call of the same unit and data, as a user
+    who mixes backends (or calls BLAS in between) sees it: each sample is one numba call after one numpy call."""
+    import statistics
+    import time
+
+    fn, before = backend_call("numba", unit, params, x, dy), backend_call("numpy", unit, params, x, dy)
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+    samples = []
+    for _ in range(max(repeats, 3)):
+        before()
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return {"first_s": first, "median_s": statistics.median(samples), "min_s": min(samples), "calls_per_sample": 1}
+
+
 def handle(contender: str, req: dict[str, Any]) -> dict[str, Any]:
     """Time one (unit, shape, dtype) in this worker; the data are rebuilt from the seed, so every worker has
     the same."""
@@ -157,6 +183,8 @@ def handle(contender: str, req: dict[str, Any]) -> dict[str, Any]:
             info["gemm_GFLOPs"] = {dt: gemm_rate(np.dtype(dt)) / 1e9 for dt in req["dtypes"]}
         return info
     params, x, dy = make_data(req["unit"], tuple(req["shape"]), req["dtype"])
+    if contender == INTERLEAVED:
+        return interleaved(req["unit"], params, x, dy, req["repeats"])
     fn = make_call(contender, req["unit"], params, x, dy)
     if fn is None:
         return {"error": f"{contender} is not installed"}
@@ -176,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--plot", help="write a bar chart of the speed-ups here (needs matplotlib)")
     ap.add_argument("--threads", type=int, help="threads of every pool in every contender (default: theirs)")
+    ap.add_argument("--interleaved", action="store_true",
+                    help=f"also time the numba call right after a numpy-backend call ({INTERLEAVED})")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -188,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     if skipped:
         print(f"not timed here (GPU backends have bench/gpu.py): {', '.join(skipped)}", file=sys.stderr)
     peers = [] if args.no_peers else [p for p in PEERS if peer_available(p)]
-    workers = {name: Worker(__file__, name, args.threads) for name in backends + peers}
+    extra = [INTERLEAVED] if args.interleaved and "numba" in backends else []
+    workers = {name: Worker(__file__, name, args.threads) for name in backends + extra + peers}
     try:
         infos = {name: w.ask({"op": "info", "dtypes": args.dtypes}) for name, w in workers.items()}
         records = []

@@ -56,8 +56,13 @@ SEED_CONTENDERS = ("numba-seeds", "jax", "torch-vmap", "draw-bound")
 CALL = 1000  # steps per call of the seed-batched contenders
 
 
-def make_model(dtype: str, seed: int = 0) -> tuple[Any, Any]:
-    model = nn.Sequential([nn.NAU(IN, HIDDEN, rng=seed, dtype=dtype), nn.NMU(HIDDEN, 1, rng=seed + 1, dtype=dtype)])
+#: the networks the compiled contenders can train (``--net``); the others train NAU -> NMU only
+NETS = ("NAU-NMU", "NAU-NAU", "NALU-NALU", "Linear-Linear", "ReLU-Linear", "ReLU6-Linear")
+
+
+def make_model(dtype: str, seed: int = 0, net: str = "NAU-NMU") -> tuple[Any, Any]:
+    first, second = (nn.layers.unit_class(u) for u in net.split("-"))
+    model = nn.Sequential([first(IN, HIDDEN, rng=seed, dtype=dtype), second(HIDDEN, 1, rng=seed + 1, dtype=dtype)])
     return model, nn.optim.Adam(model.params, lr=LR, projections=model.projections())
 
 
@@ -90,11 +95,11 @@ def compiled_trainer(dtype: str, op: str, chunk: int) -> Callable[[int], None]:
     return lambda steps: nt.train(model, opt, task, steps, rng, batch_size=BATCH, chunk=chunk)
 
 
-def compiled_rng_trainer(dtype: str, op: str) -> Callable[[int], None]:
+def compiled_rng_trainer(dtype: str, op: str, net: str) -> Callable[[int], None]:
     from nalu_np import compiled as nt
 
     task = nt.SimpleFunction(op=op, offset=OFFSET, in_features=IN)
-    model, opt = make_model(dtype)
+    model, opt = make_model(dtype, net=net)
     state = nt.rng_state(0)
     return lambda steps: nt.train_steps(model, opt, task, steps=steps, state=state, batch_size=BATCH)
 
@@ -129,10 +134,10 @@ def torch_trainer(dtype: str, op: str) -> Callable[[int], None]:
     return run
 
 
-def seeds_trainer(dtype: str, op: str, S: int) -> Callable[[int], None]:
+def seeds_trainer(dtype: str, op: str, S: int, net: str) -> Callable[[int], None]:
     from nalu_np import compiled as nt
 
-    pairs = [make_model(dtype, seed=2 * q) for q in range(S)]
+    pairs = [make_model(dtype, seed=2 * q, net=net) for q in range(S)]
     tasks = [nt.SimpleFunction(op=op, offset=OFFSET, in_features=IN)] * S
     states = np.stack([nt.rng_state(q) for q in range(S)])
     models, opts = [m for m, _ in pairs], [o for _, o in pairs]
@@ -257,11 +262,11 @@ def handle(contender: str, req: dict[str, Any]) -> dict[str, Any]:
     elif contender == "numba-compiled":
         run = compiled_trainer(dtype, op, req["chunk"])
     elif contender == "numba-compiled-rng":
-        run = compiled_rng_trainer(dtype, op)
+        run = compiled_rng_trainer(dtype, op, req.get("net", "NAU-NMU"))
     elif contender == "torch":
         run = torch_trainer(dtype, op)
     elif contender == "numba-seeds":
-        run = seeds_trainer(dtype, op, req["seeds"])
+        run = seeds_trainer(dtype, op, req["seeds"], req.get("net", "NAU-NMU"))
     elif contender == "jax":
         run = jax_trainer(dtype, op, req["seeds"])
     elif contender == "torch-vmap":
@@ -288,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--op", default="mul", choices=["add", "sub", "mul", "div"])
     ap.add_argument("--contenders", nargs="*", default=list(CONTENDERS + SEED_CONTENDERS),
                     choices=CONTENDERS + SEED_CONTENDERS)
+    ap.add_argument("--net", default="NAU-NMU", choices=NETS,
+                    help="the network of numba-compiled-rng and numba-seeds (the other contenders: NAU-NMU only)")
     ap.add_argument("--seeds", nargs="*", type=int, default=[1, 2, 16, 256],
                     help="seeds per call of the seed-batched contenders")
     ap.add_argument("--repeats", type=int, default=7)
@@ -302,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         return serve(lambda req: handle(args.worker, req))
     repeats, sample_time = (3, 0.2) if args.quick else (args.repeats, args.sample_time)
+    if args.net != "NAU-NMU":  # only the compiled contenders build other networks
+        args.contenders = [c for c in args.contenders if c in ("numba-compiled-rng", "numba-seeds", "draw-bound")]
     contenders = [c for c in args.contenders
                   if not (c.startswith("numba") and not peer_available("numba"))
                   and not (c == "torch" and not peer_available("torch"))
@@ -315,11 +324,11 @@ def main(argv: list[str] | None = None) -> int:
             for name, w in workers.items():
                 for S in (args.seeds if name in SEED_CONTENDERS[:3] else [1]):
                     r = w.ask({"dtype": dtype, "task_op": args.op, "chunk": args.chunk, "repeats": repeats,
-                               "sample_time": sample_time, "seeds": S})
+                               "sample_time": sample_time, "seeds": S, "net": args.net})
                     if "error" in r:
                         print(f"{name} {dtype} S={S}: {r['error']}", file=sys.stderr)
                         continue
-                    records.append({"contender": name, "dtype": dtype, "op": args.op, **r})
+                    records.append({"contender": name, "dtype": dtype, "op": args.op, "net": args.net, **r})
                     print(f"{name} {dtype} S={S}: {r['median_sps']:.0f} seed-steps/s (median), first "
                           f"{r['first_s']:.2f} s", file=sys.stderr)
     finally:
@@ -351,11 +360,11 @@ def main(argv: list[str] | None = None) -> int:
                           "of the draw limit"], rows))
     print("\nthe draw limit: cores x the rate at which one thread draws a step's 128 x 100 uniforms (draw-bound)")
     print(f"\nmachine: {info.get('cpu')}, {info.get('cpu_count')} cores, load average {info.get('load_avg')}; "
-          f"task {args.op}, batch {BATCH}, NAU({IN}->{HIDDEN}) NMU({HIDDEN}->1), Adam lr {LR}")
+          f"task {args.op}, batch {BATCH}, {args.net} ({IN}->{HIDDEN}->1), Adam lr {LR}")
     write_json(args.json, {"machine": info, "records": records})
     bar_plot(args.plot, args.dtypes, {f"{c} S={S}": [sps(c, d, S) for d in args.dtypes] for c in contenders
                                       for S in (args.seeds if c in SEED_CONTENDERS[:3] else [1])},
-             "training seed-steps per second (median)", "NAU -> NMU, batch 128")
+             "training seed-steps per second (median)", f"{args.net}, batch 128")
     return 0
 
 
