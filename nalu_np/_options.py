@@ -79,12 +79,17 @@ def add_seeds(parser: argparse.ArgumentParser) -> None:
 
 
 def add_workers(parser: argparse.ArgumentParser) -> None:
-    """``--workers`` and ``--seeds-per-call`` of the commands that run sweeps."""
+    """``--workers``, ``--seeds-per-call`` and ``--executor`` of the commands that run sweeps."""
+    from .executors import KINDS, executor_spec
+
     parser.add_argument("--workers", type=positive_int, default=None,
                         help="worker processes (default: os.cpu_count())")
     parser.add_argument("--seeds-per-call", type=positive_int, default=None, metavar="S",
                         help="seeds of a configuration that one worker trains together in compiled calls "
-                             "(default: enough jobs for every worker, at most 16 seeds each)")
+                             "(default: enough jobs for every worker, at most 16 seeds each; 1 with --executor)")
+    parser.add_argument("--executor", type=executor_spec, default="local", metavar="|".join(KINDS),
+                        help="where the runs execute: local processes (default), a Dask scheduler, or submitit "
+                             "(Slurm jobs where Slurm is, local subprocesses elsewhere); see nalu_np.executors")
 
 
 def seed_range(args: Any) -> range:

@@ -27,7 +27,10 @@ import os
 import sys
 from typing import Any, Iterable, Sequence
 
+import numpy as np
+
 from . import studies
+from .executors import open_executor
 from ._options import add_backend_and_steps, add_seeds, add_workers, seed_range
 from .sweep import Config, run_sweep
 
@@ -147,6 +150,50 @@ def comparison_table(rows: Sequence[dict[str, Any]], steps: int) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def plot_comparison(rows: Sequence[dict[str, Any]], steps: int, path: str) -> str:
+    """Success rates with their 95% intervals, ours (the record's runs at ``steps``) against the paper's, one
+    panel per op with the models side by side, written to ``path`` (PNG); needs matplotlib.
+
+    Returns
+    -------
+    str
+        A line saying where the figure went, or why there is none.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "no figure: matplotlib is not installed (pip install matplotlib)"
+    cells = studies.compare([r for r in rows if r["steps"] == steps])
+    if not cells:
+        return "no figure: the record has no runs of these cells"
+    ops = [op for op in OPS if any(c["op"] == op for c in cells)]
+    fig, axes = plt.subplots(1, len(ops), figsize=(3.2 * len(ops), 3.6), sharey=True, squeeze=False)
+    for ax, op in zip(axes[0], ops):
+        mine = [c for c in cells if c["op"] == op]
+        for shift, side, color in ((-0.17, "ours", "tab:blue"), (0.17, "theirs", "tab:orange")):
+            rate = np.array([c[side]["success_rate"] for c in mine])
+            err = np.array([[c[side]["success_rate"] - c[side]["success_lower"] for c in mine],
+                            [c[side]["success_upper"] - c[side]["success_rate"] for c in mine]])
+            ax.errorbar(np.arange(len(mine)) + shift, rate, yerr=err, fmt="o", color=color, capsize=3,
+                        label={"ours": "nalu-np", "theirs": "paper"}[side])
+        ax.set_xticks(range(len(mine)), [c["model"] + ("" if c["agree"] else " (!)") for c in mine],
+                      rotation=60, fontsize=8)
+        ax.set_title(op)
+        ax.set_xlim(-0.6, len(mine) - 0.4)
+        ax.set_ylim(-0.05, 1.05)
+    axes[0][0].set_ylabel("success rate (95% interval)")
+    axes[0][-1].legend(fontsize=8)
+    fig.suptitle(f"Madsen & Johansen (2020), {steps:,} steps: nalu-np against the paper ((!): no overlap)",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return f"figure written to {path}"
+
+
 # ---------------------------------------------------------------------------------------------------------
 # command line
 # ---------------------------------------------------------------------------------------------------------
@@ -168,6 +215,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="working directory of the runs' JSON files (default: runs/madsen2020)")
     add_workers(parser)
     parser.add_argument("--summary", action="store_true", help="only print the table of the record")
+    parser.add_argument("--plot", default=None, metavar="PNG",
+                        help="write a figure of the success rates with their intervals, ours against the paper's")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
 
 
@@ -190,9 +239,10 @@ def run_from_args(args: argparse.Namespace) -> int:
             rows.append(row)
 
         try:
-            run_sweep(list(by_config), seed_range(args), args.out, max_workers=args.workers, backend=args.backend,
-                      progress=not args.quiet, skip=skip, on_record=on_record,
-                      seeds_per_call=args.seeds_per_call)
+            with open_executor(args.executor) as executor:
+                run_sweep(list(by_config), seed_range(args), args.out, executor=executor, max_workers=args.workers,
+                          backend=args.backend, progress=not args.quiet, skip=skip, on_record=on_record,
+                          seeds_per_call=args.seeds_per_call)
         except RuntimeError as err:
             print(f"nalu-np reproduce: {err}", file=sys.stderr)
             status = 1
@@ -202,4 +252,6 @@ def run_from_args(args: argparse.Namespace) -> int:
     other = sorted({r["steps"] for r in shown} - {steps})
     if other:
         print(f"(the record also has runs of {', '.join(f'{s:,}' for s in other)} steps, not compared here)")
+    if args.plot:
+        print(plot_comparison(shown, steps, args.plot))
     return status

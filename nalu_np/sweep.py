@@ -44,6 +44,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TextIO
 from . import _workers
 from ._files import write_atomic
 from ._checks import positive_int
+from .executors import open_executor
 from ._options import add_backend_and_steps, add_seeds, add_workers, seed_range
 from .summary import Row, markdown_table, plot, summarize
 from .training import ENGINES, compiled_unsupported, train_many
@@ -587,7 +588,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_workers(parser)
     parser.add_argument("--engine", choices=ENGINES, default="auto",
                         help="python: nalu_np.train step by step; compiled: the Numba training kernel (two-layer "
-                             "NAU/NMU/NALU networks on the simple-* tasks only, batches drawn in the kernel); "
+                             "networks of NAU, NMU, NALU, NAC, NACMul and the baselines on the simple-* tasks only, batches "
+                             "drawn in the kernel); "
                              "auto (default): compiled where it applies")
     parser.add_argument("--plot", default=None, metavar="PNG", help="save a bar chart of the success rates")
     parser.add_argument("--summary", action="store_true", help="only print the table of the runs on disk")
@@ -617,8 +619,10 @@ def run_from_args(args: argparse.Namespace) -> int:
             return 1
     else:
         try:
-            rows = run_sweep(configs, seeds, args.out, max_workers=args.workers, backend=args.backend,
-                             engine=args.engine, progress=not args.quiet, seeds_per_call=args.seeds_per_call)
+            with open_executor(args.executor) as executor:
+                rows = run_sweep(configs, seeds, args.out, executor=executor, max_workers=args.workers,
+                                 backend=args.backend, engine=args.engine, progress=not args.quiet,
+                                 seeds_per_call=args.seeds_per_call)
         except RuntimeError as err:
             print(f"nalu-np sweep: {err}", file=sys.stderr)
             rows = _stored_rows(args.out, configs, seeds)

@@ -212,8 +212,8 @@ def compiled_unsupported(model: Any, task: Task, backend: str | Backend | None =
                          optimizer: Any = None) -> str | None:
     """Why the compiled engine cannot train ``model`` on ``task``, or None when it can.
 
-    It trains what :func:`nalu_np.compiled.supports` accepts (two-layer networks of NAU, NMU and NALU with
-    shared weights) on the simple function task (any of its six ops), with Adam (no gradient clipping, the units'
+    It trains what :func:`nalu_np.compiled.supports` accepts (two-layer networks of NAU, NMU, NALU with shared
+    weights, NAC, NACMul, Linear, ReLU and ReLU6) on the simple function task (any of its six ops), with Adam (no gradient clipping, the units'
     own projections), on the CPU (backend numpy or numba), with numba installed.
     """
     from .arithmetic import SimpleFunctionTask

@@ -24,9 +24,8 @@ __all__ = ["nac_forward", "nac_backward", "nacmul_forward", "nacmul_backward"]
 
 
 @njit(**EW)
-def nacmul_block_forward(xT, n, W, eps, lT, mT):
-    """Forward values of one block: ``lT = log(|xT| + eps)`` (I, nb) and ``mT = exp(W.T @ lT)`` (O, nb)."""
-    log_abs(xT, n, eps, lT)
+def nacmul_block_values(lT, n, W, mT):
+    """``mT = exp(W.T @ lT)`` (O, nb) from the logs ``lT = log(|x| + eps)`` (I, nb) of one block."""
     matmul(lT, n, W, mT)
     for o in range(mT.shape[0]):
         for r in range(n):
@@ -34,15 +33,24 @@ def nacmul_block_forward(xT, n, W, eps, lT, mT):
 
 
 @njit(**EW)
-def nacmul_block_backward(xT, lT, mT, dT, n, W, eps, acc, dxT):
+def nacmul_block_forward(xT, n, W, eps, lT, mT):
+    """Forward values of one block: ``lT = log(|xT| + eps)`` (I, nb) and ``mT = exp(W.T @ lT)`` (O, nb)."""
+    log_abs(xT, n, eps, lT)
+    nacmul_block_values(lT, n, W, mT)
+
+
+@njit(**EW)
+def nacmul_block_backward(xT, lT, mT, dT, n, W, eps, acc, dxT, need_dx):
     """Gradients of one block from the forward values ``lT``, ``mT``: ``dz = delta y`` (into ``dT``),
-    ``acc += lT @ dz.T`` (I, O) and ``dxT = (W @ dz) sign(x) / (|x| + eps)`` (I, nb, overwritten)."""
+    ``acc += lT @ dz.T`` (I, O) and, when ``need_dx``, ``dxT = (W @ dz) sign(x) / (|x| + eps)`` (I, nb,
+    overwritten)."""
     for o in range(mT.shape[0]):
         for r in range(n):
             dT[o, r] = dT[o, r] * mT[o, r]
     grad(lT, dT, n, acc)
-    matmul_t(dT, n, W, dxT, False)
-    times_log_abs_grad(dxT, xT, n, eps)
+    if need_dx:
+        matmul_t(dT, n, W, dxT, False)
+        times_log_abs_grad(dxT, xT, n, eps)
 
 
 @njit(**EW)
@@ -76,7 +84,7 @@ def _nacmul_bwd_chunk(c, nchunks, x, dy, W, eps, nb, dx, pW):
         load(x, r0, n, xT)
         nacmul_block_forward(xT, n, W, eps, lT, mT)
         load(dy, r0, n, dT)
-        nacmul_block_backward(xT, lT, mT, dT, n, W, eps, pW[c], tT)
+        nacmul_block_backward(xT, lT, mT, dT, n, W, eps, pW[c], tT, True)
         store(tT, r0, n, dx)
 
 

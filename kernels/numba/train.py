@@ -4,8 +4,8 @@ Small-batch training in Python pays for every step in interpreter overhead (doze
 microseconds each).  Here a whole run of steps -- build the batch, forward, MSE, backward, optional
 regularizer, Adam step, projection -- is one compiled call, so a step costs what its arithmetic costs.
 
-Each layer is an NAU, an NMU, a NALU with shared weights or one of the study's baselines (the kind codes
-``NAU``, ``NMU``, ``NALU``, ``LINEAR``, ``RELU``, ``RELU6``).  The step is composed of the units' block functions
+Each layer is an NAU, an NMU, a NALU with shared weights, a NAC, a NACMul or one of the study's baselines (the
+kind codes ``NAU``, ``NMU``, ``NALU``, ``NAC``, ``NACMUL``, ``LINEAR``, ``RELU``, ``RELU6``).  The step is composed of the units' block functions
 (:func:`~nalu_np.kernels.numba.nau.nau_block_forward`, :func:`~nalu_np.kernels.numba.nmu.nmu_block_backward`,
 :func:`~nalu_np.kernels.numba.nalu.nalu_block_forward`, ... -- the same functions the layer kernels call on each
 block) applied to the whole batch laid out transposed, (features, batch), and of the optimizer blocks of
@@ -26,15 +26,35 @@ import numpy as np
 from ._common import EW, adam_step, log_abs, nac_weight_grad_into, nac_weight_into
 from ._math import jit as njit
 from .dense import dense_block_backward, dense_block_forward
+from .nac import nacmul_block_backward, nacmul_block_values
 from .nalu import nalu_block_backward, nalu_block_forward
 from .nau import nau_block_backward, nau_block_forward, nau_regularizer
 from .nmu import nmu_block_backward, nmu_block_forward, nmu_regularizer
 from .rng import fill_uniform
 
-__all__ = ["NAU", "NMU", "NALU", "LINEAR", "RELU", "RELU6", "run", "sparsity_error", "log_input", "predict"]
+__all__ = ["NAU", "NMU", "NALU", "LINEAR", "RELU", "RELU6", "NAC", "NACMUL", "run", "sparsity_error", "log_input", "predict"]
 
-#: the kind codes of the layers (LINEAR, RELU, RELU6: the study's baselines, ``W`` then the bias ``b``)
-NAU, NMU, NALU, LINEAR, RELU, RELU6 = 0, 1, 2, 3, 4, 5
+#: the kind codes of the layers (LINEAR, RELU, RELU6: the study's baselines, ``W`` then the bias ``b``; NAC and
+#: NACMUL: ``W = tanh(W_hat) sigma(M_hat)``, NACMUL in log space)
+NAU, NMU, NALU, LINEAR, RELU, RELU6, NAC, NACMUL = 0, 1, 2, 3, 4, 5, 6, 7
+
+
+@njit(**EW)
+def _dense(kind):
+    """Whether ``kind`` is one of the baselines (an affine map with a bias)."""
+    return LINEAR <= kind <= RELU6
+
+
+@njit(**EW)
+def _nac_weights(kind):
+    """Whether ``kind``'s weight is ``tanh(W_hat) sigma(M_hat)`` (NALU, NAC, NACMul)."""
+    return kind == NALU or kind == NAC or kind == NACMUL
+
+
+@njit(**EW)
+def _log_input(kind):
+    """Whether ``kind`` needs ``log(|x| + eps)`` of its input (NALU, NACMul)."""
+    return kind == NALU or kind == NACMUL
 
 
 @njit(**EW)
@@ -49,9 +69,9 @@ def _clip_range(kind, dt):
 
 @njit(**EW)
 def _layer_weights(kind, p, wts):
-    """NALU: ``wts = (W, tanh(W_hat), sigma(M_hat))`` (3, I, O) from the packed ``p = [W_hat, M_hat, G]``
-    (nothing to do for the NAU and NMU, whose ``W`` is ``p`` itself)."""
-    if kind == NALU:
+    """NALU, NAC, NACMul: ``wts = (W, tanh(W_hat), sigma(M_hat))`` (3, I, O) from the packed
+    ``p = [W_hat, M_hat, ...]`` (nothing to do for the other kinds, whose ``W`` is in ``p`` itself)."""
+    if _nac_weights(kind):
         I, O = wts.shape[1], wts.shape[2]
         n = I * O
         nac_weight_into(p[:n].reshape((I, O)), p[n:2 * n].reshape((I, O)), wts[0], wts[1], wts[2])
@@ -59,14 +79,20 @@ def _layer_weights(kind, p, wts):
 
 @njit(**EW)
 def _layer_forward(kind, p, xT, lT, wts, act, yT):
-    """``yT = layer(xT)``, all (features, B); for the NALU ``lT = log(|xT| + eps)`` must be filled, and ``act``
-    (3, O, B) keeps ``a``, ``m``, ``g``."""
+    """``yT = layer(xT)``, all (features, B); for the NALU and NACMul ``lT = log(|xT| + eps)`` must be filled,
+    and ``act`` (3, O, B) keeps the values the backward pass needs (NALU ``a``, ``m``, ``g``; NACMul ``m``;
+    the baselines ``z``)."""
     I, O = wts.shape[1], wts.shape[2]
     n = I * O
     B = xT.shape[1]
     if kind == NAU:
         nau_block_forward(xT, B, p[:n].reshape((I, O)), yT)
-    elif kind >= LINEAR:
+    elif kind == NAC:
+        nau_block_forward(xT, B, wts[0], yT)
+    elif kind == NACMUL:
+        nacmul_block_values(lT, B, wts[0], act[0])
+        yT[:, :] = act[0]
+    elif _dense(kind):
         lo, hi = _clip_range(kind, xT.dtype.type)
         dense_block_forward(xT, B, p[:n].reshape((I, O)), p[n:n + O], lo, hi, act[0], yT)
     elif kind == NMU:
@@ -84,6 +110,14 @@ def _layer_backward(kind, p, xT, lT, dyT, eps, wts, act, dact, dW, gp, dxT, need
     I, O = wts.shape[1], wts.shape[2]
     n = I * O
     B = xT.shape[1]
+    if kind == NAC or kind == NACMUL:
+        dW[:, :] = 0.0
+        if kind == NAC:
+            nau_block_backward(xT, dyT, B, wts[0], dW, dxT, need_dx)
+        else:
+            nacmul_block_backward(xT, lT, act[0], dyT, B, wts[0], eps, dW, dxT, need_dx)
+        nac_weight_grad_into(dW, wts[1], wts[2], gp[:n].reshape((I, O)), gp[n:2 * n].reshape((I, O)))
+        return
     if kind == NALU:
         G = p[2 * n:3 * n].reshape((I, O))
         dG = gp[2 * n:3 * n].reshape((I, O))
@@ -96,7 +130,7 @@ def _layer_backward(kind, p, xT, lT, dyT, eps, wts, act, dact, dW, gp, dxT, need
     W = p[:n].reshape((I, O))
     acc = gp[:n].reshape((I, O))
     acc[:, :] = 0.0
-    if kind >= LINEAR:
+    if _dense(kind):
         lo, hi = _clip_range(kind, xT.dtype.type)
         gp[n:n + O] = 0.0
         dense_block_backward(xT, act[0], dyT, B, W, lo, hi, acc, gp[n:n + O], dact[0], dxT, need_dx)
@@ -157,7 +191,7 @@ def _work(kinds, dims, dt, B):
     I, H, O = dims[0], dims[1], dims[2]
     w1 = np.empty((3, I, H), dt)
     w2 = np.empty((3, H, O), dt)
-    lx = np.empty((I if kinds[0] == NALU else 0, B), dt)
+    lx = np.empty((I if _log_input(kinds[0]) else 0, B), dt)
     hT = np.empty((H, B), dt)
     lh = np.empty((H, B), dt)
     act1 = np.empty((3, H, B), dt)
@@ -168,15 +202,15 @@ def _work(kinds, dims, dt, B):
 @njit(**EW)
 def _model_forward(kinds, eps, theta, offs, w1, w2, xT, lx, hT, lh, act1, act2, yT, have_lx):
     """``yT = L2(L1(xT))``: both layers' weights, then the passes; ``lx = log(|xT| + eps)`` is computed here
-    for a NALU first layer unless ``have_lx``."""
+    for a NALU or NACMul first layer unless ``have_lx``."""
     dt = xT.dtype.type
     p1, p2 = theta[offs[0]:offs[1]], theta[offs[1]:offs[2]]
     _layer_weights(kinds[0], p1, w1)
     _layer_weights(kinds[1], p2, w2)
-    if kinds[0] == NALU and not have_lx:
+    if _log_input(kinds[0]) and not have_lx:
         log_abs(xT, xT.shape[1], dt(eps[0]), lx)
     _layer_forward(kinds[0], p1, xT, lx, w1, act1, hT)
-    if kinds[1] == NALU:
+    if _log_input(kinds[1]):
         log_abs(hT, hT.shape[1], dt(eps[1]), lh)
     _layer_forward(kinds[1], p2, hT, lh, w2, act2, yT)
 
@@ -198,7 +232,7 @@ def sparsity_error(kinds, dims, offs, theta):
         n = dims[layer] * dims[layer + 1]
         p = theta[offs[layer]:offs[layer + 1]]
         for k in range(n):
-            if kinds[layer] == NALU:
+            if _nac_weights(kinds[layer]):
                 m = np.float64(p[n + k])
                 sig = 1.0 / (1.0 + np.exp(-m)) if m >= 0 else np.exp(m) / (1.0 + np.exp(m))
                 d = _distance(np.tanh(np.float64(p[k])) * sig)
@@ -214,7 +248,7 @@ def _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, w1, w2, hT, lh, act1, 
     """``row[j] = mean((y - t)^2)`` on each test set ``j`` (float64) and ``row[-1]`` the sparsity error.
 
     ``xs`` (sets, blocks, I, nb) holds each set's inputs in blocks of ``nb`` columns, the last block padded;
-    ``lxs`` the same for ``log(|x| + eps)`` (I rows for a NALU first layer, else 0); ``ts`` (sets, N) the
+    ``lxs`` the same for ``log(|x| + eps)`` (I rows for a NALU or NACMul first layer, else 0); ``ts`` (sets, N) the
     targets in float64.
     """
     nb = xs.shape[3]
@@ -361,8 +395,8 @@ def run(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, states, active, steps,
 @njit(**EW)
 def log_input(kinds, eps, xT):
     """``log(|xT| + eps)`` (I, B) when the first layer is a NALU, else an empty (0, B) array."""
-    lx = np.empty((xT.shape[0] if kinds[0] == NALU else 0, xT.shape[1]), xT.dtype)
-    if kinds[0] == NALU:
+    lx = np.empty((xT.shape[0] if _log_input(kinds[0]) else 0, xT.shape[1]), xT.dtype)
+    if _log_input(kinds[0]):
         log_abs(xT, xT.shape[1], xT.dtype.type(eps[0]), lx)
     return lx
 

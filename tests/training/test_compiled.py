@@ -21,7 +21,8 @@ DTYPES = (np.float32, np.float64)
 
 NETWORKS = {"NAU-NMU": (nn.NAU, nn.NMU), "NAU-NAU": (nn.NAU, nn.NAU), "NALU-NALU": (nn.NALU, nn.NALU),
             "NMU-NALU": (nn.NMU, nn.NALU), "Linear-Linear": (nn.Linear, nn.Linear), "ReLU-Linear": (nn.ReLU, nn.Linear),
-            "ReLU6-Linear": (nn.ReLU6, nn.Linear), "NAU-ReLU6": (nn.NAU, nn.ReLU6)}
+            "ReLU6-Linear": (nn.ReLU6, nn.Linear), "NAU-ReLU6": (nn.NAU, nn.ReLU6), "NAC-NAC": (nn.NAC, nn.NAC),
+            "NAC-NACMul": (nn.NAC, nn.NACMul), "NACMul-NAU": (nn.NACMul, nn.NAU)}
 
 
 def make_model(dtype: Any, seed: int = 0, hidden: int = 2, net: str = "NAU-NMU") -> tuple[Any, Adam]:
@@ -142,7 +143,7 @@ def test_bad_arguments() -> None:
     with pytest.raises(TypeError, match="two-layer"):
         nt.train_steps(nn.Sequential([nn.NMU(100, 1, dtype="float64")]), opt, task, np.zeros((1, 2, 100)))
     with pytest.raises(TypeError, match="layers of"):
-        nt.predict(nn.Sequential([nn.NAC(100, 2), nn.NMU(2, 1)]), np.zeros((1, 100), np.float32))
+        nt.predict(nn.Sequential([nn.NPU(100, 2), nn.NMU(2, 1)]), np.zeros((1, 100), np.float32))
     with pytest.raises(TypeError, match="shared weights"):
         nt.predict(nn.Sequential([nn.NALU(100, 2, shared_weights=False), nn.NMU(2, 1)]), np.zeros((1, 100), np.float32))
     with pytest.raises(ValueError, match="either u"):
@@ -245,9 +246,9 @@ def test_kind_codes_and_lazy_numba() -> None:
     from nalu_np.kernels.numba import train as kernel
 
     assert nt.LAYER_KINDS == {"nau": kernel.NAU, "nmu": kernel.NMU, "nalu": kernel.NALU, "dense": kernel.LINEAR,
-                              "relu": kernel.RELU, "relu6": kernel.RELU6}
-    assert {nn.NAU.kernel, nn.NMU.kernel, nn.NALU.kernel, nn.Linear.kernel, nn.ReLU.kernel,
-            nn.ReLU6.kernel} == set(nt.LAYER_KINDS)
+                              "relu": kernel.RELU, "relu6": kernel.RELU6, "nac": kernel.NAC, "nacmul": kernel.NACMUL}
+    assert {nn.NAU.kernel, nn.NMU.kernel, nn.NALU.kernel, nn.Linear.kernel, nn.ReLU.kernel, nn.ReLU6.kernel,
+            nn.NAC.kernel, nn.NACMul.kernel} == set(nt.LAYER_KINDS)
     code = "import sys, nalu_np, nalu_np.compiled; assert 'numba' not in sys.modules, 'numba imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -410,3 +411,30 @@ def test_the_baselines_match_the_python_loop(net: str, op: str, dtype: Any) -> N
     run = nt.train_seeds([jit[0]], [jit[1]], [task], steps=1, states=nt.rng_state(1)[None], eval_sets=[
         (x, task.targets(x.astype(np.float64)).T)], eval_every=1)
     assert run.evaluations[0, 0, -1] == pytest.approx(sparsity_error(jit[0]), rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("net,op", [("NAC-NAC", "add"), ("NAC-NACMul", "mul"), ("NACMul-NAU", "sub")])
+def test_the_nac_networks_match_the_python_loop(net: str, op: str, dtype: Any) -> None:
+    """NAC and NACMul (Madsen & Johansen's NAC+ and NAC• models) in the compiled step: the Python loop's run,
+    and the in-kernel sparsity error over tanh(W_hat) sigma(M_hat).
+
+    NAC -> NACMul runs 3 steps (float32: 2): its hidden units cross 0 there, where ``log(|h| + eps)`` multiplies rounding
+    by about 100 each step (largest parameter difference, float64: 3e-18 after one step, 1e-15 after three,
+    2e-13 after four, 7e-7 after eight; float32: 4e-9, 2e-7 after three, 2e-5 after four)."""
+    from nalu_np.arithmetic import sparsity_error
+
+    task = nt.SimpleFunction(op=op, offset=9)
+    steps = (3 if dtype == np.float64 else 2) if net == "NAC-NACMul" else 30
+    py = make_model(dtype, seed=3, net=net)
+    losses_py = python_steps(*py, task, np.random.default_rng(4), steps)
+    jit = make_model(dtype, seed=3, net=net)
+    losses_jit = nt.train(*jit, task, steps, np.random.default_rng(4), chunk=11)
+    rtol = 1e-9 if dtype == np.float64 else 2e-4
+    np.testing.assert_allclose(losses_jit, losses_py, rtol=rtol)
+    assert_same_run(jit, py, rtol)
+    x = np.random.default_rng(0).uniform(1, 2, (130, 100)).astype(dtype)
+    run = nt.train_seeds([jit[0]], [jit[1]], [task], steps=1, states=nt.rng_state(1)[None], eval_sets=[
+        (x, task.targets(x.astype(np.float64)).T)], eval_every=1)
+    assert run.evaluations[0, 0, -1] == pytest.approx(sparsity_error(jit[0]), rel=1e-6)
+    np.testing.assert_allclose(nt.predict(jit[0], x), jit[0].forward(x, backend="numpy")[0], rtol=rtol, atol=rtol)

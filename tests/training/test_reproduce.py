@@ -88,3 +88,16 @@ def test_reproduce_runs_the_missing_runs_and_resumes_from_the_record(tmp_path):
 def test_help_works():
     p = subprocess.run([sys.executable, "-m", "nalu_np", "reproduce", "--help"], capture_output=True, text=True)
     assert p.returncode == 0 and "madsen2020" in p.stdout and "--record" in p.stdout
+
+
+def test_the_figure_of_ours_against_the_paper(tmp_path):
+    pytest.importorskip("matplotlib")
+    base = {"steps": 100, "solved_at": 2000, "sparsity_error": 1e-5, "best_step": 90, "interpolation_mse": 1e-9,
+            "extrapolation_mse": 1e-9, "engine": "compiled", "wall_time": 1.0}
+    rows = [{**base, "model": m, "op": op, "seed": s, "success": ok}
+            for m, op, ok in (("NAU", "add", True), ("NAU", "mul", False), ("NMU", "mul", True)) for s in range(3)]
+    path = str(tmp_path / "cells.png")
+    assert rp.plot_comparison(rows, 100, path) == f"figure written to {path}"
+    assert os.path.getsize(path) > 0
+    assert rp.plot_comparison(rows, 5_000_000, str(tmp_path / "none.png")).startswith("no figure")
+    assert not os.path.exists(tmp_path / "none.png")
