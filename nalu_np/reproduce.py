@@ -32,6 +32,7 @@ import numpy as np
 from . import studies
 from .executors import open_executor
 from ._options import add_backend_and_steps, add_seeds, add_workers, seed_range
+from .summary import pyplot
 from .sweep import Config, run_sweep
 
 __all__ = ["RECORD_COLUMNS", "STUDIES", "grid", "config_of", "read_record", "append_row", "comparison_table",
@@ -159,12 +160,8 @@ def plot_comparison(rows: Sequence[dict[str, Any]], steps: int, path: str) -> st
     str
         A line saying where the figure went, or why there is none.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return "no figure: matplotlib is not installed (pip install matplotlib)"
     cells = studies.compare([r for r in rows if r["steps"] == steps])
     if not cells:

@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["Row", "summarize", "markdown_table", "plot"]
+__all__ = ["Row", "summarize", "markdown_table", "plot", "pyplot"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,18 @@ def markdown_table(rows: Sequence[Row]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the file-only Agg backend, or None where matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
 def plot(rows: Sequence[Row], path: str) -> str:
     """Success rates with their Wilson intervals as a bar chart in ``path`` (PNG); needs matplotlib.
 
@@ -78,12 +90,8 @@ def plot(rows: Sequence[Row], path: str) -> str:
     str
         A line saying where the plot went, or why there is none.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return "no plot: matplotlib is not installed (pip install matplotlib)"
     labels = [f"{r.unit}\n{r.op} ({r.steps:.0e} steps)" for r in rows]
     rates = np.array([r.rate for r in rows])
