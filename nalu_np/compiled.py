@@ -164,7 +164,10 @@ def supports(model: Any) -> str | None:
     kernels = [getattr(layer, "kernel", None) for layer in model.layers]
     if any(k not in LAYER_KINDS for k in kernels):
         names = " -> ".join(type(layer).__name__ for layer in model.layers)
-        return f"the compiled path trains layers of NAU, NMU, NALU, NAC, NACMul, Linear, ReLU, ReLU6, got {names}"
+        from nalu_np.units import UNITS
+
+        known = ", ".join(name for name, spec in UNITS.items() if spec.kernel in LAYER_KINDS)
+        return f"the compiled path trains layers of {known}, got {names}"
     if any(k == "nalu" and not layer.shared_weights for k, layer in zip(kernels, model.layers)):
         return "the compiled path trains the NALU with shared weights only"
     if model.layers[0].out_features != model.layers[1].in_features:
@@ -286,8 +289,8 @@ def train_seeds(models: Sequence[Any], optimizers: Sequence[Any], tasks: Sequenc
     Parameters
     ----------
     models : sequence of Sequential
-        ``S`` models of one structure and dtype (two layers, each ``NAU``, ``NMU`` or ``NALU`` with shared
-        weights, NumPy float32 or float64 parameters); trained in place.
+        ``S`` models of one structure and dtype (two layers of the kinds :data:`LAYER_KINDS`, the NALU with
+        shared weights, NumPy float32 or float64 parameters; :func:`supports`); trained in place.
     optimizers : sequence of nalu_np.optim.Adam
         One per model, built on its ``params``, with one set of hyper-parameters, without gradient clipping;
         their moments and step counts are updated in place.  The projections are the layers' ``bounds``.

@@ -213,8 +213,9 @@ def compiled_unsupported(model: Any, task: Task, backend: str | Backend | None =
     """Why the compiled engine cannot train ``model`` on ``task``, or None when it can.
 
     It trains what :func:`nalu_np.compiled.supports` accepts (two-layer networks of NAU, NMU, NALU with shared
-    weights, NAC, NACMul, Linear, ReLU and ReLU6) on the simple function task (any of its six ops), with Adam (no gradient clipping, the units'
-    own projections), on the CPU (backend numpy or numba), with numba installed.
+    weights, NAC, NACMul, Linear, ReLU and ReLU6) on the simple function task (any of its six ops), with Adam
+    (no gradient clipping, the units' own projections), on the CPU (backend numpy or numba), with numba
+    installed.
     """
     from .arithmetic import SimpleFunctionTask
     from .optim import Adam
@@ -330,8 +331,8 @@ def _train_compiled(models: list[Any], tasks: list[Any], opts: list[Optimizer], 
         for row, q in enumerate(active):
             losses[q].append(run.losses[row, :run.done[row]])
             for at, values in zip(run.steps[row], run.evaluations[row, :run.nevals[row]]):
-                evaluations[q].append(Evaluation(int(at), {**{f"{name}_mse": float(v) for name, v in
-                                                              zip(names, values)}, "sparsity_error": float(values[-1])}))
+                metrics = {f"{name}_mse": float(v) for name, v in zip(names, values)}
+                evaluations[q].append(Evaluation(int(at), {**metrics, "sparsity_error": float(values[-1])}))
         done += k
         active = [q for row, q in enumerate(active) if not run.diverged[row]]
         if bar is not None:

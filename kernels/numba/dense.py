@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import EW, SUM, Params, check, grad, matmul, matmul_t
+from ._common import EW, SUM, Params, check, clip, grad, matmul, matmul_t
 from ._math import jit as njit
 from .nau import linear_backward, linear_forward
 
@@ -24,12 +24,6 @@ ACTIVATIONS = {"dense": (-np.inf, np.inf), "relu": (0.0, np.inf), "relu6": (0.0,
 
 
 @njit(**EW)
-def _clip(z, lo, hi):
-    """``min(max(z, lo), hi)``, NaN passed through."""
-    return z if z != z else min(max(z, lo), hi)
-
-
-@njit(**EW)
 def dense_block_forward(xT, n, W, b, lo, hi, zT, yT):
     """``zT = W.T @ xT + b`` and ``yT = clip(zT, lo, hi)`` on the first ``n`` columns (O, nb)."""
     matmul(xT, n, W, zT)
@@ -37,7 +31,7 @@ def dense_block_forward(xT, n, W, b, lo, hi, zT, yT):
         for r in range(n):
             z = zT[o, r] + b[o]
             zT[o, r] = z
-            yT[o, r] = _clip(z, lo, hi)
+            yT[o, r] = clip(z, lo, hi)
 
 
 @njit(**EW)
@@ -78,7 +72,7 @@ def _bias_activation(z, b, lo, hi, y):
         for o in range(z.shape[1]):
             v = z[r, o] + b[o]
             z[r, o] = v
-            y[r, o] = _clip(v, lo, hi)
+            y[r, o] = clip(v, lo, hi)
 
 
 @njit(**EW)

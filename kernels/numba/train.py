@@ -5,7 +5,8 @@ microseconds each).  Here a whole run of steps -- build the batch, forward, MSE,
 regularizer, Adam step, projection -- is one compiled call, so a step costs what its arithmetic costs.
 
 Each layer is an NAU, an NMU, a NALU with shared weights, a NAC, a NACMul or one of the study's baselines (the
-kind codes ``NAU``, ``NMU``, ``NALU``, ``NAC``, ``NACMUL``, ``LINEAR``, ``RELU``, ``RELU6``).  The step is composed of the units' block functions
+kind codes ``NAU``, ``NMU``, ``NALU``, ``NAC``, ``NACMUL``, ``LINEAR``, ``RELU``, ``RELU6``).
+The step is composed of the units' block functions
 (:func:`~nalu_np.kernels.numba.nau.nau_block_forward`, :func:`~nalu_np.kernels.numba.nmu.nmu_block_backward`,
 :func:`~nalu_np.kernels.numba.nalu.nalu_block_forward`, ... -- the same functions the layer kernels call on each
 block) applied to the whole batch laid out transposed, (features, batch), and of the optimizer blocks of
@@ -32,7 +33,8 @@ from .nau import nau_block_backward, nau_block_forward, nau_regularizer
 from .nmu import nmu_block_backward, nmu_block_forward, nmu_regularizer
 from .rng import fill_uniform
 
-__all__ = ["NAU", "NMU", "NALU", "LINEAR", "RELU", "RELU6", "NAC", "NACMUL", "run", "sparsity_error", "log_input", "predict"]
+__all__ = ["NAU", "NMU", "NALU", "LINEAR", "RELU", "RELU6", "NAC", "NACMUL", "run", "sparsity_error", "log_input",
+           "predict"]
 
 #: the kind codes of the layers (LINEAR, RELU, RELU6: the study's baselines, ``W`` then the bias ``b``; NAC and
 #: NACMUL: ``W = tanh(W_hat) sigma(M_hat)``, NACMUL in log space)
