@@ -422,14 +422,24 @@ class SimpleFunctionTask(_PaperTask):
         return x, self._fn(a, b)[:, None]
 
     def build_model(self, rng: Any = None, *, unit: str | None = None, preset: str | None = None) -> Any:
-        """``Sequential([first(100, 2), unit(2, 1)])``; ``preset`` goes to the layers that have presets."""
+        """``Sequential([first(100, 2), unit(2, 1)])``, first layer drawn first.
+
+        ``preset`` goes to the layers that have the seed articles' presets.  Without it, the network of a model
+        of the study (:func:`nalu_np.studies.model_for_unit`) gets the authors' initialisation of each layer
+        and its settings (``ModelProtocol.unit_inits``, e.g. ``"madsen2020"`` for the NAC and the NALU), any
+        other network its units' defaults.
+        """
         from .layers import Sequential
 
         second = self.unit if unit is None else _canonical_unit(unit)
         first = self.first_unit or _FIRST_LAYER.get(second, second)
         rng = make_rng(rng)
-        return Sequential([_make(u, i, o, rng, self.dtype, preset)
-                           for u, i, o in ((first, self.in_features, self.hidden_size), (second, self.hidden_size, 1))])
+        shapes = ((first, self.in_features, self.hidden_size), (second, self.hidden_size, 1))
+        model = model_for_unit(second, first)
+        if preset is None and model is not None and model.init_available:
+            return Sequential([make_unit(u, i, o, rng=rng, dtype=self.dtype, preset=init)
+                               for (u, i, o), init in zip(shapes, model.unit_inits)])
+        return Sequential([_make(u, i, o, rng, self.dtype, preset) for u, i, o in shapes])
 
     def __repr__(self) -> str:
         return (f"<task {self.name!r}: t = {self._formula()}, a = sum(x[{self.a_slice.start}:{self.a_slice.stop}]), "

@@ -8,6 +8,8 @@ seed-000    U(-2, 2)                     N(0, 1)   1e-6    separate
 =========== ====================================== ======= ===============
 
 ``truncated N`` redraws values beyond two standard deviations, as TensorFlow's ``truncated_normal`` does.
+Madsen & Johansen's NAC initialisation (:func:`nac_w_optimal_r`) is a unit-table entry of its own
+(:data:`nalu_np.units.UNITS`, ``"madsen2020"``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Preset", "PRESETS", "preset", "make_rng", "nac_params", "nalu_params", "truncated_normal"]
+__all__ = ["Preset", "PRESETS", "preset", "make_rng", "nac_params", "nalu_params", "truncated_normal",
+           "nac_w_variance", "nac_w_optimal_r"]
 
 
 def make_rng(rng: Any) -> np.random.Generator:
@@ -49,6 +52,52 @@ def truncated_normal(rng: np.random.Generator, shape: tuple[int, ...], std: floa
         out[bad] = rng.normal(0.0, std, size=int(bad.sum()))
         bad = np.abs(out) > 2 * std
     return out
+
+
+def nac_w_variance(r: float) -> float:
+    """Variance of ``W = tanh(W_hat) * sigmoid(M_hat)`` for ``W_hat, M_hat ~ U(-r, r)`` independent.
+
+    ``Var W = (1 - tanh(r) / r) * (r - tanh(r / 2)) / (2 r)`` (0 at ``r = 0``), as the authors write it
+    (stable-nalu, ``stable_nalu/layer/nac.py``, ``nac_w_variance``).
+    """
+    if r == 0:
+        return 0.0
+    return float((1 - np.tanh(r) / r) * (r - np.tanh(r / 2)) * (1 / (2 * r)))
+
+
+def nac_w_optimal_r(fan_in: int, fan_out: int) -> float:
+    """The ``r`` of Madsen & Johansen's NAC initialisation ``W_hat, M_hat ~ U(-r, r)``: the root in [0, 10] of
+    ``max(fan_in + fan_out, 5) * nac_w_variance(r) = 2`` (Glorot's variance for ``W``).
+
+    The bisection is the one the authors call (``scipy.optimize.bisect(f, 0, 10)`` in
+    ``stable_nalu/layer/nac.py``, ``nac_w_optimal_r``), step for step: its defaults ``xtol = 2e-12``,
+    ``rtol = 4 * float64 eps``, at most 100 halvings, so ``r`` is the same float.
+    """
+    fan = max(fan_in + fan_out, 5)
+
+    def f(r: float) -> float:
+        return fan * nac_w_variance(r) - 2
+
+    xa, xb = 0.0, 10.0
+    fa, fb = f(xa), f(xb)
+    if fa * fb > 0:  # pragma: no cover - the variance rises from 0 to above 2 / 5 on [0, 10]
+        raise ValueError(f"no root of the NAC variance equation in [0, 10] for fan {fan}")
+    if fa == 0:
+        return xa
+    if fb == 0:
+        return xb
+    xtol, rtol = 2e-12, 4 * np.finfo(np.float64).eps
+    dm = xb - xa
+    xm = xa
+    for _ in range(100):
+        dm *= 0.5
+        xm = xa + dm
+        fm = f(xm)
+        if fm * fa >= 0:
+            xa = xm
+        if fm == 0 or abs(dm) < xtol + rtol * abs(xm):
+            break
+    return xm
 
 
 Sampler = Callable[[np.random.Generator, tuple[int, int]], np.ndarray]

@@ -219,8 +219,9 @@ class NAC(Layer):
     in_features, out_features : int
     rng : numpy.random.Generator or int, optional
     dtype : {"float32", "float64"}
-    init : {"seed-003", "seed-000"}
-        Initialisation (see :mod:`nalu_np.init`).
+    init : {"seed-003", "seed-000", "madsen2020"}
+        Initialisation (see :mod:`nalu_np.init`; ``"madsen2020"``: ``U(-r, r)`` with
+        :func:`nalu_np.init.nac_w_optimal_r`).
 
     Notes
     -----
@@ -245,7 +246,7 @@ class NACMul(Layer):
     dtype : {"float32", "float64"}
     eps : float
         ``log(|x| + eps)`` keeps the log finite at 0.
-    init : {"seed-003", "seed-000"}
+    init : {"seed-003", "seed-000", "madsen2020"}
 
     Notes
     -----
@@ -273,12 +274,14 @@ class NALU(Layer):
     shared_weights : bool
         True (the paper, seed 003): one ``W_hat``, ``M_hat`` for both paths.  False (seed 000):
         ``W_hat_add``, ``M_hat_add``, ``W_hat_mul``, ``M_hat_mul``.
-    init : {"seed-003", "seed-000"}
+    init : {"seed-003", "seed-000", "madsen2020"}
+        ``"madsen2020"`` (Madsen & Johansen's NALU, shared weights only): the NAC's ``U(-r, r)``, then ``G``
+        xavier-uniform.
 
     Notes
     -----
     ``a = x @ W_a``, ``m = exp(log(|x| + eps) @ W_m)``, ``g = sigma(x @ G)``, ``y = g * a + (1 - g) * m``.
-    Use :meth:`preset` for the two seed set-ups with all their settings.
+    Use :meth:`preset` for the published set-ups with all their settings.
     """
 
     unit = "NALU"

@@ -102,7 +102,7 @@ class ModelProtocol:
         The authors' initialisation of each layer.
     unit_inits : tuple of (str or None)
         The nalu-np initialisation (:data:`nalu_np.units.UNITS`) that is the authors', per layer; None where
-        nalu-np has none (its NAC and NALU presets are Trask et al.'s seed-003 and seed-000, not these).
+        nalu-np has none yet.
     nac_mul : {"none", "normal", "mnac"}
         ``--nac-mul``: "normal" runs the second layer in log space, ``exp(layer_2(log(|z_1| + eps)))``.
     regularizer : Regularizer or None
@@ -245,15 +245,18 @@ MADSEN2020_MODELS: dict[str, ModelProtocol] = {m.name: m for m in (
     ),
     ModelProtocol(
         "NAC_mul_sigma", "NAC•,σ", "--layer-type PosNAC --nac-mul normal --first-layer NAC",
-        ("NAC", "PosNAC"), ("NAC", None), (_NAC_INIT, "W_hat xavier-normal"), nac_mul="normal",
+        ("NAC", "PosNAC"), ("NAC", None), (_NAC_INIT, "W_hat xavier-normal"), unit_inits=("madsen2020", None),
+        nac_mul="normal",
         notes="NAC, then W = sigma(W_hat) (xavier-normal W_hat, no bias) in log space; no regularizer.",
         sources=(_BATCH, _EXPERIMENT, _NETWORK, "stable_nalu/layer/pos_nac.py"),
     ),
     ModelProtocol(
         "NAC_mul", "NAC•", "--layer-type NAC --nac-mul normal", ("NAC", "NAC"), ("NAC", "NACMul"),
-        (_NAC_INIT, _NAC_INIT), nac_mul="normal", notes="NAC, then a NAC in log space: nalu-np's NACMul with eps 1e-7.",
+        (_NAC_INIT, _NAC_INIT), unit_inits=("madsen2020", "madsen2020"), nac_mul="normal",
+        notes="NAC, then a NAC in log space: nalu-np's NACMul with eps 1e-7.",
     ),
-    ModelProtocol("NAC_add", "NAC+", "--layer-type NAC", ("NAC", "NAC"), ("NAC", "NAC"), (_NAC_INIT, _NAC_INIT)),
+    ModelProtocol("NAC_add", "NAC+", "--layer-type NAC", ("NAC", "NAC"), ("NAC", "NAC"), (_NAC_INIT, _NAC_INIT),
+                  unit_inits=("madsen2020", "madsen2020")),
     ModelProtocol(
         "Gated_NAU_NMU", "Gated NAU/NMU", "--layer-type ReRegualizedLinearNALU --nalu-two-nac --nalu-mul mnac",
         ("ReRegualizedLinearNALU", "ReRegualizedLinearNALU"), (None, None),
@@ -271,6 +274,7 @@ MADSEN2020_MODELS: dict[str, ModelProtocol] = {m.name: m for m in (
     ),
     ModelProtocol(
         "NALU", "NALU", "--layer-type NALU", ("NALU", "NALU"), ("NALU", "NALU"), (_NALU_INIT,) * 2,
+        unit_inits=("madsen2020", "madsen2020"),
         notes="Shared weights (no --nalu-two-nac), gate without bias, eps 1e-7.",
         sources=(_BATCH, _EXPERIMENT, _NETWORK, "stable_nalu/layer/_abstract_nalu.py"),
     ),

@@ -9,9 +9,9 @@ checkpoints, tasks, the compiled engine and the tests read this table; nobody re
 =========  =======  =======  ============================================  ========  ===================
 unit       kernel   family   parameters (I inputs, O outputs)              gate      initialisations
 =========  =======  =======  ============================================  ========  ===================
-NAC        nac      nac      W_hat, M_hat (I, O)                           --        seed-003, seed-000
-NACMul     nacmul   nac      W_hat, M_hat (I, O)                           --        seed-003, seed-000
-NALU       nalu     nalu     W_hat, M_hat, G (I, O) | separate weights     G (I, O)  seed-003, seed-000
+NAC        nac      nac      W_hat, M_hat (I, O)                           --        seed-003, seed-000, madsen2020
+NACMul     nacmul   nac      W_hat, M_hat (I, O)                           --        seed-003, seed-000, madsen2020
+NALU       nalu     nalu     W_hat, M_hat, G (I, O) | separate weights     G (I, O)  seed-003, seed-000, madsen2020
 NAU        nau      nau      W (I, O) in [-1, 1]                           --        madsen2020
 NMU        nmu      nmu      W (I, O) in [0, 1]                            --        madsen2020
 INALU      inalu    inalu    W_hat_add, M_hat_add, W_hat_mul, M_hat_mul    g (O,)    schloer2020
@@ -143,6 +143,37 @@ def _seed_inits(*, eps: bool, nalu: bool = False) -> dict[str, Init]:
     return {name: _seed_init(name, eps=eps, nalu=nalu) for name in _init.PRESETS}
 
 
+def _madsen_nac_draw(gate: bool) -> Draw:
+    """Madsen & Johansen's NAC (stable_nalu/layer/nac.py): ``W_hat``, then ``M_hat``, ``~ U(-r, r)`` with
+    ``r = nac_w_optimal_r(I, O)``; with ``gate`` (their NALU, stable_nalu/layer/_abstract_nalu.py) then ``G``
+    xavier-uniform with gain 1 (``calculate_gain('sigmoid')``), ``U(-g, g)``, ``g = sqrt(6 / (I + O))``.
+    Shared NALU weights only, as the authors' NALU without ``--nalu-two-nac``."""
+
+    def draw(rng: np.random.Generator, i: int, o: int, dtype: np.dtype, shared: bool) -> dict[str, np.ndarray]:
+        if not shared:
+            raise ValueError("the madsen2020 initialisation is for shared NALU weights (shared_weights=True)")
+        r = _init.nac_w_optimal_r(i, o)
+        params = {name: rng.uniform(-r, r, size=(i, o)).astype(dtype) for name in ("W_hat", "M_hat")}
+        if gate:
+            g = float(np.sqrt(6.0 / (i + o)))
+            params["G"] = rng.uniform(-g, g, size=(i, o)).astype(dtype)
+        return params
+
+    return draw
+
+
+_MADSEN_NAC_SOURCE = ("Madsen & Johansen 2020, Neural Arithmetic Units (ICLR): W_hat, M_hat ~ U(-r, r), "
+                      "Var(tanh(W_hat) sigma(M_hat)) = 2 / max(I + O, 5)")
+
+
+def _madsen_nac_init(*, eps: bool, gate: bool = False) -> dict[str, Init]:
+    settings: dict[str, Any] = {"eps": 1e-7} if eps else {}
+    if gate:
+        settings["shared_weights"] = True
+    source = _MADSEN_NAC_SOURCE + ("; G xavier-uniform, gain 1" if gate else "")
+    return {"madsen2020": Init(_madsen_nac_draw(gate), settings, source)}
+
+
 def _nau_draw(rng: np.random.Generator, i: int, o: int, dtype: np.dtype, shared: bool) -> dict[str, np.ndarray]:
     r = min(0.5, float(np.sqrt(6.0 / (i + o))))
     return {"W": rng.uniform(-r, r, size=(i, o)).astype(dtype)}
@@ -219,16 +250,17 @@ _HEIM = "Heim, Pevny & Smidl 2020, Neural Power Units (NeurIPS)"
 UNITS: dict[str, UnitSpec] = {
     "NAC": UnitSpec(
         kernel="nac", family="nac", params={"W_hat": "IO", "M_hat": "IO"},
-        inits=_seed_inits(eps=False), source="Trask et al. 2018, Neural Arithmetic Logic Units",
+        inits={**_seed_inits(eps=False), **_madsen_nac_init(eps=False)}, source="Trask et al. 2018, Neural Arithmetic Logic Units",
     ),
     "NACMul": UnitSpec(
         kernel="nacmul", family="nac", params={"W_hat": "IO", "M_hat": "IO"}, hyper=("eps",),
-        inits=_seed_inits(eps=True), source="Trask et al. 2018 (the NALU's log-space path)",
+        inits={**_seed_inits(eps=True), **_madsen_nac_init(eps=True)}, source="Trask et al. 2018 (the NALU's log-space path)",
     ),
     "NALU": UnitSpec(
         kernel="nalu", family="nalu", params={"W_hat": "IO", "M_hat": "IO", "G": "IO"}, hyper=("eps",), gate="G",
         separate_params={"W_hat_add": "IO", "M_hat_add": "IO", "W_hat_mul": "IO", "M_hat_mul": "IO", "G": "IO"},
-        inits=_seed_inits(eps=True, nalu=True), source="Trask et al. 2018, Neural Arithmetic Logic Units",
+        inits={**_seed_inits(eps=True, nalu=True), **_madsen_nac_init(eps=True, gate=True)},
+        source="Trask et al. 2018, Neural Arithmetic Logic Units",
     ),
     "NAU": UnitSpec(
         kernel="nau", family="nau", params={"W": "IO"},

@@ -53,6 +53,33 @@ def test_default_initialisations_are_the_papers():
     assert abs(inalu.params["W_hat_add"].mean() - 0.88) < 0.02 and abs(inalu.params["M_hat_mul"].mean() - 0.5) < 0.02
 
 
+@pytest.mark.parametrize("fans", [(100, 2), (2, 1), (1, 1), (10, 10), (1000, 3), (3, 4)])
+def test_madsen_nac_radius_solves_the_variance_equation(fans):
+    r = nn.init.nac_w_optimal_r(*fans)
+    fan = max(sum(fans), 5)
+    assert 0 < r < 10 and abs(fan * nn.init.nac_w_variance(r) - 2) < 1e-10
+    # the variance formula is that of tanh(U(-r, r)) * sigmoid(U(-r, r))
+    rng = np.random.default_rng(0)
+    w = np.tanh(rng.uniform(-r, r, 400_000)) * ref.sigmoid(rng.uniform(-r, r, 400_000))
+    assert abs(w.var() - nn.init.nac_w_variance(r)) < 0.01 * nn.init.nac_w_variance(r)
+    scipy_optimize = pytest.importorskip("scipy.optimize")  # the authors' call, where scipy is installed
+    assert r == scipy_optimize.bisect(lambda x: fan * nn.init.nac_w_variance(x) - 2, 0, 10)
+
+
+@pytest.mark.parametrize("name", ["NAC", "NACMul", "NALU"])
+def test_madsen_nac_initialisation(name):
+    layer = layers.unit_class(name).preset("madsen2020", 100, 2, rng=3, dtype="float64")
+    r = nn.init.nac_w_optimal_r(100, 2)
+    for k in ("W_hat", "M_hat"):
+        w = layer.params[k]
+        assert w.shape == (100, 2) and np.abs(w).max() <= r and np.abs(w).max() > 0.9 * r
+    if name == "NALU":
+        g = np.sqrt(6 / 102)
+        assert np.abs(layer.params["G"]).max() <= g and layer.shared_weights and layer.eps == 1e-7
+        with pytest.raises(ValueError, match="shared NALU weights"):
+            nn.NALU(3, 2, shared_weights=False, init="madsen2020")
+
+
 @pytest.mark.parametrize("name", UNITS)
 def test_the_reference_has_the_kernels_of_every_unit(name):
     spec = units.spec(name)

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from nalu_np import arithmetic as ar
+from nalu_np import layers
 from nalu_np import studies as st
 from nalu_np.stats import mean, median, wilson_interval
 from nalu_np.units import UNITS
@@ -70,7 +71,7 @@ def test_model_protocols(name, flags, units, reg):
     assert len(m.inits) == 2 and all(m.inits)
     for unit, init in zip(m.units, m.unit_inits):  # a named nalu-np init exists for that unit
         assert init is None or init in UNITS[unit].inits
-    assert m.init_available == (name in ("NAU", "NMU", "Linear", "ReLU", "ReLU6"))
+    assert m.init_available == (name in ("NAC_mul", "NAC_add", "Linear", "NALU", "NAU", "NMU", "ReLU", "ReLU6"))
 
 
 def test_table_order_and_lookup():
@@ -90,7 +91,12 @@ def test_tasks_build_the_protocol_networks():
             continue
         task = ar.SimpleFunctionTask("add", unit=m.units[1], first_unit=m.units[0])
         assert task.protocol is m
-        assert tuple(type(layer).__name__ for layer in task.build_model(0).layers) == m.units
+        model = task.build_model(0)
+        assert tuple(type(layer).__name__ for layer in model.layers) == m.units
+        assert tuple(layer.init for layer in model.layers) == m.unit_inits  # the authors' initialisations
+        # an explicit preset still wins where the units have the seed articles' presets
+        if all(layers.supports_presets(u) for u in m.units):
+            assert {layer.init for layer in task.build_model(0, preset="seed-000").layers} == {"seed-000"}
 
 
 # ---------------------------------------------------------------------------------------------------------
