@@ -169,8 +169,22 @@ def _pairs(ours: Any, net: Any) -> list[tuple[dict[str, Any], str, Any]]:
     return out
 
 
-def compare(sn: Any, torch: Any, name: str, op: str, seed: int, steps: int, every: int) -> dict[str, Any]:
-    """Train the model ``name`` of the study on ``op`` both ways for ``steps`` steps; the differences."""
+def _differences(pairs: list[tuple[dict[str, Any], str, Any]], ours: Any, theirs: Any) -> dict[str, float]:
+    """The largest differences between ``ours(params, key)`` and ``theirs(p)`` (arrays, ours' layout)."""
+    diffs = [(np.abs(ours(params, key) - theirs(p)), np.abs(theirs(p))) for params, key, p in pairs]
+    return {"max_abs_diff": max(float(d.max()) for d, _ in diffs),
+            "max_rel_diff": max(float(d.max() / max(w.max(), 1e-300)) for d, w in diffs),
+            "max_elementwise_rel_diff": max(float(np.max(d / np.maximum(w, 1e-300))) for d, w in diffs)}
+
+
+def compare(sn: Any, torch: Any, name: str, op: str, seed: int, steps: int, every: int,
+            lockstep: bool = False) -> dict[str, Any]:
+    """Train the model ``name`` of the study on ``op`` both ways for ``steps`` steps; the differences.
+
+    With ``lockstep``, the authors' network gets nalu-np's weights before every step and the gradients of
+    the loss are compared instead of the weights: the formulas, free of the amplification of rounding by a
+    chaotic trajectory (the NALU and NAC• models on ×).
+    """
     protocol = studies.MADSEN2020_MODELS[name]
     first, second = protocol.units
     task = arithmetic.SimpleFunctionTask(op, seed=seed, unit=second, first_unit=first, dtype="float64",
@@ -179,9 +193,13 @@ def compare(sn: Any, torch: Any, name: str, op: str, seed: int, steps: int, ever
     start = {k: v.copy() for k, v in ours.params.items()}
     net, args = torch_network(sn, torch, protocol)
     pairs = _pairs(ours, net)
-    with torch.no_grad():
-        for params, key, p in pairs:
-            p.copy_(torch.from_numpy(np.ascontiguousarray(params[key].T)))
+
+    def load_ours() -> None:
+        with torch.no_grad():
+            for params, key, p in pairs:
+                p.copy_(torch.from_numpy(np.ascontiguousarray(params[key].T)))
+
+    load_ours()
     optimizer = torch.optim.Adam(net.parameters(), lr=task.lr)
     opt = nn.optim.create(task.optimizer, ours.params, lr=task.lr, projections=ours.projections())
     _, data_rng = seed_rngs(seed)
@@ -196,8 +214,9 @@ def compare(sn: Any, torch: Any, name: str, op: str, seed: int, steps: int, ever
         extra = task.penalty(ours, step - 1)
         if extra is not None:
             grads = {k: g + extra[1][k] if k in extra[1] else g for k, g in grads.items()}
-        opt.step(grads)
         # the authors' loop, epoch_i = step - 1
+        if lockstep:
+            load_ours()
         optimizer.zero_grad()
         out = net(torch.from_numpy(xs))
         r_w_scale = max(0.0, min(1.0, (step - 1 - args["start"]) / (args["end"] - args["start"])))
@@ -205,15 +224,19 @@ def compare(sn: Any, torch: Any, name: str, op: str, seed: int, steps: int, ever
         loss = loss + args["regualizer"] * r_w_scale * net.regualizer()["W"]
         if loss.requires_grad:
             loss.backward()
-            optimizer.step()
-        net.optimize(loss)
-        if step % every == 0 or step == steps:
-            diffs = [(np.abs(params[key] - p.detach().numpy().T), np.abs(p.detach().numpy().T))
-                     for params, key, p in pairs]
-            rows.append({"step": step,
-                         "max_abs_diff": max(float(d.max()) for d, _ in diffs),
-                         "max_rel_diff": max(float(d.max() / max(w.max(), 1e-300)) for d, w in diffs),
-                         "max_elementwise_rel_diff": max(float(np.max(d / np.maximum(w, 1e-300))) for d, w in diffs)})
+        compared = step % every == 0 or step == steps
+        if lockstep and compared:
+            rows.append({"step": step, **_differences(
+                pairs, lambda params, key: grads[f"{_layer_index(ours, params)}.{key}"],
+                lambda p: p.grad.numpy().T)})
+        opt.step(grads)
+        if not lockstep:
+            if loss.requires_grad:
+                optimizer.step()
+            net.optimize(loss)
+            if compared:
+                rows.append({"step": step, **_differences(pairs, lambda params, key: params[key],
+                                                          lambda p: p.detach().numpy().T)})
     wall = time.perf_counter() - t0
     # the loop above is the library's: nalu_np.train from the same start gives the same bits
     check = task.build_model(seed_rngs(seed)[0])
@@ -221,8 +244,13 @@ def compare(sn: Any, torch: Any, name: str, op: str, seed: int, steps: int, ever
         check.params[k][...] = v
     nn.train(check, task, steps=steps, seed=seed, engine="python", backend="numpy", progress=False)
     same = all(np.array_equal(check.params[k], ours.params[k]) for k in ours.params)
-    return {"model": name, "op": op, "seed": seed, "steps": steps, "library_loop_identical": same,
-            "max_rel_diff": max(r["max_rel_diff"] for r in rows), "trace": rows, "wall_s": wall}
+    return {"model": name, "op": op, "seed": seed, "steps": steps, "compared": "gradients" if lockstep else "weights",
+            "library_loop_identical": same, "max_rel_diff": max(r["max_rel_diff"] for r in rows), "trace": rows,
+            "wall_s": wall}
+
+
+def _layer_index(model: Any, params: dict[str, Any]) -> int:
+    return next(i for i, layer in enumerate(model.layers) if layer.params is params)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--torch-clamp", choices=["authors", "installed"], default="authors",
                     help="torch.clamp's gradient at its bounds: as in the authors' PyTorch 1.x (1, the default), "
                          "or as the installed PyTorch has it (0 since PyTorch 2.14)")
+    ap.add_argument("--lockstep", action="store_true",
+                    help="give the authors' network nalu-np's weights before every step and compare the gradients")
     ap.add_argument("--json", metavar="FILE", help="write the results here")
     a = ap.parse_args(argv)
     try:
@@ -254,10 +284,10 @@ def main(argv: list[str] | None = None) -> int:
 
     results = []
     for name, steps, op in zip(a.models, per_model(a.steps), per_model(a.ops)):
-        r = compare(sn, torch, name, op, a.seed, steps, a.every)
+        r = compare(sn, torch, name, op, a.seed, steps, a.every, a.lockstep)
         results.append(r)
         trace = ", ".join(f"{t['step']}: {t['max_rel_diff']:.1e}" for t in r["trace"])
-        print(f"{name} on {op}, seed {a.seed}, {steps} steps (float64): max relative weight difference "
+        print(f"{name} on {op}, seed {a.seed}, {steps} steps (float64): max relative {r['compared'][:-1]} difference "
               f"{r['max_rel_diff']:.2e}; the bench loop is nalu_np.train's: {r['library_loop_identical']}; "
               f"{r['wall_s']:.0f} s\n  by step: {trace}", flush=True)
     if a.json:
