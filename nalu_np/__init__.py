@@ -20,7 +20,8 @@ from .backends import (
     set_backend,
     use_backend,
 )
-from .layers import INALU, NAC, NALU, NAU, NMU, NPU, Layer, Linear, NACMul, RealNPU, ReLU, ReLU6, Sequential
+from .layers import (INALU, NAC, NALU, NAU, NMU, NPU, ClippedNACMul, GatedNAUNMU, Layer, Linear, NACMul, RealNPU, ReLU,
+                     ReLU6, Sequential, SigmoidNACMul)
 
 __all__ = [
     "__version__",
@@ -44,6 +45,9 @@ __all__ = [
     "Linear",
     "ReLU",
     "ReLU6",
+    "SigmoidNACMul",
+    "ClippedNACMul",
+    "GatedNAUNMU",
     "Sequential",
     "testing",
     "train",

@@ -28,20 +28,22 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from ._checks import positive_int
-from .backends import to_numpy
+from .backends import array_module, to_numpy
 from .init import make_rng
 from .reference import linear_schedule
 from .stats import wilson_interval
+from .primer import PRIMER2022_PROTOCOL, InaluRun, module_for_unit
 from .studies import MADSEN2020_PROTOCOL, model_for_unit
-from .layers import make_unit, supports_presets
+from .layers import make_unit, supports_presets, unit_class
 from .taskbase import Evaluation, Task
 from .units import canonical_name as _canonical_unit
+from .units import spec as _unit_spec
 from .units import effective_weights as _unit_weights
 
 __all__ = [
@@ -205,7 +207,8 @@ class Range:
 
 #: the unit of the first layer of the simple function task's network for each unit of its second layer:
 #: the additive sibling of a multiplicative unit, as in the authors' code (``--nac-mul``), else the unit itself
-_FIRST_LAYER = {"NMU": "NAU", "NACMul": "NAC", "NPU": "NAU", "RealNPU": "NAU"}
+_FIRST_LAYER = {"NMU": "NAU", "NACMul": "NAC", "NPU": "NAU", "RealNPU": "NAU", "ClippedNACMul": "NAU",
+                "SigmoidNACMul": "NAC"}
 
 def _make(unit: str, in_features: int, out_features: int, rng: Any, dtype: np.dtype, preset: str | None) -> Any:
     """:func:`nalu_np.tasks.make_unit`, with ``preset`` only for units that have presets."""
@@ -329,8 +332,9 @@ class SimpleFunctionTask(_PaperTask):
     ``x`` has 100 elements; ``a = sum(x[o:o+25])``, ``b = sum(x[o+13:o+38])`` (two subsets of 25 that
     overlap in 12 elements); the target is ``a ∘ b``.  Inputs are ``U[1, 2)`` for training and the
     interpolation test set, ``U[2, 6)`` for the extrapolation test set.  The network is two layers with a
-    hidden size of 2: the second layer is ``unit``, the first its additive sibling (NAU before an NMU, NAC
-    before a NACMul, else the same unit; e.g. NALU then NALU for the NALU baseline).  Adam, lr 1e-3, batches
+    hidden size of 2: the second layer is ``unit``, the first its additive sibling (NAU before an NMU or a
+    ClippedNACMul, NAC before a NACMul or a SigmoidNACMul, as the study's models; else the same unit, e.g. NALU
+    then NALU for the NALU baseline).  Adam, lr 1e-3, batches
     of 128 drawn fresh each step, MSE plus ``lambda(t) * R`` (sum of the layers' sparsity regularizers).
 
     Parameters
@@ -536,18 +540,34 @@ class SingleModuleTask(_PaperTask):
     eval_every : int
         Steps between evaluations (the paper: 1000).
     lambda_hat : float, optional
-        Default as the authors' scripts: 10 for the NMU, 0.01 for the NAU, 0 for other units.
+        Default: the authors' protocol of the unit on ``op`` (:attr:`protocol`): 10 for the NMU, 0.01 for the
+        NAU, 0 for the other units.
     reg_start, reg_end : float, optional
         Default ``0.4 * steps`` and ``0.7 * steps`` (the scripts' 20000 and 35000 of 50000).
-    epsilon : float
-        Weight error of the threshold (:func:`single_module_threshold`), 1e-5 as in the paper's
-        ``exp_setups.csv``.
+    epsilon : float, optional
+        Weight error of the threshold (:func:`single_module_threshold`); default the benchmark's,
+        :data:`nalu_np.primer.PRIMER2022_PROTOCOL` ``.epsilon`` (1e-4, see there).
     dtype : {"float32", "float64"}
+
+    Attributes
+    ----------
+    protocol : nalu_np.primer.ModuleProtocol or None
+        The model of :data:`nalu_np.primer.PRIMER2022_MODELS` that runs ``unit`` on ``op``, whose settings are
+        the defaults: the learning rate (5e-3 for the NPUs), the sparsity regularizer, the L1 schedule of the NPUs
+        (``l1``), the iNALU's recipe, the initialisation and the unit's settings; None for a unit the benchmark does not run on ``op``
+        (then lr 1e-3, no regularizer, the unit's defaults).
+    l1 : nalu_np.primer.BetaSchedule or None
+        The strength of the L1 term ``beta(t) * sum_p |p|`` over all parameters, its steps scaled with the
+        budget (10000 of 50000 steps).
+    recipe : nalu_np.primer.InaluRecipe or None
+        The iNALU's gradient clipping (:attr:`clip_value`), saturation regularizer and reinitialisation of
+        stalled runs (Python engine).
 
     Notes
     -----
-    Batches of 128 drawn fresh each step from the interpolation range, Adam lr 1e-3, MSE plus
-    ``lambda(t) * R``; test sets of 10000 samples.  The task does not depend on the seed.
+    Batches of 128 drawn fresh each step from the interpolation range, Adam, MSE plus ``lambda(t) * R`` (plus
+    the L1 term); test sets of 10000 samples.  ``a = x1``, ``b = x2`` as the authors' dataset gives them (input
+    size 2, subset ratio 0.5, overlap 0: the subset offset is always 0).  The task does not depend on the seed.
     """
 
     in_features = 2
@@ -555,19 +575,30 @@ class SingleModuleTask(_PaperTask):
 
     def __init__(self, op: str, *, range: Any = "U[1,2]", unit: str | None = None, steps: int = 50_000,
                  eval_every: int | None = 1000, lambda_hat: float | None = None, reg_start: float | None = None,
-                 reg_end: float | None = None, epsilon: float = 1e-5, dtype: Any = "float32") -> None:
+                 reg_end: float | None = None, epsilon: float | None = None, dtype: Any = "float32") -> None:
         if op not in SINGLE_MODULE_OPS:
             raise ValueError(f"unknown op {op!r} of the single-module task; known: {', '.join(SINGLE_MODULE_OPS)}")
         self.op = op
         self.symbol, self._fn = SINGLE_MODULE_OPS[op]
         self.unit = _canonical_unit(_SINGLE_DEFAULT_UNIT[op] if unit is None else unit)
+        self.protocol = module_for_unit(self.unit, op)
+        reg = None if self.protocol is None else self.protocol.regularizer
         if lambda_hat is None:
-            lambda_hat = _SINGLE_LAMBDA.get(self.unit, 0.0)
+            lambda_hat = 0.0 if reg is None else reg.lambda_hat
+        full = PRIMER2022_PROTOCOL.steps
+        ramp = (0.4, 0.7) if reg is None else (reg.start / full, reg.end / full)
         super().__init__(steps=steps, eval_every=eval_every, lambda_hat=lambda_hat, reg_start=reg_start,
-                         reg_end=reg_end, ramp=(0.4, 0.7), dtype=dtype)
+                         reg_end=reg_end, ramp=ramp, dtype=dtype)
+        self.lr = 1e-3 if self.protocol is None else self.protocol.lr
+        self.recipe = None if self.protocol is None else self.protocol.recipe
+        self.clip_value = None if self.recipe is None else self.recipe.clip_value
+        self._run: InaluRun | None = None
+        schedule = None if self.protocol is None or self.protocol.l1 is None else self.protocol.l1.get(op)
+        self.l1 = None if schedule is None else replace(
+            schedule, every=max(1, round(schedule.every * self.steps / full)))
         self.range_index = _range_index(range)
         self.interpolation_range, self.extrapolation_range = SINGLE_MODULE_RANGES[self.range_index]
-        self.epsilon = float(epsilon)
+        self.epsilon = PRIMER2022_PROTOCOL.epsilon if epsilon is None else float(epsilon)
         self.threshold = single_module_threshold(op, self.extrapolation_range, self.epsilon)
         self.name = f"single-{op}"
         self.description = (f"Mistry et al.'s single-module task: y = x1 {self.symbol} x2, train "
@@ -582,8 +613,50 @@ class SingleModuleTask(_PaperTask):
         with np.errstate(divide="ignore"):
             return x, self._fn(x64[:, 0], x64[:, 1])[:, None]
 
+    def penalty(self, model: Any, step: int) -> tuple[float, dict[str, Array]] | None:
+        """The sparsity regularizer's term (:meth:`_PaperTask.penalty`) plus the recipe's terms: with
+        :attr:`l1`, the NPUs' ``beta(step) * sum over all parameters of |p|`` (``torch.norm(p, 1)`` summed in
+        the authors' ``Regualizer.l1``; its gradient ``beta * sign(p)``, 0 at 0); with the iNALU's
+        :attr:`recipe`, during a run, its saturation regularizer (:func:`nalu_np.primer.saturation_regularizer`)
+        at the steps after ``recipe.after`` while the last evaluated interpolation MSE is below ``recipe.below``."""
+        saturation = None if self._run is None else self._run.penalty(model, step)
+        terms = [t for t in (super().penalty(model, step), self._l1_term(model, step), saturation) if t is not None]
+        if not terms:
+            return None
+        value = sum(t[0] for t in terms)
+        grads: dict[str, Array] = {}
+        for _, g in terms:
+            for k, v in g.items():
+                grads[k] = grads[k] + v if k in grads else v
+        return value, grads
+
+    def _l1_term(self, model: Any, step: int) -> tuple[float, dict[str, Array]] | None:
+        if self.l1 is None:
+            return None
+        beta = self.l1(step)
+        params = model.params
+        return (beta * sum(float(abs(p).sum()) for p in params.values()),
+                {k: array_module(p).sign(p) * p.dtype.type(beta) for k, p in params.items()})
+
+    def start(self, model: Any, evaluations: list[Evaluation], rng: Any) -> None:
+        """With the iNALU's :attr:`recipe`: a :class:`nalu_np.primer.InaluRun` keeps the run's state."""
+        self._run = None if self.recipe is None else InaluRun(self.recipe, model, evaluations, rng)
+
+    def after_step(self, model: Any, step: int) -> None:
+        """With the iNALU's :attr:`recipe`: :meth:`nalu_np.primer.InaluRun.after_step`."""
+        if self._run is not None:
+            self._run.after_step(model, step)
+
     def build_model(self, rng: Any = None, *, unit: str | None = None, preset: str | None = None) -> Any:
-        return _make(self.unit if unit is None else _canonical_unit(unit), 2, 1, rng, self.dtype, preset)
+        """The unit (2 -> 1).  ``preset`` goes to units with the seed articles' presets; without it, a unit the
+        benchmark runs on this op gets the authors' initialisation and settings (:attr:`protocol`: ``eps``, the
+        NPUs' ``clamp_gate``), any other its defaults."""
+        name = self.unit if unit is None else _canonical_unit(unit)
+        protocol = module_for_unit(name, self.op)
+        if preset is not None or protocol is None:
+            return _make(name, 2, 1, rng, self.dtype, preset)
+        settings = {**_unit_spec(name).init(protocol.init).settings, **protocol.options}
+        return unit_class(name)(2, 1, rng=make_rng(rng), dtype=self.dtype, init=protocol.init, **settings)
 
 
 # ---------------------------------------------------------------------------------------------------------

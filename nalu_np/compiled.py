@@ -2,13 +2,15 @@
 in one compiled call (:mod:`nalu_np.kernels.numba.train`).
 
 The networks are the ones of Madsen & Johansen's (2020) simple function task: ``Sequential([L1(I, H),
-L2(H, O)])`` with each layer an ``NAU``, ``NMU``, ``NALU`` (shared weights), ``NAC``, ``NACMul`` or one of the
-study's baselines ``Linear``, ``ReLU``, ``ReLU6``, e.g. NAU -> NMU for ``x``, NAU -> NAU for ``+`` and ``-``,
-NALU -> NALU for the NALU baseline, NAC -> NACMul for its NAC• model.  ``S`` seeds of one network train
+L2(H, O)])`` with each layer an ``NAU``, ``NMU``, ``NALU`` (shared weights), ``NAC``, ``NACMul``, one of the
+study's baselines ``Linear``, ``ReLU``, ``ReLU6`` or one of its variants ``ClippedNACMul``, ``SigmoidNACMul``,
+``GatedNAUNMU``, e.g. NAU -> NMU for ``x``, NAU -> NAU for ``+`` and ``-``, NALU -> NALU for the NALU baseline,
+NAC -> NACMul for its NAC• model, NAU -> ClippedNACMul for NAC•,NMU.  ``S`` seeds of one network train
 together (:func:`train_seeds`), evaluated inside the calls.  Inputs ``x_i ~ U(lo, hi)``,
 ``a = sum(x[o:o+25])``, ``b = sum(x[o+13:o+38])``, target ``a op b``, a fresh batch every step, MSE loss,
-Adam, each layer's parameters clipped to its ``bounds`` after each step (NAU ``[-1, 1]``, NMU ``[0, 1]``), and
-optionally the sparsity regularizer ``lambda(t) * (R_1 + R_2)`` of the NAU/NMU layers.
+Adam, each layer's parameters clipped to its ``bounds`` after each step (NAU ``[-1, 1]``, NMU ``[0, 1]``, ...),
+and optionally the sparsity regularizer ``lambda(t) * (R_1 + R_2)`` of the layers that have one (NAU, NMU,
+ClippedNACMul, GatedNAUNMU).
 
 This module packs a model and its Adam into flat arrays -- each layer's ``params`` in their order, the bounds
 from its ``bounds``, its kind from its ``kernel`` prefix -- calls the compiled step, and unpacks.  It imports
@@ -48,9 +50,10 @@ __all__ = ["SimpleFunction", "SeedsRun", "draw_uniforms", "rng_state", "uniforms
 
 _OPS = {"add": 0, "sub": 1, "mul": 2, "div": 3, "squared": 4, "root": 5}
 #: the layers the engine trains, by their ``kernel`` prefix, and their kind codes in the compiled step
-#: (``NAU``, ``NMU``, ``NALU``, ``LINEAR``, ``RELU``, ``RELU6``, ``NAC``, ``NACMUL`` of
-#: :mod:`nalu_np.kernels.numba.train`)
-LAYER_KINDS = {"nau": 0, "nmu": 1, "nalu": 2, "dense": 3, "relu": 4, "relu6": 5, "nac": 6, "nacmul": 7}
+#: (``NAU``, ``NMU``, ``NALU``, ``LINEAR``, ``RELU``, ``RELU6``, ``NAC``, ``NACMUL``, ``CLIPPEDNACMUL``,
+#: ``SIGMOIDNACMUL``, ``GATEDNAUNMU`` of :mod:`nalu_np.kernels.numba.train`)
+LAYER_KINDS = {"nau": 0, "nmu": 1, "nalu": 2, "dense": 3, "relu": 4, "relu6": 5, "nac": 6, "nacmul": 7,
+               "clippednacmul": 8, "sigmoidnacmul": 9, "gatednaunmu": 10}
 
 
 @dataclass(frozen=True)
@@ -256,7 +259,8 @@ def _threads() -> int:
 
 def _eval_layout(pk: _Packed, xs: list[np.ndarray], block: int) -> tuple[np.ndarray, np.ndarray]:
     """The test sets' inputs in the kernel's layout, (sets, blocks, I, block) (the last block padded with the
-    set's first sample), and ``log(|x| + eps)`` of them for a NALU or NACMul first layer (else I = 0)."""
+    set's first sample), and ``log(|x| + eps)`` of them for a first layer that takes it (NALU, NACMul,
+    ClippedNACMul, SigmoidNACMul; else I = 0)."""
     from .kernels.numba import train as kernel
 
     I = int(pk.dims[0])
@@ -272,7 +276,7 @@ def _eval_layout(pk: _Packed, xs: list[np.ndarray], block: int) -> tuple[np.ndar
             raise ValueError(f"a test set must have shape (N, {I}) and dtype {pk.dtype}, got {x.shape} {x.dtype}")
         padded = np.concatenate([x, np.repeat(x[:1], nblk * block - N, axis=0)])
         out[j] = padded.reshape(nblk, block, I).transpose(0, 2, 1)
-    logs = np.empty((len(xs), nblk, I if pk.kinds[0] in (kernel.NALU, kernel.NACMUL) else 0, block), pk.dtype)
+    logs = np.empty((len(xs), nblk, I if kernel.takes_log_input(pk.kinds[0]) else 0, block), pk.dtype)
     for j in range(len(xs)):
         for b in range(nblk):
             logs[j, b] = kernel.log_input(pk.kinds, pk.eps, out[j, b])
@@ -304,7 +308,7 @@ def train_seeds(models: Sequence[Any], optimizers: Sequence[Any], tasks: Sequenc
         The seeds' generator states (:func:`rng_state` each), advanced in place.
     regularizer : (lambda_hat, start, end), optional
         Adds ``lambda(t) * (R_1 + R_2)`` to the loss at step ``t`` (``t = optimizer.t`` before the step), with
-        :func:`nalu_np.reference.linear_schedule` and the NAU/NMU regularizers (a NALU layer has none).
+        :func:`nalu_np.reference.linear_schedule` and the layers' regularizers (a NALU layer has none).
     eval_sets : sequence of (x, t)
         Fixed test sets: inputs ``x`` (N, I) in the models' dtype, shared by the seeds, and targets ``t``
         (S, N) per seed (float64).
@@ -463,7 +467,7 @@ def predictor(model: Any, x: np.ndarray) -> Callable[[], np.ndarray]:
     """A function that returns the model's output for the fixed inputs ``x`` (B, I) with its parameters of the
     moment, shape (B, O), the model's dtype (compiled forward pass).
 
-    ``x`` is laid out once, and for a NALU or NACMul first layer its ``log(|x| + eps)`` computed once, so repeated
+    ``x`` is laid out once, and for a log-space first layer its ``log(|x| + eps)`` computed once, so repeated
     evaluations on a fixed test set cost only the products.  The model's structure must not change.
     """
     from .kernels.numba import train as kernel

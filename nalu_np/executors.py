@@ -6,6 +6,8 @@
                      pure=False)``, one task per job (every run is new work, never a cached result)
 ``submitit:FOLDER``  submitit's ``AutoExecutor(FOLDER)``: Slurm jobs on a cluster that has Slurm, its local
                      executor (one subprocess per job) elsewhere; logs and pickles in ``FOLDER``
+``ray:ADDRESS``      a Ray cluster (``ray:auto``, ``ray:ray://host:10001``) or, with ``ray:local``, a Ray instance
+                     started on this machine: one remote task per job, its ``ObjectRef.future()``
 ===================  ========================================================================================
 
 The coordinator stays where the command runs: it writes each run's record as its job finishes, so an
@@ -21,15 +23,15 @@ import contextlib
 import threading
 from typing import Any, Callable, Iterator
 
-__all__ = ["KINDS", "executor_spec", "open_executor", "SubmititExecutor"]
+__all__ = ["KINDS", "executor_spec", "open_executor", "SubmititExecutor", "RayExecutor"]
 
-KINDS = ("local", "dask:ADDRESS", "submitit:FOLDER")
+KINDS = ("local", "dask:ADDRESS", "submitit:FOLDER", "ray:ADDRESS")
 
 
 def executor_spec(text: str) -> str:
-    """An argparse type: ``local``, ``dask:ADDRESS`` or ``submitit:FOLDER``."""
+    """An argparse type: ``local``, ``dask:ADDRESS``, ``submitit:FOLDER`` or ``ray:ADDRESS``."""
     kind, sep, where = text.partition(":")
-    if text == "local" or (sep and where and kind in ("dask", "submitit")):
+    if text == "local" or (sep and where and kind in ("dask", "submitit", "ray")):
         return text
     raise argparse.ArgumentTypeError(f"expected one of {', '.join(KINDS)}, got {text!r}")
 
@@ -58,6 +60,14 @@ def open_executor(spec: str) -> Iterator[cf.Executor | None]:
         submitit = _need("submitit", "submitit")
         with SubmititExecutor(submitit.AutoExecutor(folder=where)) as executor:
             yield executor
+    elif kind == "ray":
+        ray = _need("ray", "ray")
+        ray.init(address=None if where == "local" else where, include_dashboard=False, log_to_driver=False)
+        try:
+            with RayExecutor(ray) as executor:
+                yield executor
+        finally:
+            ray.shutdown()
     else:
         raise ValueError(f"unknown executor {spec!r}; one of {', '.join(KINDS)}")
 
@@ -121,4 +131,45 @@ class SubmititExecutor(cf.Executor):
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         """On an error or an interrupt the unfinished jobs are cancelled instead of waited for."""
+        self.shutdown(wait=exc_type is None, cancel_futures=exc_type is not None)
+
+
+class RayExecutor(cf.Executor):
+    """Ray as a :class:`concurrent.futures.Executor`: ``submit(fn, *args)`` runs ``fn`` as a remote task and
+    returns its ``ObjectRef.future()``.
+
+    Parameters
+    ----------
+    ray : module
+        The ``ray`` module, initialised (``ray.init``).
+    """
+
+    def __init__(self, ray: Any) -> None:
+        self._ray = ray
+        self._remote: dict[Callable[..., Any], Any] = {}
+        self._refs: list[Any] = []
+        self._closed = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
+        if self._closed:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        remote = self._remote.get(fn)
+        if remote is None:
+            remote = self._remote[fn] = self._ray.remote(fn)
+        ref = remote.remote(*args, **kwargs)
+        self._refs.append(ref)
+        return ref.future()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Wait for the submitted tasks (``wait``), or cancel them (``cancel_futures``)."""
+        self._closed = True
+        if cancel_futures:
+            for ref in self._refs:
+                self._ray.cancel(ref, force=True)
+        elif wait and self._refs:
+            self._ray.wait(self._refs, num_returns=len(self._refs))
+        self._refs = []
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        """On an error or an interrupt the unfinished tasks are cancelled instead of waited for."""
         self.shutdown(wait=exc_type is None, cancel_futures=exc_type is not None)

@@ -21,11 +21,12 @@ from . import init as _init
 from . import reference as _ref
 from . import units as _units
 from ._checks import as_float_dtype, check_array, check_params, positive_int
-from .backends import Backend, get_backend, to_numpy
+from .backends import Backend, array_module, get_backend, to_numpy
 
 __all__ = [
     "Cache", "Layer", "NAC", "NACMul", "NALU", "Sequential", "ProjectedLayer", "NAU", "NMU", "INALU", "NPU", "RealNPU",
-    "Linear", "ReLU", "ReLU6", "unit_class", "make_unit", "supports_presets",
+    "Linear", "ReLU", "ReLU6", "SigmoidNACMul", "ClippedNACMul", "GatedNAUNMU", "unit_class", "make_unit",
+    "supports_presets",
 ]
 
 Array = Any  # numpy.ndarray, or a device array of a GPU backend
@@ -89,6 +90,16 @@ class Layer:
         self.params = draw(_init.make_rng(rng), self.in_features, self.out_features, self.dtype,
                            self.shared_weights)
 
+    def reinitialise(self, rng: Any) -> None:
+        """Draw fresh parameters from the layer's initialisation (:attr:`init`) into its arrays, in place (an
+        optimizer built on ``params`` keeps its references and its state), as the iNALU recipe re-initialises a
+        stalled run."""
+        draw = self.spec.init(self.init).draw
+        fresh = draw(_init.make_rng(rng), self.in_features, self.out_features, self.dtype, self.shared_weights)
+        xp = array_module(next(iter(self.params.values())))
+        for k, v in fresh.items():
+            self.params[k][...] = xp.asarray(v)
+
     @classmethod
     def preset(cls, name: str, in_features: int, out_features: int, *, rng: Any = None,
                dtype: Any = "float32") -> "Layer":
@@ -136,7 +147,7 @@ class Layer:
         be = get_backend(backend)
         check_array(x, name="x", backend=be, shape=(None, self.in_features), dtype=self.dtype)
         check_params(self.params, self.param_shapes(), backend=be, dtype=self.dtype)
-        y, data = be.kernel(self.kernel + "_forward")(self.params, x, **self.hyper())
+        y, data = be.kernel(self.kernel + "_forward")(self._kernel_params(), x, **self.hyper())
         return y, Cache(self, be, data, int(x.shape[0]))
 
     def backward(self, dy: Array, cache: Cache) -> tuple[Array, dict[str, Array]]:
@@ -165,7 +176,16 @@ class Layer:
             raise ValueError("cache does not come from this layer's forward()")
         be = cache.backend
         check_array(dy, name="dy", backend=be, shape=(cache.batch, self.out_features), dtype=self.dtype)
-        return be.kernel(self.kernel + "_backward")(self.params, cache.data, dy, **self.hyper())
+        dx, grads = be.kernel(self.kernel + "_backward")(self._kernel_params(), cache.data, dy, **self.hyper())
+        return dx, self._param_grads(grads)
+
+    def _kernel_params(self) -> dict[str, Array]:
+        """The parameters as the kernels see them: ``params`` (the NPU with ``clamp_gate`` clips its gate)."""
+        return self.params
+
+    def _param_grads(self, grads: dict[str, Array]) -> dict[str, Array]:
+        """The kernels' gradients as gradients of ``params`` (the chain rule of :meth:`_kernel_params`)."""
+        return grads
 
     def __call__(self, x: Array, backend: str | Backend | None = None) -> Array:
         """``forward(x)[0]``: the output alone, for inference."""
@@ -353,6 +373,11 @@ class Sequential:
     def _with(self, method: str) -> list[tuple[int, Any]]:
         return [(i, layer) for i, layer in enumerate(self.layers) if callable(getattr(layer, method, None))]
 
+    def reinitialise(self, rng: Any) -> None:
+        """Every layer's :meth:`Layer.reinitialise`, first layer first, from one generator."""
+        for _, layer in self._with("reinitialise"):
+            layer.reinitialise(rng)
+
     def projections(self) -> dict[str, Any]:
         """The layers' :meth:`Layer.projections` under the keys ``"<index>.<name>"`` of ``params``;
         layers without projections contribute nothing."""
@@ -391,7 +416,7 @@ class Sequential:
 
 class ProjectedLayer(Layer):
     """A unit whose parameters are kept in a box by a projection after each optimizer step (the table's
-    ``bounds``): NAU, NMU, NPU, RealNPU."""
+    ``bounds``): NAU, NMU, NPU, RealNPU, ClippedNACMul, GatedNAUNMU."""
 
 
 class NAU(ProjectedLayer):
@@ -487,24 +512,50 @@ class NPU(ProjectedLayer):
     dtype : {"float32", "float64"}
     eps : float
         ``r = g * (|x| + eps) + 1 - g``.
+    clamp_gate : bool
+        False (the default): ``g`` is projected onto ``[0, 1]`` after each optimizer step.  True: as the
+        Primer's PyTorch NPU (bmistry4/nalm-benchmark, stable_nalu/layer/npu.py), the forward pass uses
+        ``clip(g, 0, 1)``, the gradient of ``g`` is 0 where ``g`` is outside ``[0, 1]`` (passed on at the bounds,
+        as ``torch.clamp`` did), and ``g`` is never projected.
     init : {"heim2020"}
 
     Notes
     -----
     ``y = exp(log(r) @ W_r - k @ W_i) * cos(log(r) @ W_i + k @ W_r)``, ``k = pi * g * [x < 0]``; see
     :func:`nalu_np.reference.npu_forward`.  Parameters ``W_r``, ``W_i`` (I, O) and the relevance gate ``g``
-    (I,), projected onto ``[0, 1]`` after each optimizer step.  Initialisation as in the paper's code:
-    ``W_r`` Glorot-uniform ``U(-sqrt(6 / (I + O)), sqrt(6 / (I + O)))``, ``W_i = 0``, ``g = 1/2``.
-    Regularizer: the L1 penalty ``mean(|W_r|) + mean(|W_i|)``.
+    (I,).  Initialisation as in the paper's code: ``W_r`` Glorot-uniform ``U(-sqrt(6 / (I + O)),
+    sqrt(6 / (I + O)))``, ``W_i = 0``, ``g = 1/2``.  Regularizer: the L1 penalty ``mean(|W_r|) + mean(|W_i|)``.
     """
 
     unit = "NPU"
 
     def __init__(self, in_features: int, out_features: int, *, rng: Any = None, dtype: Any = "float32",
-                 eps: float = 1e-7, init: str | None = None) -> None:
+                 eps: float = 1e-7, clamp_gate: bool = False, init: str | None = None) -> None:
         super().__init__(in_features, out_features, dtype=dtype)
         self.eps = _init.positive_float(eps, "eps")
+        if not isinstance(clamp_gate, (bool, np.bool_)):
+            raise TypeError(f"clamp_gate must be True or False, got {clamp_gate!r}")
+        self.clamp_gate = bool(clamp_gate)
         self._initialise(rng, init)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "clamp_gate": self.clamp_gate}
+
+    def projections(self) -> dict[str, Any]:
+        """``g`` onto ``[0, 1]``; nothing with ``clamp_gate`` (the forward pass clips it)."""
+        return {} if self.clamp_gate else super().projections()
+
+    def _kernel_params(self) -> dict[str, Array]:
+        if not self.clamp_gate:
+            return self.params
+        g = self.params["g"]
+        return {**self.params, "g": array_module(g).clip(g, 0, 1)}
+
+    def _param_grads(self, grads: dict[str, Array]) -> dict[str, Array]:
+        if not self.clamp_gate:
+            return grads
+        g = self.params["g"]
+        return {**grads, "g": grads["g"] * ((g >= 0) & (g <= 1))}
 
 
 class RealNPU(NPU):
@@ -551,6 +602,63 @@ class ReLU6(Linear):
     """The study's ReLU6 baseline: ``y = min(max(x @ W + b, 0), 6)``; initialised as :class:`ReLU`."""
 
     unit = "ReLU6"
+
+
+class SigmoidNACMul(Layer):
+    """Log-space NAC with sigmoid weights, the authors' ``PosNAC`` run by ``--nac-mul normal`` (Madsen & Johansen
+    2020, the NAC•,σ model): ``W = sigma(W_hat)``, ``y = exp(log(|x| + eps) @ W)``.
+
+    Parameters as :class:`NACMul`; ``init`` ``"madsen2020"``: ``W_hat`` (I, O) xavier-normal,
+    ``N(0, 2 / (I + O))``.  No regularizer, no bounds.
+    """
+
+    unit = "SigmoidNACMul"
+
+    def __init__(self, in_features: int, out_features: int, *, rng: Any = None, dtype: Any = "float32",
+                 eps: float = 1e-7, init: str | None = None) -> None:
+        super().__init__(in_features, out_features, dtype=dtype)
+        self.eps = _init.positive_float(eps, "eps")
+        self._initialise(rng, init)
+
+
+class ClippedNACMul(ProjectedLayer):
+    """Log-space NAC with the NMU's weights, the authors' ``ReRegualizedLinearPosNAC`` run by ``--nac-mul
+    normal`` (Madsen & Johansen 2020, the NAC•,NMU model): ``y = exp(log(|x| + eps) @ W)``.
+
+    Parameters as :class:`NACMul`; ``init`` ``"madsen2020"``: ``W`` (I, O) ``~ U(0.25, 0.75)``, the NMU's.
+    ``W`` is clipped to ``[0, 1]`` after each optimizer step; regularizer the NMU's, ``mean(min(|W|, |1 - W|))``.
+    """
+
+    unit = "ClippedNACMul"
+
+    def __init__(self, in_features: int, out_features: int, *, rng: Any = None, dtype: Any = "float32",
+                 eps: float = 1e-7, init: str | None = None) -> None:
+        super().__init__(in_features, out_features, dtype=dtype)
+        self.eps = _init.positive_float(eps, "eps")
+        self._initialise(rng, init)
+
+
+class GatedNAUNMU(ProjectedLayer):
+    """A sigmoid gate between a NAU and an NMU, the authors' ``ReRegualizedLinearNALU`` with ``--nalu-two-nac
+    --nalu-mul mnac`` (Madsen & Johansen 2020, the Gated NAU/NMU model).
+
+    Parameters as :class:`NAU`; ``init`` ``"madsen2020"``: ``W_add`` as the NAU's, then ``W_mul`` as the NMU's,
+    then ``G`` xavier-uniform (gain 1), ``U(-g, g)``, ``g = sqrt(6 / (I + O))``.
+
+    Notes
+    -----
+    ``a = x @ W_add``, ``m[b, o] = prod_i (W_mul[i, o] x[b, i] + 1 - W_mul[i, o])``, ``g = sigma(x @ G)``,
+    ``y = g * a + (1 - g) * m``; ``W_add``, ``W_mul``, ``G`` (I, O), ``W_add`` clipped to ``[-1, 1]`` and
+    ``W_mul`` to ``[0, 1]`` after each optimizer step.  Regularizer: the NAU's of ``W_add`` plus the NMU's of
+    ``W_mul``.
+    """
+
+    unit = "GatedNAUNMU"
+
+    def __init__(self, in_features: int, out_features: int, *, rng: Any = None, dtype: Any = "float32",
+                 init: str | None = None) -> None:
+        super().__init__(in_features, out_features, dtype=dtype)
+        self._initialise(rng, init)
 
 
 def unit_class(unit: str) -> type:

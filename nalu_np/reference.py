@@ -9,8 +9,10 @@ with ``x`` of shape ``(batch, in_features)``, ``y`` and ``dy`` of shape ``(batch
 ``params`` a dict of arrays (weight matrices of shape ``(in_features, out_features)``) and ``grads`` a dict
 with the same keys.  The cache is whatever the forward pass keeps for the backward pass; callers treat it as
 opaque.  Kernel packages (``nalu_np.kernels.<backend>``) export the same names with the same signatures.
-The regularizers, projections and schedule the units train with are in :mod:`nalu_np.regularizers` and are
-re-exported here.
+Re-exported here: the building blocks the kernels are made of (:mod:`nalu_np.blocks`: the sigmoid, the NAC
+weight, the log-space path, the NMU's product), the regularizers, projections and schedule the units train
+with (:mod:`nalu_np.regularizers`), and the kernels of the study's baselines (:mod:`nalu_np.baselines`) and of
+its variants of the NAC, NAU and NMU (:mod:`nalu_np.variants`).
 
 Conventions of the math (DESIGN section 4): ``sigma`` is the logistic function, ``*`` is elementwise,
 ``@`` is the matrix product and ``delta = dL/dy``.  The derivative of ``|x|`` at ``x = 0`` is taken as 0
@@ -23,49 +25,29 @@ propagate as IEEE arithmetic says.
 
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from .baselines import (dense_backward, dense_forward, relu6_backward, relu6_forward, relu_backward,  # re-exported
                         relu_forward)
+from .blocks import (ieee, leave_one_out_products, log_input, log_input_grad, log_path,  # the public ones re-exported
+                     log_path_backward, nac_weight, nac_weight_backward, nmu_product, nmu_product_backward,
+                     quiet_exp, quiet_prod, sigmoid)
 from .regularizers import clip_projection, l1_regularizer, linear_schedule, nau_regularizer, nmu_regularizer
+from .variants import (clippednacmul_backward, clippednacmul_forward, gatednaunmu_backward,  # re-exported
+                       gatednaunmu_forward, sigmoidnacmul_backward, sigmoidnacmul_forward)
 
 __all__ = [
-    "sigmoid",
-    "nac_weight",
-    "nac_weight_backward",
-    "log_input",
-    "log_input_grad",
-    "leave_one_out_products",
-    "nac_forward",
-    "nac_backward",
-    "nacmul_forward",
-    "nacmul_backward",
-    "nalu_forward",
-    "nalu_backward",
-    "nau_regularizer",
-    "nmu_regularizer",
-    "clip_projection",
-    "linear_schedule",
-    "nau_forward",
-    "nau_backward",
-    "nmu_forward",
-    "nmu_backward",
-    "inalu_forward",
-    "inalu_backward",
-    "l1_regularizer",
-    "npu_forward",
-    "npu_backward",
-    "realnpu_forward",
-    "realnpu_backward",
-    "dense_forward",
-    "dense_backward",
-    "relu_forward",
-    "relu_backward",
-    "relu6_forward",
-    "relu6_backward",
+    "sigmoid", "nac_weight", "nac_weight_backward", "log_input", "log_input_grad", "log_path", "log_path_backward",
+    "leave_one_out_products", "nmu_product", "nmu_product_backward",
+    "nac_forward", "nac_backward", "nacmul_forward", "nacmul_backward", "nalu_forward", "nalu_backward",
+    "nau_regularizer", "nmu_regularizer", "l1_regularizer", "clip_projection", "linear_schedule",
+    "nau_forward", "nau_backward", "nmu_forward", "nmu_backward", "inalu_forward", "inalu_backward",
+    "npu_forward", "npu_backward", "realnpu_forward", "realnpu_backward",
+    "dense_forward", "dense_backward", "relu_forward", "relu_backward", "relu6_forward", "relu6_backward",
+    "sigmoidnacmul_forward", "sigmoidnacmul_backward", "clippednacmul_forward", "clippednacmul_backward",
+    "gatednaunmu_forward", "gatednaunmu_backward",
 ]
 
 name = "numpy"
@@ -73,80 +55,6 @@ xp = np
 array_type = np.ndarray
 
 Params = dict[str, np.ndarray]
-
-
-def _ieee(kernel: Callable[..., Any]) -> Callable[..., Any]:
-    """``kernel`` with NumPy's floating-point warnings off: ``inf`` and NaN from non-finite inputs or overflow
-    are results, as on every other backend (whose kernels never warn)."""
-
-    @functools.wraps(kernel)
-    def quiet(*args: Any, **kwargs: Any) -> Any:
-        with np.errstate(all="ignore"):
-            return kernel(*args, **kwargs)
-
-    return quiet
-
-
-# ---------------------------------------------------------------------------------------------------------
-# building blocks
-# ---------------------------------------------------------------------------------------------------------
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    """Numerically stable logistic function.
-
-    Notes
-    -----
-    ``sigma(z) = 1 / (1 + exp(-z))`` for ``z >= 0`` and ``exp(z) / (1 + exp(z))`` for ``z < 0``, computed from
-    ``e = exp(-|z|)`` so that ``exp`` never overflows; ``sigma(-inf) = 0``, ``sigma(inf) = 1``.
-    """
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0, e) / (1.0 + e)
-
-
-def nac_weight(W_hat: np.ndarray, M_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The constrained NAC weight and the factors its gradient needs.
-
-    Parameters
-    ----------
-    W_hat, M_hat : ndarray, shape (I, O)
-
-    Returns
-    -------
-    W : ndarray, shape (I, O)
-        ``tanh(W_hat) * sigma(M_hat)``, in ``(-1, 1)`` and biased towards -1, 0, 1.
-    t, s : ndarray, shape (I, O)
-        ``tanh(W_hat)`` and ``sigma(M_hat)``.
-    """
-    t = np.tanh(W_hat)
-    s = sigmoid(M_hat)
-    return t * s, t, s
-
-
-def nac_weight_backward(dW: np.ndarray, t: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Chain rule through ``W = tanh(W_hat) * sigma(M_hat)``.
-
-    Notes
-    -----
-    ``dW_hat = dW * (1 - t**2) * s`` and ``dM_hat = dW * t * s * (1 - s)``.
-    """
-    return dW * (1.0 - t * t) * s, dW * t * s * (1.0 - s)
-
-
-def log_input(x: np.ndarray, eps: float) -> np.ndarray:
-    """``log(|x| + eps)``, the input of the multiplicative path, shape of ``x``."""
-    return np.log(np.abs(x) + x.dtype.type(eps))
-
-
-def log_input_grad(x: np.ndarray, eps: float) -> np.ndarray:
-    """``d log(|x| + eps) / dx = sign(x) / (|x| + eps)``; 0 at the kink ``x = 0``."""
-    return np.sign(x) / (np.abs(x) + x.dtype.type(eps))
-
-
-def _exp(z: np.ndarray) -> np.ndarray:
-    """``exp`` whose overflow to ``inf`` is a result, not a warning."""
-    with np.errstate(over="ignore"):
-        return np.exp(z)
 
 
 def _nalu_paths(params: Params) -> tuple[tuple[str, str], tuple[str, str]]:
@@ -161,7 +69,7 @@ def _nalu_paths(params: Params) -> tuple[tuple[str, str], tuple[str, str]]:
 # ---------------------------------------------------------------------------------------------------------
 
 
-@_ieee
+@ieee
 def nac_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the additive NAC.
 
@@ -184,7 +92,7 @@ def nac_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, An
     return x @ W, {"x": x, "W": W, "t": t, "s": s}
 
 
-@_ieee
+@ieee
 def nac_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple[np.ndarray, Params]:
     """Backward pass of the additive NAC.
 
@@ -208,7 +116,7 @@ def nac_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple
 # ---------------------------------------------------------------------------------------------------------
 
 
-@_ieee
+@ieee
 def nacmul_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the log-space (multiplicative) NAC.
 
@@ -230,11 +138,11 @@ def nacmul_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np
     ``l = log(|x| + eps)``, ``y = exp(l @ W)``; ``y`` is ``inf`` where ``l @ W`` overflows.
     """
     W, t, s = nac_weight(params["W_hat"], params["M_hat"])
-    y = _exp(log_input(x, eps) @ W)
-    return y, {"x": x, "W": W, "t": t, "s": s, "y": y}
+    y, l = log_path(x, W, eps)
+    return y, {"x": x, "l": l, "W": W, "t": t, "s": s, "y": y}
 
 
-@_ieee
+@ieee
 def nacmul_backward(
     params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7
 ) -> tuple[np.ndarray, Params]:
@@ -242,13 +150,12 @@ def nacmul_backward(
 
     Notes
     -----
-    ``dz = delta * y``, ``dW = l.T @ dz``, ``dx = (dz @ W.T) * sign(x) / (|x| + eps)``; the slope of
-    ``log(|x| + eps)`` at ``x = 0`` is taken as 0, between its one-sided values ``-1/eps`` and ``1/eps``.
+    :func:`nalu_np.blocks.log_path_backward` (``dz = delta * y``, ``dW = l.T @ dz``,
+    ``dx = (dz @ W.T) * sign(x) / (|x| + eps)``, slope 0 of ``log(|x| + eps)`` at ``x = 0``), then
+    :func:`nac_weight_backward`.
     """
-    x = cache["x"]
-    dz = dy * cache["y"]
-    dW_hat, dM_hat = nac_weight_backward(log_input(x, eps).T @ dz, cache["t"], cache["s"])
-    dx = (dz @ cache["W"].T) * log_input_grad(x, eps)
+    dx, dW = log_path_backward(cache["x"], cache["l"], cache["y"], cache["W"], dy, eps)
+    dW_hat, dM_hat = nac_weight_backward(dW, cache["t"], cache["s"])
     return dx, {"W_hat": dW_hat, "M_hat": dM_hat}
 
 
@@ -257,7 +164,7 @@ def nacmul_backward(
 # ---------------------------------------------------------------------------------------------------------
 
 
-@_ieee
+@ieee
 def nalu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the NALU, with shared or separate NAC weights.
 
@@ -284,7 +191,7 @@ def nalu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.n
     Wm, tm, sm = (Wa, ta, sa) if wm == wa else nac_weight(params[wm], params[mm])
     l = log_input(x, eps)
     a = x @ Wa
-    m = _exp(l @ Wm)
+    m = quiet_exp(l @ Wm)
     g = sigmoid(x @ params["G"])
     with np.errstate(invalid="ignore"):  # (1 - g) * inf with g == 1 is NaN: IEEE's answer, returned as is
         y = g * a + (1.0 - g) * m
@@ -292,7 +199,7 @@ def nalu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.n
     return y, cache
 
 
-@_ieee
+@ieee
 def nalu_backward(
     params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7
 ) -> tuple[np.ndarray, Params]:
@@ -331,39 +238,12 @@ def nalu_backward(
 
 
 # ---------------------------------------------------------------------------------------------------------
-# building blocks of the successors (NAU, NMU, iNALU): products without division
-# ---------------------------------------------------------------------------------------------------------
-
-
-def leave_one_out_products(f: np.ndarray) -> np.ndarray:
-    """``loo[b, i, o] = prod_{k != i} f[b, k, o]`` from prefix and suffix products, shape of ``f`` (B, I, O).
-
-    Notes
-    -----
-    ``loo = P * S`` with the exclusive prefix product ``P[:, i] = prod_{k < i} f[:, k]`` and the exclusive
-    suffix product ``S[:, i] = prod_{k > i} f[:, k]``.  No division by ``f``, so the result is exact when a
-    factor is 0 (where ``y / f`` would be ``0 / 0``).  Overflow to ``inf`` is a result, not a warning.
-    """
-    ones = np.ones_like(f[:, :1])
-    with np.errstate(over="ignore"):
-        prefix = np.concatenate([ones, np.cumprod(f[:, :-1], axis=1)], axis=1)
-        suffix = np.concatenate([np.cumprod(f[:, :0:-1], axis=1)[:, ::-1], ones], axis=1)
-        return prefix * suffix
-
-
-def _prod(f: np.ndarray) -> np.ndarray:
-    """``prod_i f[:, i, :]``, shape (B, O); overflow to ``inf`` is a result, not a warning."""
-    with np.errstate(over="ignore"):
-        return np.prod(f, axis=1)
-
-
-
 # ---------------------------------------------------------------------------------------------------------
 # NAU: y = x W
 # ---------------------------------------------------------------------------------------------------------
 
 
-@_ieee
+@ieee
 def nau_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the neural addition unit (Madsen & Johansen 2020).
 
@@ -386,7 +266,7 @@ def nau_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, An
     return x @ params["W"], {"x": x}
 
 
-@_ieee
+@ieee
 def nau_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple[np.ndarray, Params]:
     """Backward pass of the NAU.
 
@@ -408,7 +288,7 @@ def nau_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple
 # ---------------------------------------------------------------------------------------------------------
 
 
-@_ieee
+@ieee
 def nmu_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the neural multiplication unit (Madsen & Johansen 2020).
 
@@ -429,12 +309,11 @@ def nmu_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, An
     ``f[b, i, o] = W[i, o] * x[b, i] + 1 - W[i, o]`` and ``y[b, o] = prod_i f[b, i, o]``: input ``i`` enters
     output ``o`` when ``W = 1`` and is replaced by 1 when ``W = 0``.  The factors (B, I, O) are cached.
     """
-    W = params["W"]
-    f = x[:, :, None] * W + (1.0 - W)
-    return _prod(f), {"x": x, "f": f}
+    y, f = nmu_product(x, params["W"])
+    return y, {"x": x, "f": f}
 
 
-@_ieee
+@ieee
 def nmu_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple[np.ndarray, Params]:
     """Backward pass of the NMU.
 
@@ -450,9 +329,8 @@ def nmu_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple
     products, exact when a factor is 0) and ``c = delta[:, None, :] * loo``:
     ``dW[i, o] = sum_b c[b, i, o] * (x[b, i] - 1)`` and ``dx[b, i] = sum_o c[b, i, o] * W[i, o]``.
     """
-    x = cache["x"]
-    c = dy[:, None, :] * leave_one_out_products(cache["f"])
-    return np.einsum("bio,io->bi", c, params["W"]), {"W": np.einsum("bio,bi->io", c, x - 1.0)}
+    dx, dW = nmu_product_backward(cache["x"], cache["f"], params["W"], dy)
+    return dx, {"W": dW}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -460,7 +338,7 @@ def nmu_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple
 # ---------------------------------------------------------------------------------------------------------
 
 
-@_ieee
+@ieee
 def inalu_forward(
     params: Params, x: np.ndarray, eps: float = 1e-7, omega: float = 20.0
 ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -494,10 +372,10 @@ def inalu_forward(
     eps_ = x.dtype.type(eps)
     l = np.log(np.maximum(np.abs(x), eps_))
     z = l @ Wm
-    m = _exp(np.minimum(z, x.dtype.type(omega)))
+    m = quiet_exp(np.minimum(z, x.dtype.type(omega)))
     absWm = np.abs(Wm)
     f = np.sign(x)[:, :, None] * absWm + (1.0 - absWm)
-    s = _prod(f)
+    s = quiet_prod(f)
     G = sigmoid(params["g"])
     a = x @ Wa
     y = G * a + (1.0 - G) * m * s
@@ -506,7 +384,7 @@ def inalu_forward(
     return y, cache
 
 
-@_ieee
+@ieee
 def inalu_backward(
     params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7, omega: float = 20.0
 ) -> tuple[np.ndarray, Params]:
@@ -569,7 +447,7 @@ def _npu_forward(
     if W_i is not None:
         A -= k @ W_i
         phi += logr @ W_i
-    E = _exp(A)
+    E = quiet_exp(A)
     with np.errstate(invalid="ignore"):  # inf * cos(phi) with cos(phi) == 0 is NaN: IEEE's answer
         y = E * np.cos(phi)
     return y, {"x": x, "ax": ax, "r": r, "logr": logr, "pi_neg": pi_neg, "k": k, "E": E, "phi": phi, "y": y}
@@ -595,7 +473,7 @@ def _npu_backward(
     return dr * g * np.sign(x), grads
 
 
-@_ieee
+@ieee
 def npu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the neural power unit (Heim, Pevný & Šmídl 2020).
 
@@ -624,7 +502,7 @@ def npu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.nd
     return _npu_forward(params["W_r"], params["W_i"], params["g"], x, eps)
 
 
-@_ieee
+@ieee
 def npu_backward(
     params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7
 ) -> tuple[np.ndarray, Params]:
@@ -649,7 +527,7 @@ def npu_backward(
     return dx, {k: grads[k] for k in params}
 
 
-@_ieee
+@ieee
 def realnpu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the RealNPU: the NPU with ``W_i = 0``.
 
@@ -672,7 +550,7 @@ def realnpu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[n
     return _npu_forward(params["W_r"], None, params["g"], x, eps)
 
 
-@_ieee
+@ieee
 def realnpu_backward(
     params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7
 ) -> tuple[np.ndarray, Params]:

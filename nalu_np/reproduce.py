@@ -16,6 +16,16 @@ root``), ``seed``, ``steps``, ``success``, ``solved_at``, ``sparsity_error`` (at
 ``best_step``, ``interpolation_mse``, ``extrapolation_mse`` (at the best evaluation), ``engine``, ``wall_time``.
 A run counts for a cell only at the study's full budget (``--steps`` other than the protocol's writes rows of
 that budget, shown and compared apart).
+
+::
+
+    nalu-np reproduce primer2022 --seeds 25 --record bench/results/primer2022.csv --out runs/primer2022
+
+runs the single-module benchmark of Mistry, Farrahi & Hare's Primer (:data:`nalu_np.primer.PRIMER2022_MODELS`,
+the models nalu-np runs to the flag, on their ops and the nine interpolation ranges) the same way; its record has
+a ``range`` column (the interpolation range, e.g. ``U[1,2]``) after ``op`` (:data:`PRIMER_COLUMNS`), and the
+table and the figure (success rate per range, one panel per op) are ours alone: the repository ships no
+published numbers.
 """
 
 from __future__ import annotations
@@ -29,20 +39,27 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from . import studies
+from . import primer, studies
+from .arithmetic import SINGLE_MODULE_OPS, SINGLE_MODULE_RANGES
 from .executors import open_executor
 from ._options import add_backend_and_steps, add_seeds, add_workers, seed_range
 from .summary import pyplot
 from .sweep import Config, run_sweep
 
-__all__ = ["RECORD_COLUMNS", "STUDIES", "grid", "config_of", "read_record", "append_row", "comparison_table",
-           "add_arguments", "run_from_args"]
+__all__ = ["RECORD_COLUMNS", "PRIMER_COLUMNS", "STUDIES", "grid", "config_of", "primer_grid", "primer_config_of",
+           "range_label", "read_record", "append_row", "comparison_table", "primer_table", "add_arguments",
+           "run_from_args"]
 
 RECORD_COLUMNS = ("model", "op", "seed", "steps", "success", "solved_at", "sparsity_error", "best_step",
                   "interpolation_mse", "extrapolation_mse", "engine", "wall_time")
+#: the record of the single-module benchmark: the interpolation range after the op
+PRIMER_COLUMNS = RECORD_COLUMNS[:2] + ("range",) + RECORD_COLUMNS[2:]
 OPS = ("add", "sub", "mul", "div", "squared", "root")
 STUDIES = {"madsen2020": "Madsen & Johansen (ICLR 2020), the static simple function task, all models "
-                         "(paper/results/function_task_static_all.tex of AndreasMadsen/stable-nalu)"}
+                         "(paper/results/function_task_static_all.tex of AndreasMadsen/stable-nalu)",
+           "primer2022": "Mistry, Farrahi & Hare (JMLR 2022), the Primer's single-module benchmark "
+                         "(lfs_batch_jobs/single_layer_task/benchmarking/single_layer_benchmark.sh of "
+                         "bmistry4/nalm-benchmark)"}
 
 
 def grid(models: Iterable[str] | None = None, ops: Iterable[str] | None = None) -> list[tuple[Any, str]]:
@@ -69,7 +86,48 @@ def config_of(model: Any, op: str, steps: int) -> Config:
     return Config(f"simple-{op}", second, {"first_unit": first, "steps": int(steps)}).canonical()
 
 
-def read_record(path: str) -> list[dict[str, Any]]:
+def range_label(index: int) -> str:
+    """The record's name of the single-module benchmark's interpolation range ``index``, e.g. ``"U[1,2]"``."""
+    return str(SINGLE_MODULE_RANGES[index][0])
+
+
+def _range_index(text: str) -> int:
+    labels = [range_label(i) for i in range(len(SINGLE_MODULE_RANGES))]
+    if text.isdigit() and int(text) < len(labels):
+        return int(text)
+    if text.replace(" ", "") in labels:
+        return labels.index(text.replace(" ", ""))
+    raise ValueError(f"unknown interpolation range {text!r}; give an index 0..{len(labels) - 1} or one of "
+                     f"{', '.join(labels)}")
+
+
+def primer_grid(models: Iterable[str] | None = None, ops: Iterable[str] | None = None,
+                ranges: Iterable[str] | None = None) -> list[tuple[Any, str, int]]:
+    """The (model protocol, op, range index) cells of the single-module benchmark to run: the named models
+    (default: every one nalu-np has the unit of) on those of the ops (default: all four) that the batch script
+    runs them on, and the ranges (indices or labels; default all nine), in the batch script's order."""
+    table = primer.PRIMER2022_MODELS
+    names = [m for m in table if table[m].available] if models is None else list(models)
+    for name in names:
+        if name not in table:
+            raise ValueError(f"unknown model {name!r}; the benchmark's models: {', '.join(table)}")
+        if not table[name].available:
+            raise ValueError(f"model {name!r} needs a unit nalu-np does not have yet (the authors' "
+                             f"{table[name].layer} with {table[name].flags.split(' ', 2)[-1]})")
+    chosen = list(SINGLE_MODULE_OPS) if ops is None else list(ops)
+    for op in chosen:
+        if op not in SINGLE_MODULE_OPS:
+            raise ValueError(f"unknown op {op!r} of the single-module benchmark; one of {', '.join(SINGLE_MODULE_OPS)}")
+    indices = list(range(len(SINGLE_MODULE_RANGES))) if ranges is None else [_range_index(str(r)) for r in ranges]
+    return [(table[name], op, i) for name in names for op in chosen if op in table[name].ops for i in indices]
+
+
+def primer_config_of(model: Any, op: str, index: int, steps: int) -> Config:
+    """The sweep configuration of one cell: ``single-<op>`` with the model's unit, the range and ``steps``."""
+    return Config(f"single-{op}", model.unit, {"range": int(index), "steps": int(steps)}).canonical()
+
+
+def read_record(path: str, columns: Sequence[str] = RECORD_COLUMNS) -> list[dict[str, Any]]:
     """The rows of the record ``path`` (none if it does not exist), typed; a malformed row is a ValueError
     naming the file and the line."""
     if not os.path.exists(path):
@@ -77,8 +135,8 @@ def read_record(path: str) -> list[dict[str, Any]]:
     rows = []
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        if reader.fieldnames is None or list(reader.fieldnames) != list(RECORD_COLUMNS):
-            raise ValueError(f"{path}: the header must be {','.join(RECORD_COLUMNS)}, got {reader.fieldnames}")
+        if reader.fieldnames is None or list(reader.fieldnames) != list(columns):
+            raise ValueError(f"{path}: the header must be {','.join(columns)}, got {reader.fieldnames}")
         for row in reader:
             try:
                 rows.append(_typed(row))
@@ -95,7 +153,8 @@ def _typed(row: dict[str, str]) -> dict[str, Any]:
     if row["success"] not in ("True", "False"):
         raise ValueError(f"success must be True or False, got {row['success']!r}")
     solved, best = _number(row["solved_at"]), _number(row["best_step"])
-    return {"model": row["model"], "op": row["op"], "seed": int(row["seed"]), "steps": int(row["steps"]),
+    extra = {"range": row["range"]} if "range" in row else {}
+    return {"model": row["model"], "op": row["op"], **extra, "seed": int(row["seed"]), "steps": int(row["steps"]),
             "success": row["success"] == "True", "solved_at": None if solved is None else int(solved),
             "sparsity_error": _number(row["sparsity_error"]), "best_step": None if best is None else int(best),
             "interpolation_mse": _number(row["interpolation_mse"]),
@@ -103,15 +162,15 @@ def _typed(row: dict[str, str]) -> dict[str, Any]:
             "wall_time": _number(row["wall_time"])}
 
 
-def append_row(path: str, row: dict[str, Any]) -> None:
+def append_row(path: str, row: dict[str, Any], columns: Sequence[str] = RECORD_COLUMNS) -> None:
     """Append one run to the record (the header first if the file is new), flushed to disk at once."""
     new = not os.path.exists(path) or os.path.getsize(path) == 0
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=RECORD_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(f, fieldnames=list(columns), lineterminator="\n")
         if new:
             writer.writeheader()
-        writer.writerow({k: _cell(row.get(k)) for k in RECORD_COLUMNS})
+        writer.writerow({k: _cell(row.get(k)) for k in columns})
         f.flush()
         os.fsync(f.fileno())
 
@@ -122,12 +181,13 @@ def _cell(v: Any) -> Any:
     return "" if v is None else v
 
 
-def _row(model: str, op: str, record: dict[str, Any]) -> dict[str, Any]:
+def _row(model: str, op: str, record: dict[str, Any], **cell: Any) -> dict[str, Any]:
+    """The record row of a finished run of the cell ``model``, ``op`` (and ``cell``: the benchmark's range)."""
     def num(key: str) -> float | None:
         v = record.get(key)
         return None if v is None else float(v)
 
-    return {"model": model, "op": op, "seed": record["seed"], "steps": record["steps"],
+    return {"model": model, "op": op, **cell, "seed": record["seed"], "steps": record["steps"],
             "success": bool(record["success"]), "solved_at": record.get("solved_at"),
             "sparsity_error": num("sparsity_error"), "best_step": record.get("best_step"),
             "interpolation_mse": num("interpolation_mse"), "extrapolation_mse": num("extrapolation_mse"),
@@ -191,6 +251,73 @@ def plot_comparison(rows: Sequence[dict[str, Any]], steps: int, path: str) -> st
     return f"figure written to {path}"
 
 
+def primer_table(rows: Sequence[dict[str, Any]], steps: int) -> str:
+    """Our cells of the single-module benchmark (the record's runs at ``steps``) as a markdown table, in the
+    batch script's order of models and ranges: success with its 95% Wilson interval, median solved-at and mean
+    sparsity error over the successes (``export/_compute_summary.r``'s rate and interval; its solved-at and
+    sparsity means are fits, ours sample statistics)."""
+    cells = studies.summarize([r for r in rows if r["steps"] == steps], keys=("model", "op", "range"))
+    order = {name: i for i, name in enumerate(primer.PRIMER2022_MODELS)}
+    labels = [range_label(i) for i in range(len(SINGLE_MODULE_RANGES))]
+    keyed = sorted(cells, key=lambda k: (list(SINGLE_MODULE_OPS).index(k[1]) if k[1] in SINGLE_MODULE_OPS else 9,
+                                         order.get(k[0], 99), labels.index(k[2]) if k[2] in labels else 99))
+    head = ("| model | op | interpolation range | seeds | success [95% CI] | median solved at | mean sparsity error |\n"
+            "|---|---|---|---:|---|---:|---:|\n")
+    lines = []
+    for key in keyed:
+        c = cells[key]
+        solved = "—" if c["solved_at_median"] is None else f"{c['solved_at_median']:,.0f}"
+        sparsity = "—" if c["sparsity_error_mean"] is None else f"{c['sparsity_error_mean']:.2e}"
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {c['n']} | {c['success_rate']:.0%} "
+                     f"[{c['success_lower']:.0%}, {c['success_upper']:.0%}] | {solved} | {sparsity} |")
+    return head + "\n".join(lines) + "\n"
+
+
+def plot_primer(rows: Sequence[dict[str, Any]], steps: int, path: str) -> str:
+    """The Primer's figure: the success rate per interpolation range with its 95% interval, one panel per op,
+    the models side by side (the record's runs at ``steps``), written to ``path`` (PNG); needs matplotlib.
+
+    Returns
+    -------
+    str
+        A line saying where the figure went, or why there is none.
+    """
+    plt = pyplot()
+    if plt is None:
+        return "no figure: matplotlib is not installed (pip install matplotlib)"
+    cells = studies.summarize([r for r in rows if r["steps"] == steps], keys=("model", "op", "range"))
+    if not cells:
+        return "no figure: the record has no runs of these cells"
+    labels = [range_label(i) for i in range(len(SINGLE_MODULE_RANGES))]
+    ops = [op for op in SINGLE_MODULE_OPS if any(k[1] == op for k in cells)]
+    models = [m for m in primer.PRIMER2022_MODELS if any(k[0] == m for k in cells)]
+    fig, axes = plt.subplots(1, len(ops), figsize=(4.2 * len(ops), 3.8), sharey=True, squeeze=False)
+    for ax, op in zip(axes[0], ops):
+        present = [m for m in models if any(k[:2] == (m, op) for k in cells)]
+        for j, model in enumerate(present):
+            shift = (j - (len(present) - 1) / 2) * 0.8 / max(len(present), 1)
+            xs, rate, err = [], [], [[], []]
+            for i, label in enumerate(labels):
+                c = cells.get((model, op, label))
+                if c is not None:
+                    xs.append(i + shift)
+                    rate.append(c["success_rate"])
+                    err[0].append(c["success_rate"] - c["success_lower"])
+                    err[1].append(c["success_upper"] - c["success_rate"])
+            ax.errorbar(xs, rate, yerr=err, fmt="o", capsize=2, markersize=4, label=model)
+        ax.set_xticks(range(len(labels)), labels, rotation=60, fontsize=7)
+        ax.set_title(op)
+        ax.set_ylim(-0.05, 1.05)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("extrapolation success rate (95% interval)")
+    fig.suptitle(f"Mistry et al. (2022), single-module benchmark, {steps:,} steps: nalu-np, per interpolation range",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return f"figure written to {path}"
+
+
 # ---------------------------------------------------------------------------------------------------------
 # command line
 # ---------------------------------------------------------------------------------------------------------
@@ -200,55 +327,84 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``nalu-np reproduce``."""
     parser.add_argument("study", choices=sorted(STUDIES), help="; ".join(f"{k}: {v}" for k, v in STUDIES.items()))
     add_seeds(parser)
-    add_backend_and_steps(parser, f"the study's, {studies.MADSEN2020_PROTOCOL.steps:,}")
+    add_backend_and_steps(parser, f"the study's: madsen2020 {studies.MADSEN2020_PROTOCOL.steps:,}, primer2022 "
+                                  f"{primer.PRIMER2022_PROTOCOL.steps:,}")
     parser.add_argument("--models", nargs="+", default=None, metavar="MODEL",
-                        help="record names of the study's models (default: every model nalu-np has the units of: "
-                             + ", ".join(m for m, p in studies.MADSEN2020_MODELS.items() if p.available) + ")")
-    parser.add_argument("--ops", nargs="+", default=None, choices=OPS, help="ops (default: all six)")
-    parser.add_argument("--record", default=os.path.join("bench", "results", "madsen2020.csv"), metavar="CSV",
+                        help="record names of the study's models (default: every model nalu-np runs on its "
+                             "authors' protocol; madsen2020: "
+                             + ", ".join(m for m, p in studies.MADSEN2020_MODELS.items() if p.available)
+                             + "; primer2022: "
+                             + ", ".join(m for m, p in primer.PRIMER2022_MODELS.items() if p.available) + ")")
+    parser.add_argument("--ops", nargs="+", default=None, choices=OPS,
+                        help="ops (default: all of the study's: six for madsen2020, add sub mul div for primer2022)")
+    parser.add_argument("--ranges", nargs="+", default=None, metavar="RANGE",
+                        help="primer2022 only: interpolation ranges, by index 0..8 or label such as U[1,2] "
+                             "(default: all nine)")
+    parser.add_argument("--record", default=None, metavar="CSV",
                         help="the results record: one row per finished run, appended as runs finish; runs "
-                             "already in it are not run again (default: bench/results/madsen2020.csv)")
-    parser.add_argument("--out", default=os.path.join("runs", "madsen2020"), metavar="DIR",
-                        help="working directory of the runs' JSON files (default: runs/madsen2020)")
+                             "already in it are not run again (default: bench/results/STUDY.csv)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="working directory of the runs' JSON files (default: runs/STUDY)")
     add_workers(parser)
     parser.add_argument("--summary", action="store_true", help="only print the table of the record")
     parser.add_argument("--plot", default=None, metavar="PNG",
-                        help="write a figure of the success rates with their intervals, ours against the paper's")
+                        help="write a figure of the success rates with their intervals (madsen2020: ours against "
+                             "the paper's; primer2022: per interpolation range)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def _cells(args: argparse.Namespace, steps: int) -> tuple[dict[Config, dict[str, Any]], Sequence[str]]:
+    """The study's cells as sweep configurations -> the fields that name them in the record, and its columns."""
+    if args.study == "primer2022":
+        return ({primer_config_of(m, op, i, steps): {"model": m.name, "op": op, "range": range_label(i)}
+                 for m, op, i in primer_grid(args.models, args.ops, args.ranges)}, PRIMER_COLUMNS)
+    if args.ranges is not None:
+        raise ValueError("--ranges belongs to primer2022 (the single-module benchmark's interpolation ranges)")
+    return ({config_of(m, op, steps): {"model": m.name, "op": op} for m, op in grid(args.models, args.ops)},
+            RECORD_COLUMNS)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run ``nalu-np reproduce`` with parsed arguments; returns the exit status."""
-    steps = studies.MADSEN2020_PROTOCOL.steps if args.steps is None else args.steps
-    cells = grid(args.models, args.ops)
-    rows = read_record(args.record)
+    protocol = primer.PRIMER2022_PROTOCOL if args.study == "primer2022" else studies.MADSEN2020_PROTOCOL
+    steps = protocol.steps if args.steps is None else args.steps
+    record = args.record or os.path.join("bench", "results", f"{args.study}.csv")
+    out = args.out or os.path.join("runs", args.study)
+    try:
+        by_config, columns = _cells(args, steps)
+    except ValueError as err:
+        print(f"nalu-np reproduce: {err}", file=sys.stderr)
+        return 2
+    names = [c for c in columns if c in ("model", "op", "range")]
+    rows = read_record(record, columns)
     status = 0
     if not args.summary:
-        done = {(r["model"], r["op"], r["seed"]) for r in rows if r["steps"] == steps}
-        by_config = {config_of(model, op, steps): (model.name, op) for model, op in cells}
+        done = {(*(r[k] for k in names), r["seed"]) for r in rows if r["steps"] == steps}
 
         def skip(config: Config, seed: int) -> bool:
-            return (*by_config[config], seed) in done
+            return (*by_config[config].values(), seed) in done
 
-        def on_record(config: Config, record: dict[str, Any]) -> None:
-            row = _row(*by_config[config], record)
-            append_row(args.record, row)
+        def on_record(config: Config, result: dict[str, Any]) -> None:
+            cell = by_config[config]
+            row = _row(cell["model"], cell["op"], result, **{k: v for k, v in cell.items() if k == "range"})
+            append_row(record, row, columns)
             rows.append(row)
 
         try:
             with open_executor(args.executor) as executor:
-                run_sweep(list(by_config), seed_range(args), args.out, executor=executor, max_workers=args.workers,
+                run_sweep(list(by_config), seed_range(args), out, executor=executor, max_workers=args.workers,
                           backend=args.backend, progress=not args.quiet, skip=skip, on_record=on_record,
                           seeds_per_call=args.seeds_per_call)
         except RuntimeError as err:
             print(f"nalu-np reproduce: {err}", file=sys.stderr)
             status = 1
-    wanted = {(m.name, op) for m, op in cells}
-    shown = [r for r in rows if (r["model"], r["op"]) in wanted]
-    print(comparison_table(shown, steps), end="")
+    wanted = {tuple(cell.values()) for cell in by_config.values()}
+    shown = [r for r in rows if tuple(r[k] for k in names) in wanted]
+    table, figure = (primer_table, plot_primer) if args.study == "primer2022" else (comparison_table, plot_comparison)
+    print(table(shown, steps), end="")
     other = sorted({r["steps"] for r in shown} - {steps})
     if other:
         print(f"(the record also has runs of {', '.join(f'{s:,}' for s in other)} steps, not compared here)")
     if args.plot:
-        print(plot_comparison(shown, steps, args.plot))
+        print(figure(shown, steps, args.plot))
     return status

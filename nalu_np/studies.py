@@ -234,20 +234,22 @@ MADSEN2020_MODELS: dict[str, ModelProtocol] = {m.name: m for m in (
     ModelProtocol(
         "NAC_mul_NMU", "NAC•,NMU",
         "--layer-type ReRegualizedLinearPosNAC --nac-mul normal --first-layer ReRegualizedLinearNAC",
-        ("ReRegualizedLinearNAC", "ReRegualizedLinearPosNAC"), ("NAU", None), (_NAU_INIT, _NMU_INIT),
-        unit_inits=("madsen2020", None), nac_mul="normal",
+        ("ReRegualizedLinearNAC", "ReRegualizedLinearPosNAC"), ("NAU", "ClippedNACMul"), (_NAU_INIT, _NMU_INIT),
+        unit_inits=("madsen2020", "madsen2020"), nac_mul="normal",
         regularizer=_DEFAULT_REGULARIZER,
         notes="NAU, then a linear layer with the NMU's W (U(0.25, 0.75) init, clipped to [0, 1] after each "
-              "step, R = min(|W|, |1 - W|)) in log space.  The paper's model table gives NAC+ as layer 1; the "
-              "batch script's --first-layer is the NAU (ReRegualizedLinearNAC), which the code runs.",
+              "step, R = min(|W|, |1 - W|)) in log space: nalu-np's ClippedNACMul with eps 1e-7.  The paper's "
+              "model table gives NAC+ as layer 1; the batch script's --first-layer is the NAU "
+              "(ReRegualizedLinearNAC), which the code runs.",
         sources=(_BATCH, _EXPERIMENT, _NETWORK, "stable_nalu/layer/re_regualized_linear_pos_nac.py",
                  _MODEL_TABLE),
     ),
     ModelProtocol(
         "NAC_mul_sigma", "NAC•,σ", "--layer-type PosNAC --nac-mul normal --first-layer NAC",
-        ("NAC", "PosNAC"), ("NAC", None), (_NAC_INIT, "W_hat xavier-normal"), unit_inits=("madsen2020", None),
-        nac_mul="normal",
-        notes="NAC, then W = sigma(W_hat) (xavier-normal W_hat, no bias) in log space; no regularizer.",
+        ("NAC", "PosNAC"), ("NAC", "SigmoidNACMul"), (_NAC_INIT, "W_hat xavier-normal"),
+        unit_inits=("madsen2020", "madsen2020"), nac_mul="normal",
+        notes="NAC, then W = sigma(W_hat) (xavier-normal W_hat, no bias) in log space: nalu-np's SigmoidNACMul "
+              "with eps 1e-7; no regularizer.",
         sources=(_BATCH, _EXPERIMENT, _NETWORK, "stable_nalu/layer/pos_nac.py"),
     ),
     ModelProtocol(
@@ -259,10 +261,12 @@ MADSEN2020_MODELS: dict[str, ModelProtocol] = {m.name: m for m in (
                   unit_inits=("madsen2020", "madsen2020")),
     ModelProtocol(
         "Gated_NAU_NMU", "Gated NAU/NMU", "--layer-type ReRegualizedLinearNALU --nalu-two-nac --nalu-mul mnac",
-        ("ReRegualizedLinearNALU", "ReRegualizedLinearNALU"), (None, None),
-        (_NAU_INIT + "; " + _NMU_INIT + "; G as the NALU",) * 2, regularizer=_DEFAULT_REGULARIZER,
+        ("ReRegualizedLinearNALU", "ReRegualizedLinearNALU"), ("GatedNAUNMU", "GatedNAUNMU"),
+        (_NAU_INIT + "; " + _NMU_INIT + "; G as the NALU",) * 2, unit_inits=("madsen2020", "madsen2020"),
+        regularizer=_DEFAULT_REGULARIZER,
         notes="Both layers a NALU whose additive path is a NAU and whose multiplicative path an NMU, one "
-              "sigmoid gate without bias.  Not in the paper's model table.",
+              "sigmoid gate without bias (nalu-np's GatedNAUNMU); the regularizer is the sum of the sub-layers' "
+              "NAU and NMU terms.  Not in the paper's model table.",
         sources=(_BATCH, _EXPERIMENT, _NETWORK, "stable_nalu/layer/re_regualized_linear_nalu.py",
                  "stable_nalu/layer/_abstract_nalu.py"),
     ),
@@ -405,7 +409,8 @@ def published_seeds() -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def summarize(records: Iterable[Mapping[str, Any]], confidence: float = 0.95) -> dict[tuple[str, str], dict]:
+def summarize(records: Iterable[Mapping[str, Any]], confidence: float = 0.95,
+              keys: tuple[str, ...] = ("model", "op")) -> dict[tuple[str, ...], dict]:
     """The published table's numbers from per-seed records, as ``export/_compute_summary.r`` computes them.
 
     Parameters
@@ -416,12 +421,14 @@ def summarize(records: Iterable[Mapping[str, Any]], confidence: float = 0.95) ->
         :func:`nalu_np.arithmetic.outcome`.
     confidence : float
         Coverage of the success rate's interval.
+    keys : tuple of str
+        The fields that name a cell (the single-module benchmark adds ``"range"``).
 
     Returns
     -------
     dict
-        ``(model, op)`` -> ``n``, ``successes``, ``success_rate``, ``success_lower``, ``success_upper``,
-        ``solved_at_median``, ``solved_at_mean``, ``sparsity_error_mean`` (None without successes).
+        ``(model, op)`` (the values of ``keys``) -> ``n``, ``successes``, ``success_rate``, ``success_lower``,
+        ``success_upper``, ``solved_at_median``, ``solved_at_mean``, ``sparsity_error_mean`` (None without successes).
 
     Notes
     -----
@@ -430,12 +437,13 @@ def summarize(records: Iterable[Mapping[str, Any]], confidence: float = 0.95) ->
     without a recorded value left out.  The means are sample means (see :func:`nalu_np.stats.mean` for how
     the published ones differ).  A seed given twice for one cell is a ValueError.
     """
-    cells: dict[tuple[str, str], dict[int, Mapping[str, Any]]] = {}
+    cells: dict[tuple[str, ...], dict[int, Mapping[str, Any]]] = {}
     for r in records:
-        runs = cells.setdefault((str(r["model"]), str(r["op"])), {})
+        key = tuple(str(r[k]) for k in keys)
+        runs = cells.setdefault(key, {})
         seed = int(r["seed"])
         if seed in runs:
-            raise ValueError(f"seed {seed} of {r['model']} {r['op']} is given twice")
+            raise ValueError(f"seed {seed} of {' '.join(key)} is given twice")
         runs[seed] = r
     table = {}
     for key, runs in cells.items():

@@ -588,7 +588,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_workers(parser)
     parser.add_argument("--engine", choices=ENGINES, default="auto",
                         help="python: nalu_np.train step by step; compiled: the Numba training kernel (two-layer "
-                             "networks of NAU, NMU, NALU, NAC, NACMul and the baselines on the simple-* tasks only, batches "
+                             "networks of NAU, NMU, NALU, NAC, NACMul, the baselines and the study's variants on the "
+                             "simple-* tasks only, batches "
                              "drawn in the kernel); "
                              "auto (default): compiled where it applies")
     parser.add_argument("--plot", default=None, metavar="PNG", help="save a bar chart of the success rates")

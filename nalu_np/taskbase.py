@@ -115,6 +115,20 @@ class Task:
         arrays of the parameters' type), or ``None`` (the default: no extra term)."""
         return None
 
+    #: gradient clipping of the task's training recipe (``clip_value`` of :mod:`nalu_np.optim`), which
+    #: :func:`nalu_np.train` applies unless told otherwise; None: none
+    clip_value: float | None = None
+
+    def start(self, model: Any, evaluations: list[Evaluation], rng: np.random.Generator) -> None:
+        """Called by the Python engine before the first step of a run: ``evaluations`` is the run's list of
+        evaluations, appended in place as they are made (the first, of the untrained model, is in it), and
+        ``rng`` a generator for the recipe's draws.  The default does nothing; a recipe with state (the iNALU's
+        reinitialisation) keeps its run's state from here."""
+
+    def after_step(self, model: Any, step: int) -> None:
+        """Called by the Python engine after the optimizer update of the 0-based ``step``, before that step's
+        evaluation is made.  The default does nothing."""
+
     # -- model and verdict -------------------------------------------------------------------------------
     def build_model(self, rng: Any = None, *, unit: str | None = None, preset: str | None = None) -> Any:
         """The model to train: ``unit`` (default :attr:`unit`) with ``preset`` (default :attr:`preset` when the

@@ -213,9 +213,9 @@ def compiled_unsupported(model: Any, task: Task, backend: str | Backend | None =
     """Why the compiled engine cannot train ``model`` on ``task``, or None when it can.
 
     It trains what :func:`nalu_np.compiled.supports` accepts (two-layer networks of NAU, NMU, NALU with shared
-    weights, NAC, NACMul, Linear, ReLU and ReLU6) on the simple function task (any of its six ops), with Adam
-    (no gradient clipping, the units' own projections), on the CPU (backend numpy or numba), with numba
-    installed.
+    weights, NAC, NACMul, Linear, ReLU, ReLU6, ClippedNACMul, SigmoidNACMul and GatedNAUNMU) on the simple
+    function task (any of its six ops), with Adam (no gradient clipping, the units' own projections), on the CPU
+    (backend numpy or numba), with numba installed.
     """
     from .arithmetic import SimpleFunctionTask
     from .optim import Adam
@@ -236,7 +236,7 @@ def _train_python(model: Any, task: Task, opt: Optimizer, be: Backend, steps: in
                   eval_every: int | None, log_every: int, bar: "_Progress | None"
                   ) -> tuple[np.ndarray, list[Evaluation], bool]:
     """The Python engine: the loss of every step, the evaluations, and whether the run diverged."""
-    _, data_rng = seed_rngs(seed)
+    init_rng, data_rng = seed_rngs(seed)
     fixed = task.train_data()
     if fixed is not None:
         fixed = (be.asarray(fixed[0]), be.asarray(fixed[1]))
@@ -247,6 +247,7 @@ def _train_python(model: Any, task: Task, opt: Optimizer, be: Backend, steps: in
 
     history = be.xp.empty(steps, dtype=np.float64)
     evaluations = [_evaluation(model, task, predictions, 0)]
+    task.start(model, evaluations, init_rng)
     diverged = False
     done = 0
     for step in range(1, steps + 1):
@@ -265,6 +266,7 @@ def _train_python(model: Any, task: Task, opt: Optimizer, be: Backend, steps: in
             grads = {k: g + pgrads[k] if k in pgrads else g for k, g in grads.items()}
         history[step - 1] = loss
         opt.step(grads)
+        task.after_step(model, step - 1)
         done = step
         if step % log_every == 0 or step == steps:
             current = float(history[step - 1])
@@ -375,7 +377,8 @@ def train(model: Any, task: Task | str, *, steps: int | None = None, optimizer: 
     draws : {"kernel", "numpy"}
         Compiled engine only: batches drawn inside the kernel, or from the Python engine's generator.
     clip_norm, clip_value, projections
-        Passed to the optimizer (see :mod:`nalu_np.optim`); the projections default to
+        Passed to the optimizer (see :mod:`nalu_np.optim`); ``clip_value`` defaults to ``task.clip_value`` (the
+        task's recipe, e.g. the iNALU's 0.1 in the single-module benchmark), the projections to
         ``model.projections()`` when the model has that method.  Python engine only.
     eval_every : int, optional
         Default ``task.eval_every``; ``None`` evaluates before and after training only.
@@ -400,6 +403,8 @@ def train(model: Any, task: Task | str, *, steps: int | None = None, optimizer: 
     steps = positive_int(task.steps if steps is None else steps, "steps")
     eval_every = task.eval_every if eval_every is None else positive_int(eval_every, "eval_every")
     log_every = max(1, steps // 20) if log_every is None else positive_int(log_every, "log_every")
+    if clip_value is None and not isinstance(optimizer, Optimizer):
+        clip_value = task.clip_value
     options = {k: v for k, v in (("clip_norm", clip_norm), ("clip_value", clip_value),
                                  ("projections", projections)) if v is not None}
     why_not = None

@@ -6,23 +6,28 @@ and their shapes, its gate, the hyper-parameters its kernels take, its published
 the default), the regularizer it trains with and the box its parameters are projected onto.  Layers,
 checkpoints, tasks, the compiled engine and the tests read this table; nobody re-derives parameter names.
 
-=========  =======  =======  ============================================  ========  ===================
-unit       kernel   family   parameters (I inputs, O outputs)              gate      initialisations
-=========  =======  =======  ============================================  ========  ===================
-NAC        nac      nac      W_hat, M_hat (I, O)                           --        seed-003, seed-000, madsen2020
-NACMul     nacmul   nac      W_hat, M_hat (I, O)                           --        seed-003, seed-000, madsen2020
-NALU       nalu     nalu     W_hat, M_hat, G (I, O) | separate weights     G (I, O)  seed-003, seed-000, madsen2020
-NAU        nau      nau      W (I, O) in [-1, 1]                           --        madsen2020
-NMU        nmu      nmu      W (I, O) in [0, 1]                            --        madsen2020
-INALU      inalu    inalu    W_hat_add, M_hat_add, W_hat_mul, M_hat_mul    g (O,)    schloer2020
-NPU        npu      npu      W_r, W_i (I, O), g (I,) in [0, 1]             g (I,)    heim2020
-RealNPU    realnpu  npu      W_r (I, O), g (I,) in [0, 1]                  g (I,)    heim2020
-Linear     dense    dense    W (I, O), b (O,)                              --        madsen2020
-ReLU       relu     dense    W (I, O), b (O,)                              --        madsen2020
-ReLU6      relu6    dense    W (I, O), b (O,)                              --        madsen2020
-=========  =======  =======  ============================================  ========  ===================
+=============  =============  ======  ==========================================  ========  ==============================
+unit           kernel         family  parameters (I inputs, O outputs)            gate      initialisations
+=============  =============  ======  ==========================================  ========  ==============================
+NAC            nac            nac     W_hat, M_hat (I, O)                         --        seed-003, seed-000, madsen2020
+NACMul         nacmul         nac     W_hat, M_hat (I, O)                         --        seed-003, seed-000, madsen2020
+NALU           nalu           nalu    W_hat, M_hat, G (I, O) | separate weights   G (I, O)  seed-003, seed-000, madsen2020
+NAU            nau            nau     W (I, O) in [-1, 1]                         --        madsen2020
+NMU            nmu            nmu     W (I, O) in [0, 1]                          --        madsen2020
+INALU          inalu          inalu   W_hat_add, M_hat_add, W_hat_mul, M_hat_mul  g (O,)    schloer2020
+NPU            npu            npu     W_r, W_i (I, O), g (I,) in [0, 1]           g (I,)    heim2020
+RealNPU        realnpu        npu     W_r (I, O), g (I,) in [0, 1]                g (I,)    heim2020
+Linear         dense          dense   W (I, O), b (O,)                            --        madsen2020
+ReLU           relu           dense   W (I, O), b (O,)                            --        madsen2020
+ReLU6          relu6          dense   W (I, O), b (O,)                            --        madsen2020
+SigmoidNACMul  sigmoidnacmul  nac     W_hat (I, O)                                --        madsen2020
+ClippedNACMul  clippednacmul  nac     W (I, O) in [0, 1]                          --        madsen2020
+GatedNAUNMU    gatednaunmu    gated   W_add [-1, 1], W_mul [0, 1], G (I, O)       G (I, O)  madsen2020
+=============  =============  ======  ==========================================  ========  ==============================
 
 The NALU with ``shared_weights=False`` (seed 000) has ``W_hat_add, M_hat_add, W_hat_mul, M_hat_mul, G``.
+SigmoidNACMul, ClippedNACMul and GatedNAUNMU are Madsen & Johansen's variants of their units in the all-models
+table (reference kernels in :mod:`nalu_np.variants`).
 """
 
 from __future__ import annotations
@@ -183,6 +188,23 @@ def _nmu_draw(rng: np.random.Generator, i: int, o: int, dtype: np.dtype, shared:
     return {"W": rng.uniform(0.25, 0.75, size=(i, o)).astype(dtype)}
 
 
+def _sigmoid_nacmul_draw(rng: np.random.Generator, i: int, o: int, dtype: np.dtype, shared: bool
+                         ) -> dict[str, np.ndarray]:
+    """The authors' ``PosNAC`` (stable_nalu/layer/pos_nac.py): ``W_hat`` xavier-normal with gain 1,
+    ``N(0, 2 / (I + O))``."""
+    return {"W_hat": rng.normal(0.0, float(np.sqrt(2.0 / (i + o))), size=(i, o)).astype(dtype)}
+
+
+def _gated_nau_nmu_draw(rng: np.random.Generator, i: int, o: int, dtype: np.dtype, shared: bool
+                        ) -> dict[str, np.ndarray]:
+    """The authors' ``ReRegualizedLinearNALU`` with two sub-layers (stable_nalu/layer/_abstract_nalu.py,
+    ``reset_parameters``): ``W_add`` as the NAU's, then ``W_mul`` as the NMU's, then ``G`` xavier-uniform with
+    gain 1 (``calculate_gain('sigmoid')``), ``U(-g, g)``, ``g = sqrt(6 / (I + O))``."""
+    g = float(np.sqrt(6.0 / (i + o)))
+    return {"W_add": _nau_draw(rng, i, o, dtype, shared)["W"], "W_mul": _nmu_draw(rng, i, o, dtype, shared)["W"],
+            "G": rng.uniform(-g, g, size=(i, o)).astype(dtype)}
+
+
 def _inalu_draw(rng: np.random.Generator, i: int, o: int, dtype: np.dtype, shared: bool) -> dict[str, np.ndarray]:
     params = {}
     for path in ("add", "mul"):
@@ -231,6 +253,14 @@ def _nmu_regularizer(params: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
     return R, {"W": dW}
 
 
+def _gated_regularizer(params: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The sum of the sub-layers' regularizers, as the authors' module tree sums them: the NAU's of ``W_add``
+    plus the NMU's of ``W_mul``."""
+    R_add, dW_add = _ref.nau_regularizer(params["W_add"])
+    R_mul, dW_mul = _ref.nmu_regularizer(params["W_mul"])
+    return R_add + R_mul, {"W_add": dW_add, "W_mul": dW_mul}
+
+
 def _l1_regularizer(names: tuple[str, ...]) -> Regularizer:
     def regularizer(params: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
         parts = {k: _ref.l1_regularizer(params[k]) for k in names}
@@ -246,6 +276,7 @@ def _l1_regularizer(names: tuple[str, ...]) -> Regularizer:
 _M_J = "Madsen & Johansen 2020, Neural Arithmetic Units (ICLR)"
 _BASIC = _M_J + ", the baselines of stable_nalu/layer/basic.py"
 _HEIM = "Heim, Pevny & Smidl 2020, Neural Power Units (NeurIPS)"
+_POS_NAC = _M_J + ", the log-space NAC with positive weights of the all-models table"
 
 UNITS: dict[str, UnitSpec] = {
     "NAC": UnitSpec(
@@ -305,6 +336,25 @@ UNITS: dict[str, UnitSpec] = {
         inits={"madsen2020": Init(_dense_draw("fan_in"), source=_BASIC + ": W kaiming-uniform ('relu'), b = 0")},
         source=_BASIC,
     ),
+    "SigmoidNACMul": UnitSpec(
+        kernel="sigmoidnacmul", family="nac", params={"W_hat": "IO"}, hyper=("eps",),
+        inits={"madsen2020": Init(_sigmoid_nacmul_draw, {"eps": 1e-7},
+                                  _POS_NAC + ": W_hat xavier-normal, N(0, 2 / (I + O))")},
+        source=_POS_NAC + " (PosNAC, --nac-mul normal)",
+    ),
+    "ClippedNACMul": UnitSpec(
+        kernel="clippednacmul", family="nac", params={"W": "IO"}, hyper=("eps",),
+        inits={"madsen2020": Init(_nmu_draw, {"eps": 1e-7}, _POS_NAC + ": U(0.25, 0.75), the NMU's")},
+        regularizer=_nmu_regularizer, bounds={"W": (0.0, 1.0)},
+        source=_POS_NAC + " (ReRegualizedLinearPosNAC, --nac-mul normal)",
+    ),
+    "GatedNAUNMU": UnitSpec(
+        kernel="gatednaunmu", family="gated", params={"W_add": "IO", "W_mul": "IO", "G": "IO"}, gate="G",
+        inits={"madsen2020": Init(_gated_nau_nmu_draw, source=_M_J + ": W_add as the NAU's, W_mul as the NMU's, "
+                                  "G xavier-uniform (gain 1)")},
+        regularizer=_gated_regularizer, bounds={"W_add": (-1.0, 1.0), "W_mul": (0.0, 1.0)},
+        source=_M_J + " (ReRegualizedLinearNALU, --nalu-two-nac --nalu-mul mnac)",
+    ),
 }
 
 
@@ -346,11 +396,14 @@ def nac_pairs(names: Any) -> list[tuple[str, str]]:
 def effective_weights(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The weight matrices of one unit as its forward pass uses them (float64), gates left out.
 
-    ``W`` (NAU, NMU), ``W_r``, ``W_i`` (NPU, RealNPU) as they are; ``tanh(W_hat) * sigmoid(M_hat)`` for each
-    pair of :func:`nac_pairs`, under the name of its ``W_hat``.
+    ``W`` (NAU, NMU, ClippedNACMul), ``W_add``, ``W_mul`` (GatedNAUNMU), ``W_r``, ``W_i`` (NPU, RealNPU) as
+    they are; ``tanh(W_hat) * sigmoid(M_hat)`` for each pair of :func:`nac_pairs`, under the name of its
+    ``W_hat``; ``sigmoid(W_hat)`` for a ``W_hat`` without an ``M_hat`` (SigmoidNACMul).
     """
     p = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    out = {k: v for k, v in p.items() if k in ("W", "W_r", "W_i")}
+    out = {k: v for k, v in p.items() if k in ("W", "W_add", "W_mul", "W_r", "W_i")}
     for w, m in nac_pairs(p):
         out[w] = np.tanh(p[w]) * _ref.sigmoid(p[m])
+    if "W_hat" in p and "M_hat" not in p:
+        out["W_hat"] = _ref.sigmoid(p["W_hat"])
     return out

@@ -12,8 +12,9 @@ What lives where
   the work is laid out (the fused, rows and blas paths).
 - :mod:`._math`: ``exp``, ``log`` and the sigmoid written so that LLVM vectorises them.
 - one module per unit family, each with its *block functions* (the unit's math on transposed blocks of shape
-  (features, n)) and its layer kernels: :mod:`.nac` (NAC, NACMul), :mod:`.nalu`, :mod:`.nau`, :mod:`.nmu`,
-  :mod:`.inalu`, :mod:`.npu` (NPU, RealNPU), :mod:`.dense` (the baselines Linear, ReLU, ReLU6).
+  (features, n)) and its layer kernels: :mod:`.nac` (NAC, NACMul, and the log-space SigmoidNACMul and
+  ClippedNACMul), :mod:`.nalu`, :mod:`.nau`, :mod:`.nmu`, :mod:`.inalu`, :mod:`.npu` (NPU, RealNPU),
+  :mod:`.dense` (the baselines Linear, ReLU, ReLU6), :mod:`.gated` (GatedNAUNMU).
 - :mod:`.rng` (xoshiro256** inside compiled code) and :mod:`.train` (the compiled training step, built from the
   units' block functions and the optimizer blocks; driven from :mod:`nalu_np.compiled`).
 
@@ -25,8 +26,10 @@ from __future__ import annotations
 import numpy
 
 from .dense import dense_backward, dense_forward, relu6_backward, relu6_forward, relu_backward, relu_forward
+from .gated import gatednaunmu_backward, gatednaunmu_forward
 from .inalu import inalu_backward, inalu_forward
-from .nac import nac_backward, nac_forward, nacmul_backward, nacmul_forward
+from .nac import (clippednacmul_backward, clippednacmul_forward, nac_backward, nac_forward, nacmul_backward,
+                  nacmul_forward, sigmoidnacmul_backward, sigmoidnacmul_forward)
 from .nalu import nalu_backward, nalu_forward
 from .nau import nau_backward, nau_forward
 from .nmu import nmu_backward, nmu_forward
@@ -37,7 +40,9 @@ __all__ = [
     "nac_forward", "nac_backward", "nacmul_forward", "nacmul_backward", "nalu_forward", "nalu_backward",
     "nau_forward", "nau_backward", "nmu_forward", "nmu_backward", "inalu_forward", "inalu_backward",
     "npu_forward", "npu_backward", "realnpu_forward", "realnpu_backward", "dense_forward", "dense_backward",
-    "relu_forward", "relu_backward", "relu6_forward", "relu6_backward",
+    "relu_forward", "relu_backward", "relu6_forward", "relu6_backward", "sigmoidnacmul_forward",
+    "sigmoidnacmul_backward", "clippednacmul_forward", "clippednacmul_backward", "gatednaunmu_forward",
+    "gatednaunmu_backward",
 ]
 
 name = "numba"

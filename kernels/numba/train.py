@@ -4,14 +4,15 @@ Small-batch training in Python pays for every step in interpreter overhead (doze
 microseconds each).  Here a whole run of steps -- build the batch, forward, MSE, backward, optional
 regularizer, Adam step, projection -- is one compiled call, so a step costs what its arithmetic costs.
 
-Each layer is an NAU, an NMU, a NALU with shared weights, a NAC, a NACMul or one of the study's baselines (the
-kind codes ``NAU``, ``NMU``, ``NALU``, ``NAC``, ``NACMUL``, ``LINEAR``, ``RELU``, ``RELU6``).
+Each layer is an NAU, an NMU, a NALU with shared weights, a NAC, a NACMul, one of the study's baselines or one
+of its variants (the kind codes ``NAU``, ``NMU``, ``NALU``, ``NAC``, ``NACMUL``, ``LINEAR``, ``RELU``, ``RELU6``,
+``CLIPPEDNACMUL``, ``SIGMOIDNACMUL``, ``GATEDNAUNMU``).
 The step is composed of the units' block functions
 (:func:`~nalu_np.kernels.numba.nau.nau_block_forward`, :func:`~nalu_np.kernels.numba.nmu.nmu_block_backward`,
 :func:`~nalu_np.kernels.numba.nalu.nalu_block_forward`, ... -- the same functions the layer kernels call on each
 block) applied to the whole batch laid out transposed, (features, batch), and of the optimizer blocks of
 :mod:`nalu_np.kernels.numba._common` (the NAU/NMU regularizers, :func:`~nalu_np.kernels.numba._common.adam_step`
-with the projection).
+with the projection; the GatedNAUNMU's :func:`~nalu_np.kernels.numba.gated.gatednaunmu_regularizer`).
 
 The model arrives packed: its parameters in one flat vector ``theta`` (each layer's parameters one after the
 other, in the order of its ``params``, each (I, O) matrix row-major), Adam's moments in two vectors of the same
@@ -27,18 +28,20 @@ import numpy as np
 from ._common import EW, adam_step, log_abs, nac_weight_grad_into, nac_weight_into
 from ._math import jit as njit
 from .dense import dense_block_backward, dense_block_forward
-from .nac import nacmul_block_backward, nacmul_block_values
+from .gated import gatednaunmu_block_backward, gatednaunmu_block_forward, gatednaunmu_regularizer
+from .nac import nacmul_block_backward, nacmul_block_values, sigmoid_weight_grad_into, sigmoid_weight_into
 from .nalu import nalu_block_backward, nalu_block_forward
 from .nau import nau_block_backward, nau_block_forward, nau_regularizer
 from .nmu import nmu_block_backward, nmu_block_forward, nmu_regularizer
 from .rng import fill_uniform
 
-__all__ = ["NAU", "NMU", "NALU", "LINEAR", "RELU", "RELU6", "NAC", "NACMUL", "run", "sparsity_error", "log_input",
-           "predict"]
+__all__ = ["NAU", "NMU", "NALU", "LINEAR", "RELU", "RELU6", "NAC", "NACMUL", "CLIPPEDNACMUL", "SIGMOIDNACMUL",
+           "GATEDNAUNMU", "run", "sparsity_error", "takes_log_input", "log_input", "predict"]
 
 #: the kind codes of the layers (LINEAR, RELU, RELU6: the study's baselines, ``W`` then the bias ``b``; NAC and
-#: NACMUL: ``W = tanh(W_hat) sigma(M_hat)``, NACMUL in log space)
-NAU, NMU, NALU, LINEAR, RELU, RELU6, NAC, NACMUL = 0, 1, 2, 3, 4, 5, 6, 7
+#: NACMUL: ``W = tanh(W_hat) sigma(M_hat)``, NACMUL in log space; CLIPPEDNACMUL, SIGMOIDNACMUL: the log-space
+#: path with ``W`` itself or ``W = sigma(W_hat)``; GATEDNAUNMU: ``W_add``, ``W_mul``, then the gate ``G``)
+NAU, NMU, NALU, LINEAR, RELU, RELU6, NAC, NACMUL, CLIPPEDNACMUL, SIGMOIDNACMUL, GATEDNAUNMU = range(11)
 
 
 @njit(**EW)
@@ -54,9 +57,16 @@ def _nac_weights(kind):
 
 
 @njit(**EW)
-def _log_input(kind):
-    """Whether ``kind`` needs ``log(|x| + eps)`` of its input (NALU, NACMul)."""
-    return kind == NALU or kind == NACMUL
+def _log_path(kind):
+    """Whether ``kind`` is the log-space path ``exp(log(|x| + eps) @ W)`` on its weight ``wts[0]`` (NACMul,
+    ClippedNACMul, SigmoidNACMul)."""
+    return kind == NACMUL or kind == CLIPPEDNACMUL or kind == SIGMOIDNACMUL
+
+
+@njit(**EW)
+def takes_log_input(kind):
+    """Whether ``kind`` needs ``log(|x| + eps)`` of its input (NALU and the log-space path)."""
+    return kind == NALU or _log_path(kind)
 
 
 @njit(**EW)
@@ -72,18 +82,23 @@ def _clip_range(kind, dt):
 @njit(**EW)
 def _layer_weights(kind, p, wts):
     """NALU, NAC, NACMul: ``wts = (W, tanh(W_hat), sigma(M_hat))`` (3, I, O) from the packed
-    ``p = [W_hat, M_hat, ...]`` (nothing to do for the other kinds, whose ``W`` is in ``p`` itself)."""
+    ``p = [W_hat, M_hat, ...]``; SigmoidNACMul: ``wts[0] = sigma(W_hat)``; ClippedNACMul: ``wts[0] = W`` (the
+    log-space path reads ``wts[0]``; nothing to do for the other kinds, whose weights are in ``p`` itself)."""
+    I, O = wts.shape[1], wts.shape[2]
+    n = I * O
     if _nac_weights(kind):
-        I, O = wts.shape[1], wts.shape[2]
-        n = I * O
         nac_weight_into(p[:n].reshape((I, O)), p[n:2 * n].reshape((I, O)), wts[0], wts[1], wts[2])
+    elif kind == SIGMOIDNACMUL:
+        sigmoid_weight_into(p[:n].reshape((I, O)), wts[0])
+    elif kind == CLIPPEDNACMUL:
+        wts[0][:, :] = p[:n].reshape((I, O))
 
 
 @njit(**EW)
 def _layer_forward(kind, p, xT, lT, wts, act, yT):
-    """``yT = layer(xT)``, all (features, B); for the NALU and NACMul ``lT = log(|xT| + eps)`` must be filled,
-    and ``act`` (3, O, B) keeps the values the backward pass needs (NALU ``a``, ``m``, ``g``; NACMul ``m``;
-    the baselines ``z``)."""
+    """``yT = layer(xT)``, all (features, B); for the NALU and the log-space path ``lT = log(|xT| + eps)`` must
+    be filled, and ``act`` (3, O, B) keeps the values the backward pass needs (NALU and GatedNAUNMU ``a``,
+    ``m``, ``g``; the log-space path ``m``; the baselines ``z``)."""
     I, O = wts.shape[1], wts.shape[2]
     n = I * O
     B = xT.shape[1]
@@ -91,9 +106,12 @@ def _layer_forward(kind, p, xT, lT, wts, act, yT):
         nau_block_forward(xT, B, p[:n].reshape((I, O)), yT)
     elif kind == NAC:
         nau_block_forward(xT, B, wts[0], yT)
-    elif kind == NACMUL:
+    elif _log_path(kind):
         nacmul_block_values(lT, B, wts[0], act[0])
         yT[:, :] = act[0]
+    elif kind == GATEDNAUNMU:
+        gatednaunmu_block_forward(xT, B, p[:n].reshape((I, O)), p[n:2 * n].reshape((I, O)),
+                                  p[2 * n:3 * n].reshape((I, O)), act[0], act[1], act[2], yT)
     elif _dense(kind):
         lo, hi = _clip_range(kind, xT.dtype.type)
         dense_block_forward(xT, B, p[:n].reshape((I, O)), p[n:n + O], lo, hi, act[0], yT)
@@ -108,17 +126,29 @@ def _layer_backward(kind, p, xT, lT, dyT, eps, wts, act, dact, dW, gp, dxT, need
     """Gradients of a layer into the packed gradient ``gp`` (layout of ``p``, overwritten) and, when
     ``need_dx``, ``dxT`` (overwritten).  Scratch: ``dact`` (3, O, B), ``dW`` (I, O), ``pre`` (>= I, B),
     ``run`` (B,).  The NALU's shared weight gets ``dW_a + dW_m``, taken through ``tanh * sigma`` into
-    ``W_hat`` and ``M_hat``."""
+    ``W_hat`` and ``M_hat``; the log-space path's ``dW`` goes through the weight of its kind."""
     I, O = wts.shape[1], wts.shape[2]
     n = I * O
     B = xT.shape[1]
-    if kind == NAC or kind == NACMUL:
+    if kind == NAC or _log_path(kind):
         dW[:, :] = 0.0
         if kind == NAC:
             nau_block_backward(xT, dyT, B, wts[0], dW, dxT, need_dx)
         else:
             nacmul_block_backward(xT, lT, act[0], dyT, B, wts[0], eps, dW, dxT, need_dx)
-        nac_weight_grad_into(dW, wts[1], wts[2], gp[:n].reshape((I, O)), gp[n:2 * n].reshape((I, O)))
+        if kind == CLIPPEDNACMUL:
+            gp[:n].reshape((I, O))[:, :] = dW
+        elif kind == SIGMOIDNACMUL:
+            sigmoid_weight_grad_into(dW, wts[0], gp[:n].reshape((I, O)))
+        else:
+            nac_weight_grad_into(dW, wts[1], wts[2], gp[:n].reshape((I, O)), gp[n:2 * n].reshape((I, O)))
+        return
+    if kind == GATEDNAUNMU:
+        gp[:] = 0.0
+        gatednaunmu_block_backward(xT, dyT, B, p[:n].reshape((I, O)), p[n:2 * n].reshape((I, O)),
+                                   p[2 * n:3 * n].reshape((I, O)), act[0], act[1], act[2], dact[0], dact[1],
+                                   dact[2], gp[:n].reshape((I, O)), gp[n:2 * n].reshape((I, O)),
+                                   gp[2 * n:3 * n].reshape((I, O)), dxT, need_dx, pre, run)
         return
     if kind == NALU:
         G = p[2 * n:3 * n].reshape((I, O))
@@ -144,11 +174,15 @@ def _layer_backward(kind, p, xT, lT, dyT, eps, wts, act, dact, dW, gp, dxT, need
 
 @njit(**EW)
 def _penalty(kind, p, lam, gp):
-    """The layer's regularizer: adds ``lam * dR/dp`` to ``gp`` and returns ``lam * R`` (0 for the NALU)."""
+    """The layer's regularizer: adds ``lam * dR/dp`` to ``gp`` and returns ``lam * R`` (0 for the kinds without
+    one: NALU, NAC, NACMul, SigmoidNACMul, the baselines)."""
     if kind == NAU:
         return nau_regularizer(p, lam, gp)
-    if kind == NMU:
+    if kind == NMU or kind == CLIPPEDNACMUL:
         return nmu_regularizer(p, lam, gp)
+    if kind == GATEDNAUNMU:
+        n = p.shape[0] // 3
+        return gatednaunmu_regularizer(p[:n], p[n:2 * n], lam, gp[:n], gp[n:2 * n])
     return 0.0
 
 
@@ -193,7 +227,7 @@ def _work(kinds, dims, dt, B):
     I, H, O = dims[0], dims[1], dims[2]
     w1 = np.empty((3, I, H), dt)
     w2 = np.empty((3, H, O), dt)
-    lx = np.empty((I if _log_input(kinds[0]) else 0, B), dt)
+    lx = np.empty((I if takes_log_input(kinds[0]) else 0, B), dt)
     hT = np.empty((H, B), dt)
     lh = np.empty((H, B), dt)
     act1 = np.empty((3, H, B), dt)
@@ -204,15 +238,15 @@ def _work(kinds, dims, dt, B):
 @njit(**EW)
 def _model_forward(kinds, eps, theta, offs, w1, w2, xT, lx, hT, lh, act1, act2, yT, have_lx):
     """``yT = L2(L1(xT))``: both layers' weights, then the passes; ``lx = log(|xT| + eps)`` is computed here
-    for a NALU or NACMul first layer unless ``have_lx``."""
+    for a first layer that takes it (:func:`takes_log_input`) unless ``have_lx``."""
     dt = xT.dtype.type
     p1, p2 = theta[offs[0]:offs[1]], theta[offs[1]:offs[2]]
     _layer_weights(kinds[0], p1, w1)
     _layer_weights(kinds[1], p2, w2)
-    if _log_input(kinds[0]) and not have_lx:
+    if takes_log_input(kinds[0]) and not have_lx:
         log_abs(xT, xT.shape[1], dt(eps[0]), lx)
     _layer_forward(kinds[0], p1, xT, lx, w1, act1, hT)
-    if _log_input(kinds[1]):
+    if takes_log_input(kinds[1]):
         log_abs(hT, hT.shape[1], dt(eps[1]), lh)
     _layer_forward(kinds[1], p2, hT, lh, w2, act2, yT)
 
@@ -225,19 +259,28 @@ def _distance(w):
 
 
 @njit(**EW)
+def _sigmoid64(m):
+    """The logistic function of ``m`` in float64 (stable)."""
+    m = np.float64(m)
+    return 1.0 / (1.0 + np.exp(-m)) if m >= 0 else np.exp(m) / (1.0 + np.exp(m))
+
+
+@njit(**EW)
 def sparsity_error(kinds, dims, offs, theta):
     """Madsen & Johansen's sparsity error of the packed model ``theta``: the largest :func:`_distance` over the
-    weights as the forward pass uses them (NAU, NMU: ``W``; NALU: ``tanh(W_hat) sigma(M_hat)`` in float64, the
-    gate and a baseline's bias left out), as :func:`nalu_np.arithmetic.sparsity_error`."""
+    weights as the forward pass uses them (NAU, NMU, ClippedNACMul: ``W``; GatedNAUNMU: ``W_add`` and ``W_mul``;
+    NAC, NACMul, NALU: ``tanh(W_hat) sigma(M_hat)``, SigmoidNACMul: ``sigma(W_hat)``, in float64; the gates and a
+    baseline's bias left out), as :func:`nalu_np.arithmetic.sparsity_error`."""
     worst = 0.0
     for layer in range(2):
+        kind = kinds[layer]
         n = dims[layer] * dims[layer + 1]
         p = theta[offs[layer]:offs[layer + 1]]
-        for k in range(n):
-            if _nac_weights(kinds[layer]):
-                m = np.float64(p[n + k])
-                sig = 1.0 / (1.0 + np.exp(-m)) if m >= 0 else np.exp(m) / (1.0 + np.exp(m))
-                d = _distance(np.tanh(np.float64(p[k])) * sig)
+        for k in range(2 * n if kind == GATEDNAUNMU else n):
+            if _nac_weights(kind):
+                d = _distance(np.tanh(np.float64(p[k])) * _sigmoid64(p[n + k]))
+            elif kind == SIGMOIDNACMUL:
+                d = _distance(_sigmoid64(p[k]))
             else:
                 d = _distance(p[k])
             if not d <= worst:  # NaN wins, as numpy's max
@@ -250,7 +293,7 @@ def _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, w1, w2, hT, lh, act1, 
     """``row[j] = mean((y - t)^2)`` on each test set ``j`` (float64) and ``row[-1]`` the sparsity error.
 
     ``xs`` (sets, blocks, I, nb) holds each set's inputs in blocks of ``nb`` columns, the last block padded;
-    ``lxs`` the same for ``log(|x| + eps)`` (I rows for a NALU or NACMul first layer, else 0); ``ts`` (sets, N) the
+    ``lxs`` the same for ``log(|x| + eps)`` (I rows for a first layer that takes it, else 0); ``ts`` (sets, N) the
     targets in float64.
     """
     nb = xs.shape[3]
@@ -349,13 +392,13 @@ def run(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, states, active, steps,
     Parameters
     ----------
     kinds : int64 array, shape (2,)
-        The layers' kind codes (``NAU``, ``NMU``, ``NALU``).
+        The layers' kind codes (``NAU``, ``NMU``, ``NALU``, ... of this module).
     dims : int64 array, shape (3,)
         ``(I, H, O)``.
     offs : int64 array, shape (3,)
         Start of layer 1's parameters in a row of ``theta``, start of layer 2's, end.
     eps : float64 array, shape (2,)
-        The layers' ``eps`` (used by a NALU).
+        The layers' ``eps`` (used by the NALU and the log-space path).
     theta, m1, m2 : arrays of one float dtype, shape (S, P)
         Parameters and Adam's moments, updated in place.
     lo, hi : arrays, shape (P,)
@@ -396,9 +439,10 @@ def run(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, states, active, steps,
 
 @njit(**EW)
 def log_input(kinds, eps, xT):
-    """``log(|xT| + eps)`` (I, B) when the first layer is a NALU, else an empty (0, B) array."""
-    lx = np.empty((xT.shape[0] if _log_input(kinds[0]) else 0, xT.shape[1]), xT.dtype)
-    if _log_input(kinds[0]):
+    """``log(|xT| + eps)`` (I, B) when the first layer takes it (:func:`takes_log_input`), else an empty (0, B)
+    array."""
+    lx = np.empty((xT.shape[0] if takes_log_input(kinds[0]) else 0, xT.shape[1]), xT.dtype)
+    if takes_log_input(kinds[0]):
         log_abs(xT, xT.shape[1], xT.dtype.type(eps[0]), lx)
     return lx
 

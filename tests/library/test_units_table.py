@@ -87,11 +87,12 @@ def test_the_reference_has_the_kernels_of_every_unit(name):
         assert callable(getattr(ref, spec.kernel + suffix))
 
 
-@pytest.mark.parametrize("name", ["NAU", "NMU", "NPU", "RealNPU"])
+@pytest.mark.parametrize("name", ["NAU", "NMU", "NPU", "RealNPU", "ClippedNACMul"])
 def test_regularizer_of_the_table(name):
     layer = layers.unit_class(name)(4, 3, rng=1, dtype="float64")
     R, grads = layer.regularizer()
-    direct = {"NAU": lambda p: ref.nau_regularizer(p["W"]), "NMU": lambda p: ref.nmu_regularizer(p["W"])}
+    direct = {"NAU": lambda p: ref.nau_regularizer(p["W"]), "NMU": lambda p: ref.nmu_regularizer(p["W"]),
+              "ClippedNACMul": lambda p: ref.nmu_regularizer(p["W"])}
     if name in direct:
         R0, dW = direct[name](layer.params)
         assert R == R0 and list(grads) == ["W"]
@@ -111,3 +112,10 @@ def test_canonical_names_and_effective_weights():
     w = units.effective_weights(nac.params)
     np.testing.assert_allclose(w["W_hat"], np.tanh(nac.params["W_hat"]) * ref.sigmoid(nac.params["M_hat"]))
     assert units.nac_pairs(nn.INALU(2, 1).params) == [("W_hat_add", "M_hat_add"), ("W_hat_mul", "M_hat_mul")]
+    sig = nn.SigmoidNACMul(3, 2, rng=0, dtype="float64")  # a W_hat without its M_hat: W = sigma(W_hat)
+    assert units.nac_pairs(sig.params) == []
+    np.testing.assert_array_equal(units.effective_weights(sig.params)["W_hat"], ref.sigmoid(sig.params["W_hat"]))
+    gated = nn.GatedNAUNMU(3, 2, rng=0, dtype="float64")
+    w = units.effective_weights(gated.params)
+    assert sorted(w) == ["W_add", "W_mul"]  # the gate left out
+    np.testing.assert_array_equal(w["W_mul"], gated.params["W_mul"])

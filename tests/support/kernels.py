@@ -37,7 +37,12 @@ UNITS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
     "dense": ("dense", ("W", "b"), {}),
     "relu": ("relu", ("W", "b"), {}),
     "relu6": ("relu6", ("W", "b"), {}),
+    "sigmoidnacmul": ("sigmoidnacmul", ("W_hat",), {"eps": 1e-7}),
+    "clippednacmul": ("clippednacmul", ("W",), {"eps": 1e-6}),
+    "gatednaunmu": ("gatednaunmu", ("W_add", "W_mul", "G"), {}),
 }
+#: the kernels the GPU backends do not have (yet): their ``Backend.kernel`` raises NotImplementedError
+HOST_ONLY = {"dense", "relu", "relu6", "sigmoidnacmul", "clippednacmul", "gatednaunmu"}
 
 
 @contextlib.contextmanager
@@ -70,12 +75,16 @@ def code_path(path: str) -> Iterator[None]:
 
 
 def make_params(unit: str, I: int, O: int, rng: np.random.Generator, dtype: Any) -> dict[str, np.ndarray]:
-    """Random parameters of a unit case of ``UNITS``, off the kinks: NMU weights in ``[-0.2, 1.2]``; iNALU
-    multiplicative weights of both signs with ``|W_hat_mul| >= 0.3`` (so ``sign(W_m)`` is not at 0); NPU gates
-    in ``[0.1, 0.9]`` and ``W_i != 0``."""
+    """Random parameters of a unit case of ``UNITS``, off the kinks: NMU (and ClippedNACMul, GatedNAUNMU
+    ``W_mul``) weights in ``[-0.2, 1.2]``; iNALU multiplicative weights of both signs with ``|W_hat_mul| >= 0.3``
+    (so ``sign(W_m)`` is not at 0); NPU gates in ``[0.1, 0.9]`` and ``W_i != 0``."""
     names = UNITS[unit][1]
-    if unit == "nmu":
+    if unit in ("nmu", "clippednacmul"):
         return {"W": rng.uniform(-0.2, 1.2, (I, O)).astype(dtype)}
+    if unit == "gatednaunmu":  # both weights a little beyond their boxes, the gate of either sign
+        p = {"W_add": rng.uniform(-1.2, 1.2, (I, O)), "W_mul": rng.uniform(-0.2, 1.2, (I, O)),
+             "G": rng.normal(0.0, 0.8, (I, O))}
+        return {k: v.astype(dtype) for k, v in p.items()}
     if unit == "inalu":
         p = {k: rng.normal(0.0, 0.8, (I, O)) for k in ("W_hat_add", "M_hat_add")}
         p["W_hat_mul"] = rng.choice([-1.0, 1.0], (I, O)) * rng.uniform(0.3, 2.0, (I, O))
@@ -247,7 +256,7 @@ def check_exact_zeros(unit: str, dtype: Any, path: str, *, strict: bool = False)
 
 def check_overflow(unit: str, dtype: Any, path: str) -> None:
     """Products too large for the dtype are ``inf`` (and ``(1 - g) inf`` is NaN where g = 1), as in NumPy
-    (NACMul, NALU, NMU)."""
+    (NACMul, NALU, NMU and the log-space and gated variants)."""
     rng = np.random.default_rng(3)
     B, I, O = 9, 4, 2
     params = make_params(unit, I, O, rng, dtype)
@@ -259,8 +268,12 @@ def check_overflow(unit: str, dtype: Any, path: str) -> None:
             params[k][:] = 1.5  # W = tanh(1.5) sigma(4) = 0.89 (not where 1 - tanh^2 cancels)
         elif k.startswith("M_hat"):
             params[k][:] = 4.0
-        elif k == "W":
+        elif k in ("W", "W_mul"):
             params[k][:] = 1.0
+        elif k == "G" and unit == "gatednaunmu":
+            # g = 0 for the big rows, y = m = inf.  Not g = 1: the NMU's gradient would then be 0 * inf, NaN in
+            # the reference and NaN or 0 in the NMU's block, whose products may be reassociated (SUM flags)
+            params[k][:] = -1.0
         elif k == "G":
             params[k][:, 0] = -1.0  # g = 0 for the big rows: y = m = inf
             params[k][:, 1:] = 1.0  # g = 1: y = NaN from (1 - g) * inf
@@ -282,7 +295,15 @@ def check_large_batch(unit: str, dtype: Any, *, strict: bool = False) -> None:
 
 def check_backend(unit: str, backend: str, dtype: Any) -> None:
     """Backend-neutral: ``backend``'s kernel of ``unit`` on random inputs (shape (37, 5, 3) and a ragged small
-    one) against the reference, forward and backward."""
+    one) against the reference, forward and backward; a kernel of ``HOST_ONLY`` on a GPU backend raises
+    NotImplementedError naming the backend and the kernel."""
+    kernel = UNITS[unit][0]
+    if backend != "numba" and kernel in HOST_ONLY:
+        be = nn.get_backend(backend)
+        for name in (kernel + "_forward", kernel + "_backward"):
+            with pytest.raises(NotImplementedError, match=f"backend '{backend}' does not implement '{name}' yet"):
+                be.kernel(name)
+        return
     for shape in ((37, 5, 3, 0), (3, 2, 1, 1)):
         params, x, dy = random_case(unit, *shape, dtype)
         check_unit(unit, params, x, dy, backend=backend)

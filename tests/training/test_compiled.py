@@ -22,7 +22,10 @@ DTYPES = (np.float32, np.float64)
 NETWORKS = {"NAU-NMU": (nn.NAU, nn.NMU), "NAU-NAU": (nn.NAU, nn.NAU), "NALU-NALU": (nn.NALU, nn.NALU),
             "NMU-NALU": (nn.NMU, nn.NALU), "Linear-Linear": (nn.Linear, nn.Linear), "ReLU-Linear": (nn.ReLU, nn.Linear),
             "ReLU6-Linear": (nn.ReLU6, nn.Linear), "NAU-ReLU6": (nn.NAU, nn.ReLU6), "NAC-NAC": (nn.NAC, nn.NAC),
-            "NAC-NACMul": (nn.NAC, nn.NACMul), "NACMul-NAU": (nn.NACMul, nn.NAU)}
+            "NAC-NACMul": (nn.NAC, nn.NACMul), "NACMul-NAU": (nn.NACMul, nn.NAU),
+            "NAU-ClippedNACMul": (nn.NAU, nn.ClippedNACMul), "NAC-SigmoidNACMul": (nn.NAC, nn.SigmoidNACMul),
+            "Gated-Gated": (nn.GatedNAUNMU, nn.GatedNAUNMU), "ClippedNACMul-Gated": (nn.ClippedNACMul, nn.GatedNAUNMU),
+            "SigmoidNACMul-NMU": (nn.SigmoidNACMul, nn.NMU)}
 
 
 def make_model(dtype: Any, seed: int = 0, hidden: int = 2, net: str = "NAU-NMU") -> tuple[Any, Adam]:
@@ -246,9 +249,13 @@ def test_kind_codes_and_lazy_numba() -> None:
     from nalu_np.kernels.numba import train as kernel
 
     assert nt.LAYER_KINDS == {"nau": kernel.NAU, "nmu": kernel.NMU, "nalu": kernel.NALU, "dense": kernel.LINEAR,
-                              "relu": kernel.RELU, "relu6": kernel.RELU6, "nac": kernel.NAC, "nacmul": kernel.NACMUL}
+                              "relu": kernel.RELU, "relu6": kernel.RELU6, "nac": kernel.NAC, "nacmul": kernel.NACMUL,
+                              "clippednacmul": kernel.CLIPPEDNACMUL, "sigmoidnacmul": kernel.SIGMOIDNACMUL,
+                              "gatednaunmu": kernel.GATEDNAUNMU}
+    assert len(set(nt.LAYER_KINDS.values())) == len(nt.LAYER_KINDS)
     assert {nn.NAU.kernel, nn.NMU.kernel, nn.NALU.kernel, nn.Linear.kernel, nn.ReLU.kernel, nn.ReLU6.kernel,
-            nn.NAC.kernel, nn.NACMul.kernel} == set(nt.LAYER_KINDS)
+            nn.NAC.kernel, nn.NACMul.kernel, nn.ClippedNACMul.kernel, nn.SigmoidNACMul.kernel,
+            nn.GatedNAUNMU.kernel} == set(nt.LAYER_KINDS)
     code = "import sys, nalu_np, nalu_np.compiled; assert 'numba' not in sys.modules, 'numba imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -438,3 +445,47 @@ def test_the_nac_networks_match_the_python_loop(net: str, op: str, dtype: Any) -
         (x, task.targets(x.astype(np.float64)).T)], eval_every=1)
     assert run.evaluations[0, 0, -1] == pytest.approx(sparsity_error(jit[0]), rel=1e-6)
     np.testing.assert_allclose(nt.predict(jit[0], x), jit[0].forward(x, backend="numpy")[0], rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("net,op,reg", [("NAU-ClippedNACMul", "mul", (0.5, 5.0, 20.0)),
+                                        ("NAC-SigmoidNACMul", "div", None), ("Gated-Gated", "add", (0.5, 5.0, 20.0)),
+                                        ("ClippedNACMul-Gated", "sub", (0.5, 5.0, 20.0)),
+                                        ("SigmoidNACMul-NMU", "mul", (0.5, 5.0, 20.0))])
+def test_the_variants_match_the_python_loop(net: str, op: str, reg: Any, dtype: Any) -> None:
+    """The study's variants (Madsen & Johansen's NAC•,NMU, NAC•,σ and Gated NAU/NMU, each in either place) in
+    the compiled step: the Python loop's run with the regularizer off, ramping and full (the ClippedNACMul's
+    and the GatedNAUNMU's, the latter's the sum of its NAU and NMU terms), the projections, and the in-kernel
+    sparsity error over the weights the forward pass uses (``sigma(W_hat)``; ``W_add`` and ``W_mul``, not the
+    gate)."""
+    from nalu_np.arithmetic import sparsity_error
+
+    task = nt.SimpleFunction(op=op, offset=7)
+    steps = 30
+    py = make_model(dtype, seed=5, net=net)
+    losses_py = python_steps(*py, task, np.random.default_rng(8), steps, regularizer=reg)
+    jit = make_model(dtype, seed=5, net=net)
+    losses_jit = nt.train(*jit, task, steps, np.random.default_rng(8), chunk=13, regularizer=reg)
+    rtol = 1e-9 if dtype == np.float64 else 2e-4
+    np.testing.assert_allclose(losses_jit, losses_py, rtol=rtol)
+    assert_same_run(jit, py, rtol)
+    assert losses_py[-1] != losses_py[0]
+    x = np.random.default_rng(0).uniform(1, 2, (130, 100)).astype(dtype)
+    run = nt.train_seeds([jit[0]], [jit[1]], [task], steps=1, states=nt.rng_state(1)[None], eval_sets=[
+        (x, task.targets(x.astype(np.float64)).T)], eval_every=1)
+    assert run.evaluations[0, 0, -1] == pytest.approx(sparsity_error(jit[0]), rel=1e-6)
+    np.testing.assert_allclose(nt.predict(jit[0], x), jit[0].forward(x, backend="numpy")[0], rtol=rtol, atol=rtol)
+
+
+def test_the_variants_projections_keep_their_weights_in_bounds() -> None:
+    """A large step pushes the weights out; the compiled step clips W_add to [-1, 1], W_mul and the
+    ClippedNACMul's W to [0, 1], and leaves the gate unbounded."""
+    model = nn.Sequential([nn.GatedNAUNMU(100, 2, rng=0, dtype="float64"),
+                           nn.ClippedNACMul(2, 1, rng=1, dtype="float64")])
+    opt = Adam(model.params, lr=0.5, projections=model.projections())
+    nt.train(model, opt, nt.SimpleFunction(op="mul"), 20, np.random.default_rng(0))
+    p = model.params
+    assert np.abs(p["0.W_add"]).max() <= 1.0 and np.any(np.abs(p["0.W_add"]) == 1.0)
+    assert 0.0 <= p["0.W_mul"].min() and p["0.W_mul"].max() <= 1.0 and np.any(p["0.W_mul"] % 1.0 == 0.0)
+    assert 0.0 <= p["1.W"].min() and p["1.W"].max() <= 1.0
+    assert np.abs(p["0.G"]).max() > 1.0  # the gate has no box

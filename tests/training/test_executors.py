@@ -15,9 +15,9 @@ from nalu_np import executors
 
 
 def test_the_spec_is_checked():
-    for good in ("local", "dask:tcp://127.0.0.1:8786", "submitit:/tmp/jobs"):
+    for good in ("local", "dask:tcp://127.0.0.1:8786", "submitit:/tmp/jobs", "ray:auto", "ray:local"):
         assert executors.executor_spec(good) == good
-    for bad in ("dask", "dask:", "slurm:/tmp", "ray:auto", ""):
+    for bad in ("dask", "dask:", "slurm:/tmp", "ray:", "ray", ""):
         with pytest.raises(argparse.ArgumentTypeError, match="expected one of local"):
             executors.executor_spec(bad)
 
@@ -64,6 +64,12 @@ def test_submitits_local_executor_runs_the_sweep_and_it_resumes(tmp_path):
     pytest.importorskip("submitit")
     _runs_and_resumes(tmp_path, f"submitit:{tmp_path / 'jobs'}")
     assert os.listdir(tmp_path / "jobs")  # submitit's pickles and logs
+
+
+def test_a_local_ray_instance_runs_the_sweep_and_it_resumes(tmp_path):
+    pytest.importorskip("ray")
+    records = _runs_and_resumes(tmp_path, "ray:local")
+    assert {r["engine"] for r in records.values()} == {"compiled"}
 
 
 def test_a_missing_executor_package_says_what_to_install(monkeypatch):

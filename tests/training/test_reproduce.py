@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import subprocess
 import sys
@@ -14,14 +15,18 @@ from nalu_np import studies
 from nalu_np import sweep as sw
 
 
-def test_the_grid_is_every_available_model_and_op():
+def test_the_grid_is_every_available_model_and_op(monkeypatch):
     cells = rp.grid()
     models = [m for m, p in studies.MADSEN2020_MODELS.items() if p.available]
     assert [(m.name, op) for m, op in cells] == [(m, op) for m in models for op in rp.OPS]
+    assert models == list(studies.MADSEN2020_MODELS)  # nalu-np has the units of every model of the table
     with pytest.raises(ValueError, match="unknown model 'Transformer'"):
         rp.grid(["Transformer"])
-    with pytest.raises(ValueError, match="needs units nalu-np does not have"):
+    gated = studies.MADSEN2020_MODELS["Gated_NAU_NMU"]
+    monkeypatch.setitem(studies.MADSEN2020_MODELS, "Gated_NAU_NMU", dataclasses.replace(gated, units=(None, None)))
+    with pytest.raises(ValueError, match=r"needs units nalu-np does not have yet \(ReRegualizedLinearNALU"):
         rp.grid(["Gated_NAU_NMU"])
+    assert "Gated_NAU_NMU" not in {m.name for m, _ in rp.grid()}
     with pytest.raises(ValueError, match="unknown op"):
         rp.grid(["NAU"], ["pow"])
 

@@ -5,6 +5,7 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from nalu_np import arithmetic as ar
@@ -44,12 +45,12 @@ def test_common_protocol():
 
 @pytest.mark.parametrize("name, flags, units, reg", [
     ("NAC_mul_NMU", "--layer-type ReRegualizedLinearPosNAC --nac-mul normal --first-layer ReRegualizedLinearNAC",
-     ("NAU", None), (10.0, 1_000_000, 2_000_000)),
-    ("NAC_mul_sigma", "--layer-type PosNAC --nac-mul normal --first-layer NAC", ("NAC", None), None),
+     ("NAU", "ClippedNACMul"), (10.0, 1_000_000, 2_000_000)),
+    ("NAC_mul_sigma", "--layer-type PosNAC --nac-mul normal --first-layer NAC", ("NAC", "SigmoidNACMul"), None),
     ("NAC_mul", "--layer-type NAC --nac-mul normal", ("NAC", "NACMul"), None),
     ("NAC_add", "--layer-type NAC", ("NAC", "NAC"), None),
-    ("Gated_NAU_NMU", "--layer-type ReRegualizedLinearNALU --nalu-two-nac --nalu-mul mnac", (None, None),
-     (10.0, 1_000_000, 2_000_000)),
+    ("Gated_NAU_NMU", "--layer-type ReRegualizedLinearNALU --nalu-two-nac --nalu-mul mnac",
+     ("GatedNAUNMU", "GatedNAUNMU"), (10.0, 1_000_000, 2_000_000)),
     ("Linear", "--layer-type linear", ("Linear", "Linear"), None),
     ("NALU", "--layer-type NALU", ("NALU", "NALU"), None),
     ("NAU", "--layer-type ReRegualizedLinearNAC --regualizer 0.01 --regualizer-scaling-start 5000 "
@@ -71,7 +72,7 @@ def test_model_protocols(name, flags, units, reg):
     assert len(m.inits) == 2 and all(m.inits)
     for unit, init in zip(m.units, m.unit_inits):  # a named nalu-np init exists for that unit
         assert init is None or init in UNITS[unit].inits
-    assert m.init_available == (name in ("NAC_mul", "NAC_add", "Linear", "NALU", "NAU", "NMU", "ReLU", "ReLU6"))
+    assert m.available and m.init_available  # every model of the table has nalu-np units and inits
 
 
 def test_table_order_and_lookup():
@@ -83,6 +84,29 @@ def test_table_order_and_lookup():
                 assert st.model_for_unit(m.units[1]) is m
     assert st.model_for_unit("Linear") is st.MADSEN2020_MODELS["Linear"]
     assert st.model_for_unit("NPU") is None and st.model_for_unit("INALU") is None
+
+
+def test_the_variants_build_the_authors_networks():
+    """NAC•,NMU, NAC•,σ and Gated NAU/NMU: the task's defaults (first layer, regularizer) are the model's, and the
+    network is the authors' with their initialisations."""
+    task = ar.SimpleFunctionTask("mul", unit="ClippedNACMul", first_unit="NAU")
+    assert task.protocol is st.MADSEN2020_MODELS["NAC_mul_NMU"] and task.lambda_hat == 10.0
+    nau, clipped = task.build_model(0).layers
+    assert (type(nau).__name__, type(clipped).__name__, clipped.eps) == ("NAU", "ClippedNACMul", 1e-7)
+    assert np.abs(nau.params["W"]).max() <= min(0.5, np.sqrt(6 / 102))
+    assert 0.25 <= clipped.params["W"].min() and clipped.params["W"].max() <= 0.75
+    # without first_unit the task builds the same network (the model's first layer)
+    default = ar.SimpleFunctionTask("mul", unit="ClippedNACMul").build_model(0)
+    assert [type(layer).__name__ for layer in default.layers] == ["NAU", "ClippedNACMul"]
+    sigma = ar.SimpleFunctionTask("mul", unit="SigmoidNACMul")
+    assert sigma.protocol is st.MADSEN2020_MODELS["NAC_mul_sigma"] and sigma.lambda_hat == 0.0
+    assert [(type(layer).__name__, layer.init) for layer in sigma.build_model(0).layers] == [
+        ("NAC", "madsen2020"), ("SigmoidNACMul", "madsen2020")]
+    gated = ar.SimpleFunctionTask("mul", unit="GatedNAUNMU")
+    assert gated.protocol is st.MADSEN2020_MODELS["Gated_NAU_NMU"] and gated.lambda_hat == 10.0
+    first, second = gated.build_model(0).layers
+    assert (first.in_features, first.out_features, second.out_features) == (100, 2, 1)
+    assert type(first).__name__ == type(second).__name__ == "GatedNAUNMU"
 
 
 def test_tasks_build_the_protocol_networks():
