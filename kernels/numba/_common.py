@@ -301,6 +301,16 @@ def prefix_products(aT, n, W, o, pre, run):
             run[r] *= aT[i, r] * w + w1
 
 
+@njit(**EW)
+def gate_mix(gT, aT, mT, n, yT):
+    """``yT = g a + (1 - g) m`` on the first ``n`` columns of the (O, nb) blocks: the gated units' output."""
+    one = gT.dtype.type(1.0)
+    for o in range(yT.shape[0]):
+        for r in range(n):
+            g = gT[o, r]
+            yT[o, r] = g * aT[o, r] + (one - g) * mT[o, r]
+
+
 @njit(**SUM)
 def grad(inT, dT, nb, acc):
     """``acc[i, o] += sum_r inT[i, r] dT[o, r]`` (a block of ``in.T @ d``; summed in the dtype of ``inT``)."""

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from numba import prange
 
-from ._common import EW, PAR, Params, block_range, check, grad, load, matmul, matmul_t, partials, plan, store, \
-    sum_partials
+from ._common import EW, PAR, Params, block_range, check, gate_mix, grad, load, matmul, matmul_t, partials, plan, \
+    store, sum_partials
 from ._math import jit as njit, vsigmoid
 from .nau import nau_block_forward, nau_regularizer
 from .nmu import nmu_block_backward, nmu_block_forward, nmu_regularizer
@@ -43,11 +43,7 @@ def gatednaunmu_block_values(xT, n, Wa, Wm, G, aT, mT, gT):
 def gatednaunmu_block_forward(xT, n, Wa, Wm, G, aT, mT, gT, yT):
     """:func:`gatednaunmu_block_values`, then ``yT = g a + (1 - g) m`` (O, nb)."""
     gatednaunmu_block_values(xT, n, Wa, Wm, G, aT, mT, gT)
-    one = xT.dtype.type(1.0)
-    for o in range(yT.shape[0]):
-        for r in range(n):
-            g = gT[o, r]
-            yT[o, r] = g * aT[o, r] + (one - g) * mT[o, r]
+    gate_mix(gT, aT, mT, n, yT)
 
 
 @njit(**EW)

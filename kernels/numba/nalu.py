@@ -14,9 +14,9 @@ import numpy as np
 from numba import prange
 
 from . import _common
-from ._common import EW, PAR, SUM, Params, Work, add_log_grad_rows, block_range, check, grad, keep, load, log_abs, \
-    log_abs_rows, matmul, matmul_t, nac_weight, nac_weight_backward, plan, row_chunks, store, sum_partials, \
-    times_log_abs_grad, use_blas, use_rows
+from ._common import EW, PAR, SUM, Params, Work, add_log_grad_rows, block_range, check, gate_mix, grad, keep, load, \
+    log_abs, log_abs_rows, matmul, matmul_t, nac_weight, nac_weight_backward, plan, row_chunks, store, \
+    sum_partials, times_log_abs_grad, use_blas, use_rows
 from ._math import jit as njit, vexp, vlog, vsigmoid
 
 __all__ = ["nalu_forward", "nalu_backward"]
@@ -44,11 +44,7 @@ def nalu_block_values(xT, lT, n, Wa, Wm, G, aT, mT, gT):
 def nalu_block_forward(xT, lT, n, Wa, Wm, G, aT, mT, gT, yT):
     """:func:`nalu_block_values`, then ``yT = g a + (1 - g) m`` (O, nb)."""
     nalu_block_values(xT, lT, n, Wa, Wm, G, aT, mT, gT)
-    one = xT.dtype.type(1.0)
-    for o in range(yT.shape[0]):
-        for r in range(n):
-            g = gT[o, r]
-            yT[o, r] = g * aT[o, r] + (one - g) * mT[o, r]
+    gate_mix(gT, aT, mT, n, yT)
 
 
 @njit(**EW)
