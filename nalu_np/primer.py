@@ -10,6 +10,8 @@ interpolation and extrapolation ranges (:data:`nalu_np.arithmetic.SINGLE_MODULE_
     initialisation and settings, learning rate, regularizer, L1 schedule and the iNALU's recipe.
 :func:`module_for_unit`
     The protocol of a nalu-np unit, which :class:`nalu_np.arithmetic.SingleModuleTask` takes its defaults from.
+:func:`authors_reruns`
+    The only results of the benchmark in the repository: the authors' later runs of its NAU and NMU cells.
 
 Every entry names its sources, files of :data:`PRIMER2022_REPOSITORY` (read at its commit 120ec8e).  What the code
 runs is followed where it and the flags' names disagree (e.g. ``--nac-mul`` reaches no layer of the single-layer
@@ -19,8 +21,11 @@ network, and the experiment's ``eps = torch.finfo().eps`` is never passed on), a
 from __future__ import annotations
 
 import copy
+import csv
 import decimal
+import io
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -30,7 +35,7 @@ from .studies import Regularizer
 
 __all__ = ["PRIMER2022_REPOSITORY", "BetaSchedule", "ModuleProtocol", "BenchmarkProtocol", "PRIMER2022_PROTOCOL",
            "PRIMER2022_MODELS", "module_for_unit", "FLOAT32_EPS", "InaluRecipe", "INALU_RECIPE", "InaluRun",
-           "saturation_regularizer"]
+           "saturation_regularizer", "authors_reruns"]
 
 #: the authors' repository, which every source below is a file of
 PRIMER2022_REPOSITORY = "bmistry4/nalm-benchmark"
@@ -377,6 +382,31 @@ PRIMER2022_MODELS: dict[str, ModuleProtocol] = {m.name: m for m in (
         sources=(_BATCH, _EXPERIMENT, _NETWORK, "stable_nalu/layer/re_regualized_linear_nac.py", _REGULARIZER),
     ),
 )}
+
+
+_RERUNS_FILE = "primer2022_mcfc_reruns.csv"
+
+
+def authors_reruns() -> list[dict[str, Any]]:
+    """The authors' own later runs of the benchmark's NAU (+) and NMU (×) cells, the only results for it in
+    :data:`PRIMER2022_REPOSITORY`.
+
+    Returns
+    -------
+    list of dict
+        ``model``, ``op``, ``range`` (interpolation range, as :func:`nalu_np.reproduce.range_label` names it),
+        ``seeds``, ``successes`` and ``source``.
+
+    Notes
+    -----
+    From ``notes/MCFC_findings.pdf`` (2023), figures 1 and 2: the NAU and NMU baselines of that note, run by
+    the benchmark's pipeline at the repository's head with 25 seeds, "the same evaluation metrics as Mistry et
+    al. (2022)" (the ε of the thresholds unstated).  The success rates are read off the plotted points; with 25
+    seeds each is a count.  The Primer's own figures are not in the repository.
+    """
+    text = resources.files("nalu_np").joinpath("data", _RERUNS_FILE).read_text(encoding="utf-8")
+    return [{**r, "seeds": int(r["seeds"]), "successes": int(r["successes"])}
+            for r in csv.DictReader(io.StringIO(text))]
 
 
 def module_for_unit(unit: str, op: str) -> ModuleProtocol | None:

@@ -23,9 +23,10 @@ that budget, shown and compared apart).
 
 runs the single-module benchmark of Mistry, Farrahi & Hare's Primer (:data:`nalu_np.primer.PRIMER2022_MODELS`,
 the models nalu-np runs to the flag, on their ops and the nine interpolation ranges) the same way; its record has
-a ``range`` column (the interpolation range, e.g. ``U[1,2]``) after ``op`` (:data:`PRIMER_COLUMNS`), and the
-table and the figure (success rate per range, one panel per op) are ours alone: the repository ships no
-published numbers.
+a ``range`` column (the interpolation range, e.g. ``U[1,2]``) after ``op`` (:data:`PRIMER_COLUMNS`).  The
+table and the figure (success rate per range, one panel per op) set our cells beside the only results the
+authors' repository has, their later reruns of the NAU (+) and NMU (×) cells
+(:func:`nalu_np.primer.authors_reruns`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from . import primer, studies
 from .arithmetic import SINGLE_MODULE_OPS, SINGLE_MODULE_RANGES
 from .executors import open_executor
 from ._options import add_backend_and_steps, add_seeds, add_workers, seed_range
+from .stats import wilson_interval
 from .summary import pyplot
 from .sweep import Config, run_sweep
 
@@ -253,24 +255,40 @@ def plot_comparison(rows: Sequence[dict[str, Any]], steps: int, path: str) -> st
 
 def primer_table(rows: Sequence[dict[str, Any]], steps: int) -> str:
     """Our cells of the single-module benchmark (the record's runs at ``steps``) as a markdown table, in the
-    batch script's order of models and ranges: success with its 95% Wilson interval, median solved-at and mean
-    sparsity error over the successes (``export/_compute_summary.r``'s rate and interval; its solved-at and
+    batch script's order of models and ranges: success with its 95% Wilson interval, beside the authors'
+    reruns where there are some (agree: the intervals overlap), median solved-at and mean sparsity error over
+    the successes (``export/_compute_summary.r``'s rate and interval; its solved-at and
     sparsity means are fits, ours sample statistics)."""
     cells = studies.summarize([r for r in rows if r["steps"] == steps], keys=("model", "op", "range"))
     order = {name: i for i, name in enumerate(primer.PRIMER2022_MODELS)}
     labels = [range_label(i) for i in range(len(SINGLE_MODULE_RANGES))]
     keyed = sorted(cells, key=lambda k: (list(SINGLE_MODULE_OPS).index(k[1]) if k[1] in SINGLE_MODULE_OPS else 9,
                                          order.get(k[0], 99), labels.index(k[2]) if k[2] in labels else 99))
-    head = ("| model | op | interpolation range | seeds | success [95% CI] | median solved at | mean sparsity error |\n"
-            "|---|---|---|---:|---|---:|---:|\n")
+    reruns = _reruns() if steps == primer.PRIMER2022_PROTOCOL.steps else {}  # theirs: the full budget
+    head = ("| model | op | interpolation range | seeds | success [95% CI] | authors' rerun [95% CI] | agree | "
+            "median solved at | mean sparsity error |\n|---|---|---|---:|---|---|---|---:|---:|\n")
     lines = []
     for key in keyed:
         c = cells[key]
         solved = "—" if c["solved_at_median"] is None else f"{c['solved_at_median']:,.0f}"
         sparsity = "—" if c["sparsity_error_mean"] is None else f"{c['sparsity_error_mean']:.2e}"
+        theirs, agree = "—", "—"
+        if key in reruns:
+            rate, lo, hi = reruns[key]
+            theirs = f"{rate:.0%} [{lo:.0%}, {hi:.0%}]"
+            agree = "yes" if c["success_lower"] <= hi and lo <= c["success_upper"] else "NO"
         lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {c['n']} | {c['success_rate']:.0%} "
-                     f"[{c['success_lower']:.0%}, {c['success_upper']:.0%}] | {solved} | {sparsity} |")
+                     f"[{c['success_lower']:.0%}, {c['success_upper']:.0%}] | {theirs} | {agree} | {solved} | "
+                     f"{sparsity} |")
     return head + "\n".join(lines) + "\n"
+
+
+def _reruns() -> dict[tuple[str, str, str], tuple[float, float, float]]:
+    """(model, op, range) -> the success rate of the authors' reruns (:func:`nalu_np.primer.authors_reruns`)
+    and its 95% Wilson interval."""
+    return {(r["model"], r["op"], r["range"]): (r["successes"] / r["seeds"],
+                                                *wilson_interval(r["successes"], r["seeds"]))
+            for r in primer.authors_reruns()}
 
 
 def plot_primer(rows: Sequence[dict[str, Any]], steps: int, path: str) -> str:
@@ -291,6 +309,7 @@ def plot_primer(rows: Sequence[dict[str, Any]], steps: int, path: str) -> str:
     labels = [range_label(i) for i in range(len(SINGLE_MODULE_RANGES))]
     ops = [op for op in SINGLE_MODULE_OPS if any(k[1] == op for k in cells)]
     models = [m for m in primer.PRIMER2022_MODELS if any(k[0] == m for k in cells)]
+    reruns = _reruns() if steps == primer.PRIMER2022_PROTOCOL.steps else {}  # theirs: the full budget
     fig, axes = plt.subplots(1, len(ops), figsize=(4.2 * len(ops), 3.8), sharey=True, squeeze=False)
     for ax, op in zip(axes[0], ops):
         present = [m for m in models if any(k[:2] == (m, op) for k in cells)]
@@ -305,6 +324,11 @@ def plot_primer(rows: Sequence[dict[str, Any]], steps: int, path: str) -> str:
                     err[0].append(c["success_rate"] - c["success_lower"])
                     err[1].append(c["success_upper"] - c["success_rate"])
             ax.errorbar(xs, rate, yerr=err, fmt="o", capsize=2, markersize=4, label=model)
+            theirs = [(i + shift, reruns[(model, op, label)][0]) for i, label in enumerate(labels)
+                      if (model, op, label) in reruns]
+            if theirs:
+                ax.plot(*zip(*theirs), "x", color="black", markersize=5,
+                        label=f"{model}: authors' rerun" if j == 0 else None)
         ax.set_xticks(range(len(labels)), labels, rotation=60, fontsize=7)
         ax.set_title(op)
         ax.set_ylim(-0.05, 1.05)

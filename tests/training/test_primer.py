@@ -204,3 +204,17 @@ def test_the_clamped_gate_of_the_primers_npu(unit):
     assert rebuilt.clamp_gate is True
     with pytest.raises(TypeError, match="clamp_gate must be True or False"):
         getattr(nn, unit)(3, 2, clamp_gate="yes")
+
+
+def test_the_authors_reruns_and_the_comparison():
+    reruns = primer.authors_reruns()
+    assert {(r["model"], r["op"]) for r in reruns} == {("NAU", "add"), ("NMU", "mul")}
+    labels = {rp.range_label(i) for i in range(9)}
+    assert all(r["range"] in labels and r["seeds"] == 25 and 0 <= r["successes"] <= 25 for r in reruns)
+    full = primer.PRIMER2022_PROTOCOL.steps
+    rows = [{"model": "NMU", "op": "mul", "range": "U[-2,-1]", "seed": s, "steps": full, "success": s < 3,
+             "solved_at": 1000 if s < 3 else None, "sparsity_error": 0.0} for s in range(10)]
+    table = rp.primer_table(rows, full)
+    assert "| NMU | mul | U[-2,-1] | 10 | 30% [11%, 60%] | 80% [61%, 91%] | NO |" in table
+    short = [{**r, "steps": 1000} for r in rows]
+    assert "| 30% [11%, 60%] | — | — |" in rp.primer_table(short, 1000)  # theirs ran the full budget
