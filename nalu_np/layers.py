@@ -482,14 +482,16 @@ class INALU(Layer):
         ``log(max(|x|, eps))``.
     omega : float
         The log-space sum is clipped at ``omega``, so ``m <= exp(omega)``.
-    init : {"schloer2020"}
+    init : {"schloer2020", "schloer2020-experiments"}
+        The authors' module defaults ``W_hat ~ N(0.88, 0.2**2)``, ``M_hat ~ N(0.5, 0.2**2)``, ``g ~ N(0, 0.2**2)``
+        (the default; also what the Primer's iNALU draws), or what their experiment scripts set,
+        ``W_hat ~ N(1, 0.1**2)``, ``M_hat ~ N(-1, 0.1**2)``, ``g ~ N(0, 0.1**2)`` (daschloer/inalu).
 
     Notes
     -----
     ``y = sigma(g) * (x @ W_a) + (1 - sigma(g)) * exp(min(log(max(|x|, eps)) @ W_m, omega)) * s`` with the
     sign term ``s_o = prod_i (sign(x_i) |W_m,io| + 1 - |W_m,io|)``; see :func:`nalu_np.reference.inalu_forward`.
-    Parameters ``W_hat_add``, ``M_hat_add``, ``W_hat_mul``, ``M_hat_mul`` (I, O) and ``g`` (O,), initialised as
-    the authors' code does: ``W_hat ~ N(0.88, 0.2**2)``, ``M_hat ~ N(0.5, 0.2**2)``, ``g ~ N(0, 0.2**2)``.
+    Parameters ``W_hat_add``, ``M_hat_add``, ``W_hat_mul``, ``M_hat_mul`` (I, O) and ``g`` (O,).
     """
 
     unit = "INALU"
@@ -510,8 +512,9 @@ class NPU(ProjectedLayer):
     in_features, out_features : int
     rng : numpy.random.Generator or int, optional
     dtype : {"float32", "float64"}
-    eps : float
-        ``r = g * (|x| + eps) + 1 - g``.
+    eps : float, optional
+        ``r = g * (|x| + eps) + 1 - g``; default the machine epsilon of ``dtype``, as the authors' code has it
+        (``eps(T)`` in NeuralArithmetic.jl, src/npu.jl): 1.19e-7 in float32, 2.2e-16 in float64.
     clamp_gate : bool
         False (the default): ``g`` is projected onto ``[0, 1]`` after each optimizer step.  True: as the
         Primer's PyTorch NPU (bmistry4/nalm-benchmark, stable_nalu/layer/npu.py), the forward pass uses
@@ -530,9 +533,9 @@ class NPU(ProjectedLayer):
     unit = "NPU"
 
     def __init__(self, in_features: int, out_features: int, *, rng: Any = None, dtype: Any = "float32",
-                 eps: float = 1e-7, clamp_gate: bool = False, init: str | None = None) -> None:
+                 eps: float | None = None, clamp_gate: bool = False, init: str | None = None) -> None:
         super().__init__(in_features, out_features, dtype=dtype)
-        self.eps = _init.positive_float(eps, "eps")
+        self.eps = float(np.finfo(self.dtype).eps) if eps is None else _init.positive_float(eps, "eps")
         if not isinstance(clamp_gate, (bool, np.bool_)):
             raise TypeError(f"clamp_gate must be True or False, got {clamp_gate!r}")
         self.clamp_gate = bool(clamp_gate)

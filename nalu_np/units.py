@@ -14,7 +14,7 @@ NACMul         nacmul         nac     W_hat, M_hat (I, O)                       
 NALU           nalu           nalu    W_hat, M_hat, G (I, O) | separate weights   G (I, O)  seed-003, seed-000, madsen2020
 NAU            nau            nau     W (I, O) in [-1, 1]                         --        madsen2020
 NMU            nmu            nmu     W (I, O) in [0, 1]                          --        madsen2020
-INALU          inalu          inalu   W_hat_add, M_hat_add, W_hat_mul, M_hat_mul  g (O,)    schloer2020
+INALU          inalu          inalu   W_hat_add, M_hat_add, W_hat_mul, M_hat_mul  g (O,)    schloer2020, -experiments
 NPU            npu            npu     W_r, W_i (I, O), g (I,) in [0, 1]           g (I,)    heim2020
 RealNPU        realnpu        npu     W_r (I, O), g (I,) in [0, 1]                g (I,)    heim2020
 Linear         dense          dense   W (I, O), b (O,)                            --        madsen2020
@@ -205,13 +205,19 @@ def _gated_nau_nmu_draw(rng: np.random.Generator, i: int, o: int, dtype: np.dtyp
             "G": rng.uniform(-g, g, size=(i, o)).astype(dtype)}
 
 
-def _inalu_draw(rng: np.random.Generator, i: int, o: int, dtype: np.dtype, shared: bool) -> dict[str, np.ndarray]:
-    params = {}
-    for path in ("add", "mul"):
-        params[f"W_hat_{path}"] = rng.normal(0.88, 0.2, size=(i, o)).astype(dtype)
-        params[f"M_hat_{path}"] = rng.normal(0.5, 0.2, size=(i, o)).astype(dtype)
-    params["g"] = rng.normal(0.0, 0.2, size=o).astype(dtype)
-    return params
+def _inalu_draw(w_mean: float, m_mean: float, std: float) -> Draw:
+    """The iNALU's normal draws: ``W_hat ~ N(w_mean, std**2)``, ``M_hat ~ N(m_mean, std**2)`` for the add then
+    the mul path, then ``g ~ N(0, std**2)``."""
+
+    def draw(rng: np.random.Generator, i: int, o: int, dtype: np.dtype, shared: bool) -> dict[str, np.ndarray]:
+        params = {}
+        for path in ("add", "mul"):
+            params[f"W_hat_{path}"] = rng.normal(w_mean, std, size=(i, o)).astype(dtype)
+            params[f"M_hat_{path}"] = rng.normal(m_mean, std, size=(i, o)).astype(dtype)
+        params["g"] = rng.normal(0.0, std, size=o).astype(dtype)
+        return params
+
+    return draw
 
 
 def _npu_draw(imaginary: bool) -> Draw:
@@ -307,8 +313,14 @@ UNITS: dict[str, UnitSpec] = {
         kernel="inalu", family="inalu",
         params={"W_hat_add": "IO", "M_hat_add": "IO", "W_hat_mul": "IO", "M_hat_mul": "IO", "g": "O"},
         hyper=("eps", "omega"), gate="g",
-        inits={"schloer2020": Init(_inalu_draw, source="Schloer, Ring & Hotho 2020 (daschloer/inalu): "
-                                   "W_hat ~ N(0.88, 0.2^2), M_hat ~ N(0.5, 0.2^2), g ~ N(0, 0.2^2)")},
+        inits={"schloer2020": Init(_inalu_draw(0.88, 0.5, 0.2),
+                                   source="Schloer, Ring & Hotho 2020 (daschloer/inalu), the module's defaults, "
+                                          "which the Primer's iNALU draws: W_hat ~ N(0.88, 0.2^2), "
+                                          "M_hat ~ N(0.5, 0.2^2), g ~ N(0, 0.2^2)"),
+               "schloer2020-experiments": Init(_inalu_draw(1.0, -1.0, 0.1),
+                                               source="the experiment scripts of daschloer/inalu (_arith.py, "
+                                                      "_func.py): W_hat ~ N(1, 0.1^2), M_hat ~ N(-1, 0.1^2), "
+                                                      "g ~ N(0, 0.1^2)")},
         source="Schloer, Ring & Hotho 2020, iNALU",
     ),
     "NPU": UnitSpec(

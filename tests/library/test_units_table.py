@@ -119,3 +119,13 @@ def test_canonical_names_and_effective_weights():
     w = units.effective_weights(gated.params)
     assert sorted(w) == ["W_add", "W_mul"]  # the gate left out
     np.testing.assert_array_equal(w["W_mul"], gated.params["W_mul"])
+
+
+def test_the_inalu_initialisations():
+    module = nn.INALU(60, 50, rng=0, dtype="float64").params
+    scripts = nn.INALU.preset("schloer2020-experiments", 60, 50, rng=0, dtype="float64").params
+    for params, (w, m, std) in ((module, (0.88, 0.5, 0.2)), (scripts, (1.0, -1.0, 0.1))):
+        for path in ("add", "mul"):
+            assert abs(params[f"W_hat_{path}"].mean() - w) < 0.02 and abs(params[f"M_hat_{path}"].mean() - m) < 0.02
+            assert abs(params[f"W_hat_{path}"].std() - std) < 0.01
+        assert params["g"].shape == (50,) and abs(params["g"].std() - std) < 0.1 * std + 0.02

@@ -70,7 +70,7 @@ def test_npu_at_zero_and_overflow(unit):
     with np.errstate(all="raise"):
         y, cache = layer.forward(x)
         dx, grads = layer.backward(np.ones((1, 1)), cache)
-    np.testing.assert_allclose(y, [[2.0 / 1e-7]], rtol=1e-6)
+    np.testing.assert_allclose(y, [[2.0 / layer.eps]], rtol=1e-6)
     assert dx[0, 0] == 0.0  # slope of |x| at 0 taken as 0
     assert all(np.all(np.isfinite(g)) for g in grads.values())
     big = _npu(unit, [[800.0]])
@@ -131,3 +131,11 @@ def test_npu_init():
     np.testing.assert_array_equal(layer.params["W_i"], 0.0)
     np.testing.assert_array_equal(layer.params["g"], 0.5)
     assert all(v.dtype == np.float32 for v in layer.params.values())
+
+
+def test_npu_eps_defaults_to_the_machine_epsilon_of_its_dtype():
+    for cls in (nn.NPU, nn.RealNPU):
+        assert cls(2, 1, dtype="float32").eps == float(np.finfo(np.float32).eps)  # eps(Float32) in the Julia code
+        assert cls(2, 1, dtype="float64").eps == float(np.finfo(np.float64).eps)
+        assert cls(2, 1, eps=1e-7).eps == 1e-7
+        assert nn.checkpoint.build_model(cls(2, 1, dtype="float64").config()).eps == float(np.finfo(np.float64).eps)
