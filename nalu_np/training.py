@@ -19,7 +19,8 @@ on which backend:
     ``eval_every`` steps per call of the Numba training kernel (:mod:`nalu_np.compiled`): networks that
     :func:`nalu_np.compiled.supports` accepts (a unit or 1 to 3 layers), on the simple function task (every
     op) and the single-module task (every op and range; not the L1 schedule of the NPUs' recipe nor the
-    iNALU's), with Adam and the units' projections, on the CPU.  The batches are drawn inside the kernel (``draws="kernel"``,
+    iNALU's), with Adam and the units' projections, on the CPU.  The batches are drawn inside the kernel
+    (``draws="kernel"``,
     xoshiro256** seeded from the seed's data generator: the same distribution as the Python engine, other
     numbers) or from the Python engine's generator (``draws="numpy"``: the Python engine's run, to rounding).
     Asked for where it does not apply, it fails before any work, saying what it supports.

@@ -512,7 +512,8 @@ def test_the_variants_projections_keep_their_weights_in_bounds() -> None:
 # ---------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-@pytest.mark.parametrize("net,op,seq,reg", [("NAU", "add", False, (0.5, 5.0, 20.0)), ("NMU", "mul", True, (0.5, 5.0, 20.0)),
+@pytest.mark.parametrize("net,op,seq,reg", [("NAU", "add", False, (0.5, 5.0, 20.0)),
+                                            ("NMU", "mul", True, (0.5, 5.0, 20.0)),
                                             ("NALU", "mul", False, None), ("Linear", "sub", True, None),
                                             ("Gated", "add", False, (0.5, 5.0, 20.0))])
 def test_one_layer_networks_match_the_python_loop(net: str, op: str, seq: bool, reg: Any, dtype: Any) -> None:
@@ -540,8 +541,9 @@ def test_one_layer_networks_match_the_python_loop(net: str, op: str, seq: bool, 
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-@pytest.mark.parametrize("net,op,reg", [("NAU-NAU-NMU", "mul", (0.5, 5.0, 20.0)), ("ReLU-Gated-Linear", "sub", (0.5, 5.0, 20.0)),
-                                        ("NALU-NAU-NAU", "add", None), ("NAC-ClippedNACMul-NAU", "mul", (0.5, 5.0, 20.0)),
+@pytest.mark.parametrize("net,op,reg", [("NAU-NAU-NMU", "mul", (0.5, 5.0, 20.0)),
+                                        ("ReLU-Gated-Linear", "sub", (0.5, 5.0, 20.0)), ("NALU-NAU-NAU", "add", None),
+                                        ("NAC-ClippedNACMul-NAU", "mul", (0.5, 5.0, 20.0)),
                                         ("NAU-NMU-NAU", "div", (0.5, 5.0, 20.0))])
 def test_three_layer_networks_match_the_python_loop(net: str, op: str, reg: Any, dtype: Any) -> None:
     """Three layers (100 -> 3 -> 2 -> 1) of any kinds in any place, the log-space and NALU layers first or in the
@@ -626,7 +628,8 @@ def test_the_single_module_task_matches_the_python_engine(op: str, unit: str, rn
     assert py.loss[-1] != py.loss[0]
     for k in py.model.params:
         np.testing.assert_allclose(jit.model.params[k], py.model.params[k], rtol=rtol, atol=rtol, err_msg=k)
-    assert [e.step for e in jit.evaluations] == [e.step for e in py.evaluations] == [0, steps // 3, 2 * steps // 3, steps]
+    at = [0, steps // 3, 2 * steps // 3, steps]
+    assert [e.step for e in jit.evaluations] == [e.step for e in py.evaluations] == at
     for a, b in zip(py.evaluations, jit.evaluations):
         assert set(a.metrics) == set(b.metrics)
         for k, v in a.metrics.items():
