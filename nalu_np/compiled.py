@@ -1,16 +1,19 @@
-"""The compiled training engine, Python side: two-layer arithmetic networks on the simple function task, K steps
-in one compiled call (:mod:`nalu_np.kernels.numba.train`).
+"""The compiled training engine, Python side: arithmetic networks of 1 to 3 layers on the simple function task
+and the single-module task, K steps in one compiled call (:mod:`nalu_np.kernels.numba.train`).
 
-The networks are the ones of Madsen & Johansen's (2020) simple function task: ``Sequential([L1(I, H),
-L2(H, O)])`` with each layer an ``NAU``, ``NMU``, ``NALU`` (shared weights), ``NAC``, ``NACMul``, one of the
-study's baselines ``Linear``, ``ReLU``, ``ReLU6`` or one of its variants ``ClippedNACMul``, ``SigmoidNACMul``,
-``GatedNAUNMU``, e.g. NAU -> NMU for ``x``, NAU -> NAU for ``+`` and ``-``, NALU -> NALU for the NALU baseline,
-NAC -> NACMul for its NAC• model, NAU -> ClippedNACMul for NAC•,NMU.  ``S`` seeds of one network train
-together (:func:`train_seeds`), evaluated inside the calls.  Inputs ``x_i ~ U(lo, hi)``,
-``a = sum(x[o:o+25])``, ``b = sum(x[o+13:o+38])``, target ``a op b``, a fresh batch every step, MSE loss,
-Adam, each layer's parameters clipped to its ``bounds`` after each step (NAU ``[-1, 1]``, NMU ``[0, 1]``, ...),
-and optionally the sparsity regularizer ``lambda(t) * (R_1 + R_2)`` of the layers that have one (NAU, NMU,
-ClippedNACMul, GatedNAUNMU).
+The networks are a single unit ``L(I, O)`` or ``Sequential([L1(I, H), L2(H, O)])``, ``Sequential([L1(I, H1),
+L2(H1, H2), L3(H2, O)])`` (or a one-layer Sequential), each layer an ``NAU``, ``NMU``, ``NALU`` (shared
+weights), ``NAC``, ``NACMul``, one of the study's baselines ``Linear``, ``ReLU``, ``ReLU6`` or one of its
+variants ``ClippedNACMul``, ``SigmoidNACMul``, ``GatedNAUNMU``, in any order: e.g. Madsen & Johansen's (2020)
+simple function task's NAU -> NMU for ``x``, NAU -> NAU for ``+`` and ``-``, NALU -> NALU for the NALU
+baseline, NAC -> NACMul for its NAC• model, NAU -> ClippedNACMul for NAC•,NMU; one NMU (2 -> 1) for Mistry et
+al.'s (2021) single-module task.  ``S`` seeds of one network train together (:func:`train_seeds`), evaluated
+inside the calls.  Inputs ``x_i ~ U(lo, hi)``, ``a = sum(x[o:o+s])``, ``b = sum(x[o+v:o+v+s])`` (the simple
+function task: ``s = 25``, ``v = 13``, I = 100; the single-module task: ``o = 0``, ``s = v = 1``, I = 2, so
+``a = x[0]``, ``b = x[1]``), target ``a op b``, a fresh batch every step, MSE loss, Adam, each layer's
+parameters clipped to its ``bounds`` after each step (NAU ``[-1, 1]``, NMU ``[0, 1]``, ...), and optionally the
+sparsity regularizer ``lambda(t) * sum_l R_l`` of the layers that have one (NAU, NMU, ClippedNACMul,
+GatedNAUNMU).
 
 This module packs a model and its Adam into flat arrays -- each layer's ``params`` in their order, the bounds
 from its ``bounds``, its kind from its ``kernel`` prefix -- calls the compiled step, and unpacks.  It imports
@@ -46,7 +49,7 @@ import numpy as np
 
 __all__ = ["SimpleFunction", "SeedsRun", "draw_uniforms", "rng_state", "uniforms", "supports", "train_seeds",
            "train_steps", "predictor",
-           "predict", "train", "LAYER_KINDS"]
+           "predict", "train", "LAYER_KINDS", "MAX_LAYERS"]
 
 _OPS = {"add": 0, "sub": 1, "mul": 2, "div": 3, "squared": 4, "root": 5}
 #: the layers the engine trains, by their ``kernel`` prefix, and their kind codes in the compiled step
@@ -59,6 +62,9 @@ LAYER_KINDS = {"nau": 0, "nmu": 1, "nalu": 2, "dense": 3, "relu": 4, "relu6": 5,
 @dataclass(frozen=True)
 class SimpleFunction:
     """The simple function task: ``t = a op b`` with ``a``, ``b`` sums of two overlapping input slices.
+
+    The single-module task is its case ``in_features=2, offset=0, subset=1, overlap_start=1`` (``a = x[0]``,
+    ``b = x[1]``, :meth:`single_module`).
 
     Parameters
     ----------
@@ -87,6 +93,12 @@ class SimpleFunction:
         end = self.offset + self.overlap_start + self.subset
         if self.offset < 0 or end > self.in_features:
             raise ValueError(f"offset {self.offset}: the slices must lie in [0, {self.in_features}), they end at {end}")
+
+    @classmethod
+    def single_module(cls, op: str, lo: float, hi: float) -> "SimpleFunction":
+        """The single-module task ``t = x[0] op x[1]``, ``x ~ U(lo, hi)^2``: ``I = 2``, ``a = sum(x[0:1])``,
+        ``b = sum(x[1:2])``."""
+        return cls(op=op, offset=0, in_features=2, lo=lo, hi=hi, subset=1, overlap_start=1)
 
     def inputs(self, u: np.ndarray) -> np.ndarray:
         """``x = lo + (hi - lo) * u`` in the dtype of ``u``."""
@@ -156,24 +168,44 @@ class _Packed:
             start += a.size
 
 
-def supports(model: Any) -> str | None:
-    """Why the compiled path cannot train ``model``, or None when it can."""
-    from nalu_np.layers import Sequential
+def _layers(model: Any) -> tuple[list[Any], list[str]] | None:
+    """The layers of ``model`` and the prefixes of their keys in ``model.params`` (``"<index>."`` in a
+    Sequential, ``""`` for a bare unit), or None for something else."""
+    from nalu_np.layers import Layer, Sequential
 
+    if isinstance(model, Sequential):
+        return list(model.layers), [f"{n}." for n in range(len(model.layers))]
+    if isinstance(model, Layer):
+        return [model], [""]
+    return None
+
+
+#: the most layers the engine trains (:data:`nalu_np.kernels.numba.train.MAX_LAYERS`)
+MAX_LAYERS = 3
+
+
+def supports(model: Any) -> str | None:
+    """Why the compiled path cannot train ``model``, or None when it can.
+
+    It trains a unit or a ``Sequential`` of 1 to :data:`MAX_LAYERS` layers whose sizes chain, each of the kinds
+    :data:`LAYER_KINDS` (the NALU with shared weights), with NumPy float32 or float64 parameters of one dtype.
+    """
     if importlib.util.find_spec("numba") is None:
         return "the compiled path needs numba (pip install 'nalu-np[numba]')"
-    if not (isinstance(model, Sequential) and len(model.layers) == 2):
-        return f"the compiled path trains two-layer Sequential networks, got {model!r}"
-    kernels = [getattr(layer, "kernel", None) for layer in model.layers]
+    found = _layers(model)
+    if found is None or not 1 <= len(found[0]) <= MAX_LAYERS:
+        return f"the compiled path trains a unit or a Sequential of 1 to {MAX_LAYERS} layers, got {model!r}"
+    layers = found[0]
+    kernels = [getattr(layer, "kernel", None) for layer in layers]
     if any(k not in LAYER_KINDS for k in kernels):
-        names = " -> ".join(type(layer).__name__ for layer in model.layers)
+        names = " -> ".join(type(layer).__name__ for layer in layers)
         from nalu_np.units import UNITS
 
         known = ", ".join(name for name, spec in UNITS.items() if spec.kernel in LAYER_KINDS)
         return f"the compiled path trains layers of {known}, got {names}"
-    if any(k == "nalu" and not layer.shared_weights for k, layer in zip(kernels, model.layers)):
+    if any(k == "nalu" and not layer.shared_weights for k, layer in zip(kernels, layers)):
         return "the compiled path trains the NALU with shared weights only"
-    if model.layers[0].out_features != model.layers[1].in_features:
+    if any(a.out_features != b.in_features for a, b in zip(layers, layers[1:])):
         return "the layers' sizes do not chain"
     dtypes = {p.dtype for p in model.params.values()}
     if len(dtypes) != 1 or dtypes.pop() not in (np.float32, np.float64):
@@ -185,27 +217,28 @@ def supports(model: Any) -> str | None:
 
 def _packing(model: Any) -> _Packed:
     """The packing of ``model``: each layer's ``params`` in their order, its ``bounds`` (none: unbounded) per
-    element, its kind from its ``kernel`` prefix."""
+    element, its kind from its ``kernel`` prefix; ``dims`` (L + 1,) the features between the layers, ``offs``
+    (L + 1,) where each layer's parameters start in the flat vector, then its end, ``eps`` (L,)."""
     why = supports(model)
     if why is not None:
         raise TypeError(why)
+    layers, prefixes = _layers(model)
     keys, offs, lo, hi = [], [0], [], []
-    for n, layer in enumerate(model.layers):
+    for prefix, layer in zip(prefixes, layers):
         bounds = getattr(layer, "bounds", {})
         for k, p in layer.params.items():
-            keys.append(f"{n}.{k}")
+            keys.append(prefix + k)
             a, b = bounds.get(k, (-np.inf, np.inf))
             lo.append(np.full(p.size, a))
             hi.append(np.full(p.size, b))
         offs.append(offs[-1] + sum(p.size for p in layer.params.values()))
-    l1, l2 = model.layers
-    dtype = next(iter(l1.params.values())).dtype
+    dtype = next(iter(layers[0].params.values())).dtype
     return _Packed(
         keys=keys,
-        kinds=np.array([LAYER_KINDS[layer.kernel] for layer in model.layers], np.int64),
-        dims=np.array([l1.in_features, l1.out_features, l2.out_features], np.int64),
+        kinds=np.array([LAYER_KINDS[layer.kernel] for layer in layers], np.int64),
+        dims=np.array([layers[0].in_features] + [layer.out_features for layer in layers], np.int64),
         offs=np.array(offs, np.int64),
-        eps=np.array([float(getattr(layer, "eps", 0.0)) for layer in model.layers]),
+        eps=np.array([float(getattr(layer, "eps", 0.0)) for layer in layers]),
         lo=np.concatenate(lo).astype(dtype), hi=np.concatenate(hi).astype(dtype), dtype=dtype,
     )
 
@@ -292,9 +325,10 @@ def train_seeds(models: Sequence[Any], optimizers: Sequence[Any], tasks: Sequenc
 
     Parameters
     ----------
-    models : sequence of Sequential
-        ``S`` models of one structure and dtype (two layers of the kinds :data:`LAYER_KINDS`, the NALU with
-        shared weights, NumPy float32 or float64 parameters; :func:`supports`); trained in place.
+    models : sequence of Sequential or unit
+        ``S`` models of one structure and dtype (a unit or 1 to 3 layers of the kinds :data:`LAYER_KINDS` whose
+        sizes chain, mapping I -> 1, the NALU with shared weights, NumPy float32 or float64 parameters;
+        :func:`supports`); trained in place.
     optimizers : sequence of nalu_np.optim.Adam
         One per model, built on its ``params``, with one set of hyper-parameters, without gradient clipping;
         their moments and step counts are updated in place.  The projections are the layers' ``bounds``.
@@ -307,7 +341,7 @@ def train_seeds(models: Sequence[Any], optimizers: Sequence[Any], tasks: Sequenc
     states : ndarray, shape (S, 4, 16), uint64, optional
         The seeds' generator states (:func:`rng_state` each), advanced in place.
     regularizer : (lambda_hat, start, end), optional
-        Adds ``lambda(t) * (R_1 + R_2)`` to the loss at step ``t`` (``t = optimizer.t`` before the step), with
+        Adds ``lambda(t) * sum_l R_l`` to the loss at step ``t`` (``t = optimizer.t`` before the step), with
         :func:`nalu_np.reference.linear_schedule` and the layers' regularizers (a NALU layer has none).
     eval_sets : sequence of (x, t)
         Fixed test sets: inputs ``x`` (N, I) in the models' dtype, shared by the seeds, and targets ``t``
@@ -342,9 +376,9 @@ def train_seeds(models: Sequence[Any], optimizers: Sequence[Any], tasks: Sequenc
     if any(replace(t, offset=task.offset) != task for t in tasks):
         raise ValueError("the tasks may differ in their offset only")
     I = int(pk.dims[0])
-    if task.in_features != I or pk.dims[2] != 1:
+    if task.in_features != I or pk.dims[-1] != 1:
         raise ValueError(f"the task has {task.in_features} inputs and one target; the model maps {I} -> "
-                         f"{int(pk.dims[2])}")
+                         f"{int(pk.dims[-1])}")
     if (u is None) == (steps is None and states is None):
         raise ValueError("pass either u, or steps and states")
     if u is not None:
@@ -426,12 +460,12 @@ def train_steps(model: Any, optimizer: Any, task: SimpleFunction, u: np.ndarray 
 
     Parameters
     ----------
-    model : Sequential
-        Two layers, each ``NAU``, ``NMU`` or ``NALU`` (shared weights), NumPy float32 or float64 parameters;
-        trained in place.
+    model : Sequential or unit
+        Accepted by :func:`supports` (1 to 3 layers of the kinds :data:`LAYER_KINDS`, mapping I -> 1); trained in
+        place.
     optimizer : nalu_np.optim.Adam
         Built on ``model.params``, without gradient clipping; its moments and step count are updated in place.
-        The projections are the layers' ``bounds`` (NAU ``[-1, 1]``, NMU ``[0, 1]``, none for the NALU).
+        The projections are the layers' ``bounds`` (NAU ``[-1, 1]``, NMU ``[0, 1]``, none for the NALU, ...).
     task : SimpleFunction
     u : ndarray, shape (K, B, I), optional
         The uniform numbers of the K batches (:func:`draw_uniforms`), dtype of the model.
@@ -480,7 +514,7 @@ def predictor(model: Any, x: np.ndarray) -> Callable[[], np.ndarray]:
     lx = kernel.log_input(pk.kinds, pk.eps, xT)
 
     def evaluate() -> np.ndarray:
-        yT = np.empty((int(pk.dims[2]), xT.shape[1]), pk.dtype)
+        yT = np.empty((int(pk.dims[-1]), xT.shape[1]), pk.dtype)
         kernel.predict(pk.kinds, pk.dims, pk.offs, pk.eps, pk.pack(model.params), xT, lx, yT)
         return np.ascontiguousarray(yT.T)
 

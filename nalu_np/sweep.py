@@ -587,9 +587,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="results directory (resumable)")
     add_workers(parser)
     parser.add_argument("--engine", choices=ENGINES, default="auto",
-                        help="python: nalu_np.train step by step; compiled: the Numba training kernel (two-layer "
-                             "networks of NAU, NMU, NALU, NAC, NACMul, the baselines and the study's variants on the "
-                             "simple-* tasks only, batches "
+                        help="python: nalu_np.train step by step; compiled: the Numba training kernel (a unit or "
+                             "1 to 3 layers of NAU, NMU, NALU, NAC, NACMul, the baselines and the study's variants on "
+                             "the simple-* and single-* tasks, not the NPUs' L1 nor the iNALU's recipe, batches "
                              "drawn in the kernel); "
                              "auto (default): compiled where it applies")
     parser.add_argument("--plot", default=None, metavar="PNG", help="save a bar chart of the success rates")

@@ -17,8 +17,10 @@ on which backend:
     (plus the task's penalty), backward, optimizer step.  Any model, task and optimizer.
 ``"compiled"``
     ``eval_every`` steps per call of the Numba training kernel (:mod:`nalu_np.compiled`): networks that
-    :func:`nalu_np.compiled.supports` accepts, on the simple function task (every op), with Adam and
-    the units' projections, on the CPU.  The batches are drawn inside the kernel (``draws="kernel"``,
+    :func:`nalu_np.compiled.supports` accepts (a unit or 1 to 3 layers), on the simple function task (every
+    op) and the single-module task (every op and range; not the L1 schedule of the NPUs' recipe nor the
+    iNALU's), with Adam and the units' projections, on the CPU.  The batches are drawn inside the kernel
+    (``draws="kernel"``,
     xoshiro256** seeded from the seed's data generator: the same distribution as the Python engine, other
     numbers) or from the Python engine's generator (``draws="numpy"``: the Python engine's run, to rounding).
     Asked for where it does not apply, it fails before any work, saying what it supports.
@@ -212,16 +214,30 @@ def compiled_unsupported(model: Any, task: Task, backend: str | Backend | None =
                          optimizer: Any = None) -> str | None:
     """Why the compiled engine cannot train ``model`` on ``task``, or None when it can.
 
-    It trains what :func:`nalu_np.compiled.supports` accepts (two-layer networks of NAU, NMU, NALU with shared
-    weights, NAC, NACMul, Linear, ReLU, ReLU6, ClippedNACMul, SigmoidNACMul and GatedNAUNMU) on the simple
-    function task (any of its six ops), with Adam (no gradient clipping, the units' own projections), on the CPU
-    (backend numpy or numba), with numba installed.
+    It trains what :func:`nalu_np.compiled.supports` accepts (a unit or a Sequential of 1 to 3 layers of NAU,
+    NMU, NALU with shared weights, NAC, NACMul, Linear, ReLU, ReLU6, ClippedNACMul, SigmoidNACMul and
+    GatedNAUNMU, whose sizes chain) mapping the task's inputs to one output, on the simple function task (any
+    of its six ops) and the single-module task (any of its four ops and nine ranges), with the sparsity
+    regularizer as the only penalty, with Adam (no gradient clipping, the units' own projections), on the CPU
+    (backend numpy or numba), with numba installed.  The recipes that need the Python engine: a task's L1
+    schedule (``task.l1``, the NPUs'), the iNALU's recipe (``task.recipe``: saturation regularizer and
+    reinitialisation) and gradient clipping (``task.clip_value``).
     """
-    from .arithmetic import SimpleFunctionTask
+    from .arithmetic import SimpleFunctionTask, SingleModuleTask
     from .optim import Adam
 
-    if not isinstance(task, SimpleFunctionTask):
-        return f"the compiled engine trains the simple function task (simple-add ... simple-root), not {task.name!r}"
+    if not isinstance(task, (SimpleFunctionTask, SingleModuleTask)):
+        return (f"the compiled engine trains the simple function task (simple-add ... simple-root) and the "
+                f"single-module task (single-add ... single-div), not {task.name!r}")
+    if getattr(task, "l1", None) is not None:
+        return "the compiled engine has no L1 term (the task's l1 schedule of the NPUs' recipe): Python engine"
+    if getattr(task, "recipe", None) is not None:
+        return ("the compiled engine does not run the iNALU's recipe (the task's recipe: saturation regularizer, "
+                "reinitialisation, gradient clipping): Python engine")
+    if getattr(task, "clip_value", None) is not None:
+        return "the compiled engine does not clip gradients (the task's clip_value): Python engine"
+    if task.interpolation_range.mirror:
+        return "the compiled engine draws training inputs from U[lo, hi), not from a mirrored range"
     name = task.optimizer if optimizer is None else optimizer
     if not (isinstance(name, Adam) or str(name).lower() == "adam"):
         return f"the compiled engine steps with Adam, not {getattr(name, '__name__', type(name).__name__)!r}"
@@ -229,7 +245,11 @@ def compiled_unsupported(model: Any, task: Task, backend: str | Backend | None =
         return "the compiled engine runs on the CPU (backend numpy or numba)"
     from . import compiled
 
-    return compiled.supports(model)
+    why = compiled.supports(model)
+    if why is None and (model.in_features != task.in_features or model.out_features != 1):
+        why = (f"the task maps {task.in_features} inputs to one target; the model maps {model.in_features} -> "
+               f"{model.out_features}")
+    return why
 
 
 def _train_python(model: Any, task: Task, opt: Optimizer, be: Backend, steps: int, seed: int,
@@ -295,10 +315,15 @@ def _train_compiled(models: list[Any], tasks: list[Any], opts: list[Optimizer], 
     evaluations, diverged)."""
     from . import compiled
 
+    from .arithmetic import SingleModuleTask
+
     def spec(task: Any) -> Any:
+        r = task.interpolation_range  # x = lo + (hi - lo) u, as Range.sample (never mirrored: compiled_unsupported)
+        if isinstance(task, SingleModuleTask):  # t = x[0] op x[1]
+            return compiled.SimpleFunction.single_module(task.op, r.lo, r.hi)
         return compiled.SimpleFunction(op=task.op, offset=task.offset, in_features=task.in_features,
-                                       lo=task.interpolation_range.lo, hi=task.interpolation_range.hi,
-                                       subset=task.subset_size, overlap_start=task.subset_size - task.overlap)
+                                       lo=r.lo, hi=r.hi, subset=task.subset_size,
+                                       overlap_start=task.subset_size - task.overlap)
 
     task = tasks[0]
     specs = [spec(t) for t in tasks]
@@ -409,8 +434,9 @@ def train(model: Any, task: Task | str, *, steps: int | None = None, optimizer: 
                                  ("projections", projections)) if v is not None}
     why_not = None
     if engine != "python":
-        why_not = ("the compiled engine does not clip gradients or take other projections than the units' own"
-                   if options else compiled_unsupported(model, task, be, optimizer))
+        why_not = compiled_unsupported(model, task, be, optimizer) or (
+            "the compiled engine does not clip gradients or take other projections than the units' own"
+            if options else None)
         if engine == "compiled" and why_not is not None:
             raise ValueError(why_not)
     used = "python" if engine == "python" or why_not is not None else "compiled"
@@ -460,7 +486,8 @@ def train_many(models: Sequence[Any], tasks: Sequence[Task | str], seeds: Sequen
         One per seed, of one structure and dtype, each accepted by :func:`compiled_unsupported`; trained in
         place.
     tasks : sequence of Task or str
-        One per seed: one simple function task that may differ in the seed-dependent subset offset only.
+        One per seed: one simple function task that may differ in the seed-dependent subset offset only, or
+        one single-module task.
     seeds : sequence of int
         The runs' seeds (their batches, as :func:`train`).
     steps, eval_every, draws

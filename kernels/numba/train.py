@@ -1,4 +1,5 @@
-"""The compiled training step: K steps of a two-layer network on the simple function task in one Numba call.
+"""The compiled training step: K steps of a network of 1 to 3 layers on the simple function task (or the
+single-module task, its case ``I = 2``, ``a = x[0]``, ``b = x[1]``) in one Numba call.
 
 Small-batch training in Python pays for every step in interpreter overhead (dozens of NumPy calls of a few
 microseconds each).  Here a whole run of steps -- build the batch, forward, MSE, backward, optional
@@ -19,6 +20,10 @@ other, in the order of its ``params``, each (I, O) matrix row-major), Adam's mom
 layout, and the projection's bounds per element in ``lo``, ``hi``.  :mod:`nalu_np.compiled` does the packing.
 The batches are ``xlo + span * u[k]`` for given uniforms ``u`` (steps, B, I), or drawn inside the loop by
 :mod:`nalu_np.kernels.numba.rng`.
+
+The network is ``L = len(kinds)`` layers (1 to :data:`MAX_LAYERS`), layer ``l`` mapping ``dims[l]`` features to
+``dims[l + 1]``, its parameters ``theta[offs[l]:offs[l + 1]]``; the work arrays are tuples with one slot per
+layer (:func:`_work`), so one compiled code serves every depth.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from .nau import nau_block_backward, nau_block_forward, nau_regularizer
 from .nmu import nmu_block_backward, nmu_block_forward, nmu_regularizer
 from .rng import fill_uniform
 
-__all__ = ["NAU", "NMU", "NALU", "LINEAR", "RELU", "RELU6", "NAC", "NACMUL", "CLIPPEDNACMUL", "SIGMOIDNACMUL",
+__all__ = ["MAX_LAYERS", "NAU", "NMU", "NALU", "LINEAR", "RELU", "RELU6", "NAC", "NACMUL", "CLIPPEDNACMUL", "SIGMOIDNACMUL",
            "GATEDNAUNMU", "run", "sparsity_error", "takes_log_input", "log_input", "predict"]
 
 #: the kind codes of the layers (LINEAR, RELU, RELU6: the study's baselines, ``W`` then the bias ``b``; NAC and
@@ -220,35 +225,53 @@ def _targets(xT, op, o, s, v, a, c, t):
             t[b] = np.sqrt(a[b])
 
 
+#: the most layers a network of the engine has
+MAX_LAYERS = 3
+
+
+@njit(**EW)
+def _dim(dims, l):
+    """``dims[l]``, or 0 past the network's last size (the unused slots of the work arrays are empty)."""
+    return dims[l] if l < dims.shape[0] else 0
+
+
 @njit(**EW)
 def _work(kinds, dims, dt, B):
-    """Work arrays of the two layers for batches of ``B``: weights, hidden activations and their logs, and the
-    NALU values."""
-    I, H, O = dims[0], dims[1], dims[2]
-    w1 = np.empty((3, I, H), dt)
-    w2 = np.empty((3, H, O), dt)
-    lx = np.empty((I if takes_log_input(kinds[0]) else 0, B), dt)
-    hT = np.empty((H, B), dt)
-    lh = np.empty((H, B), dt)
-    act1 = np.empty((3, H, B), dt)
-    act2 = np.empty((3, O, B), dt)
-    return w1, w2, lx, hT, lh, act1, act2
+    """Work arrays of the ``L = len(kinds)`` layers (1 to :data:`MAX_LAYERS`) for batches of ``B``, each a tuple
+    of one slot per layer (the slots past ``L`` empty), with ``d_l = dims[l]``:
+
+    ``ws[l]`` (3, d_l, d_{l+1}): layer ``l``'s weights as the forward pass uses them (:func:`_layer_weights`);
+    ``hs[l]`` (d_l, B) for ``l = 1..L``: the input of layer ``l`` and output of layer ``l - 1`` (``hs[L]`` the
+    network's output; ``hs[0]`` is empty: the network's input is given); ``ls[l]`` (d_l, B): ``log(|hs[l]| +
+    eps_l)`` for a layer that takes it (``ls[0]`` only where the first layer does, else (0, B)); ``acts[l]``
+    (3, d_{l+1}, B): the values layer ``l``'s backward pass needs.
+    """
+    ws = (np.empty((3, _dim(dims, 0), _dim(dims, 1)), dt), np.empty((3, _dim(dims, 1), _dim(dims, 2)), dt),
+          np.empty((3, _dim(dims, 2), _dim(dims, 3)), dt))
+    hs = (np.empty((0, B), dt), np.empty((_dim(dims, 1), B), dt), np.empty((_dim(dims, 2), B), dt),
+          np.empty((_dim(dims, 3), B), dt))
+    ls = (np.empty((dims[0] if takes_log_input(kinds[0]) else 0, B), dt), np.empty((_dim(dims, 1), B), dt),
+          np.empty((_dim(dims, 2), B), dt))
+    acts = (np.empty((3, _dim(dims, 1), B), dt), np.empty((3, _dim(dims, 2), B), dt),
+            np.empty((3, _dim(dims, 3), B), dt))
+    return ws, hs, ls, acts
 
 
 @njit(**EW)
-def _model_forward(kinds, eps, theta, offs, w1, w2, xT, lx, hT, lh, act1, act2, yT, have_lx):
-    """``yT = L2(L1(xT))``: both layers' weights, then the passes; ``lx = log(|xT| + eps)`` is computed here
-    for a first layer that takes it (:func:`takes_log_input`) unless ``have_lx``."""
-    dt = xT.dtype.type
-    p1, p2 = theta[offs[0]:offs[1]], theta[offs[1]:offs[2]]
-    _layer_weights(kinds[0], p1, w1)
-    _layer_weights(kinds[1], p2, w2)
-    if takes_log_input(kinds[0]) and not have_lx:
-        log_abs(xT, xT.shape[1], dt(eps[0]), lx)
-    _layer_forward(kinds[0], p1, xT, lx, w1, act1, hT)
-    if takes_log_input(kinds[1]):
-        log_abs(hT, hT.shape[1], dt(eps[1]), lh)
-    _layer_forward(kinds[1], p2, hT, lh, w2, act2, yT)
+def _model_forward(kinds, eps, theta, offs, ws, hs, ls, acts, have_lx):
+    """``hs[L] = L_{L-1}(... L_0(hs[0]))``, all (features, B): each layer's weights, then its pass.
+
+    ``hs``, ``ls``, ``acts``, ``ws`` as :func:`_work` makes them, with the network's input in ``hs[0]`` and
+    ``log(|hs[0]| + eps_0)`` in ``ls[0]`` when ``have_lx``; otherwise that is computed here for a first layer
+    that takes it (:func:`takes_log_input`), as is ``ls[l]`` for every later layer that takes it.
+    """
+    dt = hs[0].dtype.type
+    for l in range(kinds.shape[0]):
+        p = theta[offs[l]:offs[l + 1]]
+        _layer_weights(kinds[l], p, ws[l])
+        if takes_log_input(kinds[l]) and (l > 0 or not have_lx):
+            log_abs(hs[l], hs[l].shape[1], dt(eps[l]), ls[l])
+        _layer_forward(kinds[l], p, hs[l], ls[l], ws[l], acts[l], hs[l + 1])
 
 
 @njit(**EW)
@@ -272,7 +295,7 @@ def sparsity_error(kinds, dims, offs, theta):
     NAC, NACMul, NALU: ``tanh(W_hat) sigma(M_hat)``, SigmoidNACMul: ``sigma(W_hat)``, in float64; the gates and a
     baseline's bias left out), as :func:`nalu_np.arithmetic.sparsity_error`."""
     worst = 0.0
-    for layer in range(2):
+    for layer in range(kinds.shape[0]):
         kind = kinds[layer]
         n = dims[layer] * dims[layer + 1]
         p = theta[offs[layer]:offs[layer + 1]]
@@ -289,20 +312,24 @@ def sparsity_error(kinds, dims, offs, theta):
 
 
 @njit(**EW)
-def _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, w1, w2, hT, lh, act1, act2, yT, row):
+def _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, ws, hs, ls, acts, row):
     """``row[j] = mean((y - t)^2)`` on each test set ``j`` (float64) and ``row[-1]`` the sparsity error.
 
     ``xs`` (sets, blocks, I, nb) holds each set's inputs in blocks of ``nb`` columns, the last block padded;
     ``lxs`` the same for ``log(|x| + eps)`` (I rows for a first layer that takes it, else 0); ``ts`` (sets, N) the
-    targets in float64.
+    targets in float64; ``ws``, ``hs``, ``ls``, ``acts`` the work arrays of :func:`_work` for batches of ``nb``
+    (the output ``y`` is ``hs[L][0]``).
     """
     nb = xs.shape[3]
+    L = kinds.shape[0]
     for j in range(xs.shape[0]):
         N = ts.shape[1]
         total = 0.0
         for blk in range(xs.shape[1]):
-            _model_forward(kinds, eps, theta, offs, w1, w2, xs[j, blk], lxs[j, blk], hT, lh, act1, act2, yT,
-                           True)
+            hb = (xs[j, blk], hs[1], hs[2], hs[3])
+            lb = (lxs[j, blk], ls[1], ls[2])
+            _model_forward(kinds, eps, theta, offs, ws, hb, lb, acts, True)
+            yT = hb[L]
             for b in range(min(nb, N - blk * nb)):
                 d = np.float64(yT[0, b]) - ts[j, blk * nb + b]
                 total += d * d
@@ -314,7 +341,8 @@ def _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, w1, w2, hT, lh, act1, 
 def _train_seed(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, state, steps, B, xlo, span, op, o, s, v,
                 t0, lr, b1, b2, adam_eps, lam_hat, lam_start, lam_end, every, first, xs, lxs, ts, losses, evals):
     """One seed of :func:`run`: returns (steps done, evaluations written)."""
-    I, H, O = dims[0], dims[1], dims[2]
+    L = kinds.shape[0]
+    I, O = dims[0], dims[L]
     dt = theta.dtype
     grad = np.zeros_like(theta)
     xflat = np.empty(I * B, dt)
@@ -322,23 +350,24 @@ def _train_seed(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, state, steps, 
     t = np.empty(B, dt)
     sa = np.empty(B)
     sc = np.empty(B)
-    yT = np.empty((O, B), dt)
-    dyT = np.empty((O, B), dt)
-    dhT = np.empty((H, B), dt)
-    dact1 = np.empty((3, H, B), dt)
-    dact2 = np.empty((3, O, B), dt)
-    dW1 = np.empty((I, H), dt)
-    dW2 = np.empty((H, O), dt)
-    pre = np.empty((max(I, H), B), dt)
+    # dys[l] (d_{l+1}, B): the gradient of the loss at layer l's output; dacts[l], dWs[l]: its scratch
+    dys = (np.empty((_dim(dims, 1), B), dt), np.empty((_dim(dims, 2), B), dt), np.empty((_dim(dims, 3), B), dt))
+    dacts = (np.empty((3, _dim(dims, 1), B), dt), np.empty((3, _dim(dims, 2), B), dt),
+             np.empty((3, _dim(dims, 3), B), dt))
+    dWs = (np.empty((_dim(dims, 0), _dim(dims, 1)), dt), np.empty((_dim(dims, 1), _dim(dims, 2)), dt),
+           np.empty((_dim(dims, 2), _dim(dims, 3)), dt))
+    widest = 0
+    for l in range(L):
+        widest = max(widest, dims[l])
+    pre = np.empty((widest, B), dt)
     run_ = np.empty(B, dt)
     scale = dt.type(2.0 / (B * O))
-    e1, e2 = dt.type(eps[0]), dt.type(eps[1])
-    p1, p2 = theta[offs[0]:offs[1]], theta[offs[1]:offs[2]]
-    g1, g2 = grad[offs[0]:offs[1]], grad[offs[1]:offs[2]]
-    w1, w2, lx, hT, lh, act1, act2 = _work(kinds, dims, dt, B)
+    ws, hw, ls, acts = _work(kinds, dims, dt, B)
+    hs = (xT, hw[1], hw[2], hw[3])  # the batch is layer 0's input
+    yT, dyT = hs[L], dys[L - 1]
     ne = 0
     if every > 0 and first:
-        _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, w1, w2, hT, lh, act1, act2, yT, evals[ne])
+        _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, ws, hs, ls, acts, evals[ne])
         ne += 1
     given = u.shape[0] == steps
     bad = False
@@ -351,7 +380,7 @@ def _train_seed(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, state, steps, 
         else:
             fill_uniform(state, dt.type(xlo), dt.type(span), xflat)
         _targets(xT, op, o, s, v, sa, sc, t)
-        _model_forward(kinds, eps, theta, offs, w1, w2, xT, lx, hT, lh, act1, act2, yT, False)
+        _model_forward(kinds, eps, theta, offs, ws, hs, ls, acts, False)
         loss = 0.0
         for j in range(O):
             for b in range(B):
@@ -359,16 +388,21 @@ def _train_seed(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, state, steps, 
                 loss += d * d
                 dyT[j, b] = d * scale
         loss /= B * O
-        _layer_backward(kinds[1], p2, hT, lh, dyT, e2, w2, act2, dact2, dW2, g2, dhT, True, pre, run_)
-        _layer_backward(kinds[0], p1, xT, lx, dhT, e1, w1, act1, dact1, dW1, g1, dhT, False, pre, run_)
+        for l in range(L - 1, -1, -1):  # layer l's gradients, and for l > 0 the gradient at its input
+            below = max(l - 1, 0)  # (layer 0 writes no input gradient: dys[0] is only a placeholder there)
+            _layer_backward(kinds[l], theta[offs[l]:offs[l + 1]], hs[l], ls[l], dys[l], dt.type(eps[l]), ws[l],
+                            acts[l], dacts[l], dWs[l], grad[offs[l]:offs[l + 1]], dys[below], l > 0, pre, run_)
         lam = _schedule(step, lam_hat, lam_start, lam_end)
         if lam != 0.0:
-            loss += _penalty(kinds[0], p1, lam, g1) + _penalty(kinds[1], p2, lam, g2)
+            penalty = 0.0
+            for l in range(L):
+                penalty += _penalty(kinds[l], theta[offs[l]:offs[l + 1]], lam, grad[offs[l]:offs[l + 1]])
+            loss += penalty
         losses[k] = loss
         bad = bad or not np.isfinite(loss)
         adam_step(theta, grad, m1, m2, step + 1, lr, b1, b2, adam_eps, lo, hi)
         if every > 0 and ((k + 1) % every == 0 or k + 1 == steps):
-            _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, w1, w2, hT, lh, act1, act2, yT, evals[ne])
+            _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, ws, hs, ls, acts, evals[ne])
             ne += 1
             if bad:
                 return k + 1, ne
@@ -391,13 +425,13 @@ def run(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, states, active, steps,
 
     Parameters
     ----------
-    kinds : int64 array, shape (2,)
-        The layers' kind codes (``NAU``, ``NMU``, ``NALU``, ... of this module).
-    dims : int64 array, shape (3,)
-        ``(I, H, O)``.
-    offs : int64 array, shape (3,)
-        Start of layer 1's parameters in a row of ``theta``, start of layer 2's, end.
-    eps : float64 array, shape (2,)
+    kinds : int64 array, shape (L,)
+        The layers' kind codes (``NAU``, ``NMU``, ``NALU``, ... of this module), ``1 <= L <=`` :data:`MAX_LAYERS`.
+    dims : int64 array, shape (L + 1,)
+        The features between the layers: ``(I, O)``, ``(I, H, O)`` or ``(I, H1, H2, O)``.
+    offs : int64 array, shape (L + 1,)
+        Start of each layer's parameters in a row of ``theta``, then the end.
+    eps : float64 array, shape (L,)
         The layers' ``eps`` (used by the NALU and the log-space path).
     theta, m1, m2 : arrays of one float dtype, shape (S, P)
         Parameters and Adam's moments, updated in place.
@@ -410,13 +444,14 @@ def run(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, states, active, steps,
     active : bool array, shape (S,)
         The seeds to train (the others are left as they are).
     xlo, span, op, offsets, s, v
-        The task: ``x = xlo + span * u``, target ``sum(x[o:o+s]) op sum(x[o+v:o+v+s])`` with ``o = offsets[seed]``.
+        The task: ``x = xlo + span * u``, target ``sum(x[o:o+s]) op sum(x[o+v:o+v+s])`` with ``o = offsets[seed]``
+        (the single-module task: ``I = 2``, ``o = 0``, ``s = v = 1``, so ``t = x[0] op x[1]``).
     t0 : int64 array, shape (S,)
         Adam's steps so far, per seed.
     lr, b1, b2, adam_eps
         Adam's hyper-parameters.
     lam_hat, lam_start, lam_end
-        The regularizer ``lambda(t) (R_1 + R_2)``, ``lambda(t) = lam_hat clip((t - start) / (end - start), 0, 1)``.
+        The regularizer ``lambda(t) sum_l R_l``, ``lambda(t) = lam_hat clip((t - start) / (end - start), 0, 1)``.
     every : int
         Evaluate after every ``every`` steps of the call and after its last step (0: never); with ``first``
         also before the first.  A seed whose loss was not finite stops at its next evaluation.
@@ -449,6 +484,8 @@ def log_input(kinds, eps, xT):
 
 @njit(**EW)
 def predict(kinds, dims, offs, eps, theta, xT, lx, yT):
-    """``yT = L2(L1(xT))`` for a batch of any size, (features, B); ``lx`` from :func:`log_input`."""
-    w1, w2, _, hT, lh, act1, act2 = _work(kinds, dims, theta.dtype, xT.shape[1])
-    _model_forward(kinds, eps, theta, offs, w1, w2, xT, lx, hT, lh, act1, act2, yT, True)
+    """``yT = L_{L-1}(... L_0(xT))`` for a batch of any size, (features, B); ``lx`` from :func:`log_input`."""
+    ws, hw, ls, acts = _work(kinds, dims, theta.dtype, xT.shape[1])
+    hs = (xT, hw[1], hw[2], hw[3])
+    _model_forward(kinds, eps, theta, offs, ws, hs, (lx, ls[1], ls[2]), acts, True)
+    yT[:, :] = hs[kinds.shape[0]]

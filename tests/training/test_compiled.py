@@ -25,12 +25,23 @@ NETWORKS = {"NAU-NMU": (nn.NAU, nn.NMU), "NAU-NAU": (nn.NAU, nn.NAU), "NALU-NALU
             "NAC-NACMul": (nn.NAC, nn.NACMul), "NACMul-NAU": (nn.NACMul, nn.NAU),
             "NAU-ClippedNACMul": (nn.NAU, nn.ClippedNACMul), "NAC-SigmoidNACMul": (nn.NAC, nn.SigmoidNACMul),
             "Gated-Gated": (nn.GatedNAUNMU, nn.GatedNAUNMU), "ClippedNACMul-Gated": (nn.ClippedNACMul, nn.GatedNAUNMU),
-            "SigmoidNACMul-NMU": (nn.SigmoidNACMul, nn.NMU)}
+            "SigmoidNACMul-NMU": (nn.SigmoidNACMul, nn.NMU),
+            # one layer (a bare unit, or a Sequential of one with ``seq`` in make_model) and three layers
+            "NAU": (nn.NAU,), "NMU": (nn.NMU,), "NALU": (nn.NALU,), "Linear": (nn.Linear,), "Gated": (nn.GatedNAUNMU,),
+            "NAU-NAU-NMU": (nn.NAU, nn.NAU, nn.NMU), "ReLU-Gated-Linear": (nn.ReLU, nn.GatedNAUNMU, nn.Linear),
+            "NALU-NAU-NAU": (nn.NALU, nn.NAU, nn.NAU), "NAC-ClippedNACMul-NAU": (nn.NAC, nn.ClippedNACMul, nn.NAU),
+            "NAU-NMU-NAU": (nn.NAU, nn.NMU, nn.NAU)}
 
 
-def make_model(dtype: Any, seed: int = 0, hidden: int = 2, net: str = "NAU-NMU") -> tuple[Any, Adam]:
-    first, second = NETWORKS[net]
-    model = nn.Sequential([first(100, hidden, rng=seed, dtype=dtype), second(hidden, 1, rng=seed + 1, dtype=dtype)])
+def make_model(dtype: Any, seed: int = 0, hidden: int = 2, net: str = "NAU-NMU", seq: bool = False,
+               in_features: int = 100) -> tuple[Any, Adam]:
+    """The network ``net`` of :data:`NETWORKS`: ``in_features -> hidden -> 1`` for two layers, ``in_features ->
+    hidden + 1 -> hidden -> 1`` for three, layer ``l`` drawn with ``rng=seed + l``; one layer: the bare unit
+    ``in_features -> 1`` (a Sequential of it with ``seq``)."""
+    kinds = NETWORKS[net]
+    sizes = {1: [in_features, 1], 2: [in_features, hidden, 1], 3: [in_features, hidden + 1, hidden, 1]}[len(kinds)]
+    layers = [kind(i, o, rng=seed + n, dtype=dtype) for n, (kind, i, o) in enumerate(zip(kinds, sizes, sizes[1:]))]
+    model = layers[0] if len(layers) == 1 and not seq else nn.Sequential(layers)
     return model, Adam(model.params, lr=1e-3, projections=model.projections())
 
 
@@ -143,8 +154,13 @@ def test_bad_arguments() -> None:
         nt.train_steps(model, nn.optim.SGD(model.params, lr=0.1), task, np.zeros((1, 2, 100)))
     with pytest.raises(ValueError, match="shape"):
         nt.train_steps(model, opt, task, np.zeros((1, 2, 99)))
-    with pytest.raises(TypeError, match="two-layer"):
-        nt.train_steps(nn.Sequential([nn.NMU(100, 1, dtype="float64")]), opt, task, np.zeros((1, 2, 100)))
+    with pytest.raises(TypeError, match="1 to 3 layers"):
+        deep = nn.Sequential([nn.NAU(100, 2, dtype="float64")] + [nn.NAU(2, 2, dtype="float64") for _ in range(2)]
+                             + [nn.NMU(2, 1, dtype="float64")])
+        nt.train_steps(deep, Adam(deep.params, lr=1e-3), task, np.zeros((1, 2, 100)))
+    with pytest.raises(ValueError, match="one target"):
+        wide = nn.NAU(100, 2, dtype="float64")
+        nt.train_steps(wide, Adam(wide.params, lr=1e-3), task, np.zeros((1, 2, 100)))
     with pytest.raises(TypeError, match="layers of"):
         nt.predict(nn.Sequential([nn.NPU(100, 2), nn.NMU(2, 1)]), np.zeros((1, 100), np.float32))
     with pytest.raises(TypeError, match="shared weights"):
@@ -489,3 +505,211 @@ def test_the_variants_projections_keep_their_weights_in_bounds() -> None:
     assert 0.0 <= p["0.W_mul"].min() and p["0.W_mul"].max() <= 1.0 and np.any(p["0.W_mul"] % 1.0 == 0.0)
     assert 0.0 <= p["1.W"].min() and p["1.W"].max() <= 1.0
     assert np.abs(p["0.G"]).max() > 1.0  # the gate has no box
+
+
+# ---------------------------------------------------------------------------------------------------------
+# one and three layers
+# ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("net,op,seq,reg", [("NAU", "add", False, (0.5, 5.0, 20.0)),
+                                            ("NMU", "mul", True, (0.5, 5.0, 20.0)),
+                                            ("NALU", "mul", False, None), ("Linear", "sub", True, None),
+                                            ("Gated", "add", False, (0.5, 5.0, 20.0))])
+def test_one_layer_networks_match_the_python_loop(net: str, op: str, seq: bool, reg: Any, dtype: Any) -> None:
+    """A bare unit (keys ``W``, ...) or a Sequential of one (keys ``0.W``, ...) mapping 100 -> 1 in the compiled
+    step: the Python loop's run with the regularizer off, ramping and full, its evaluations' sparsity error and
+    its predictions."""
+    from nalu_np.arithmetic import sparsity_error
+
+    task = nt.SimpleFunction(op=op, offset=21)
+    steps = 12 if net == "NALU" else 30
+    py = make_model(dtype, seed=7, net=net, seq=seq)
+    assert isinstance(py[0], nn.Sequential) == seq
+    losses_py = python_steps(*py, task, np.random.default_rng(3), steps, regularizer=reg)
+    jit = make_model(dtype, seed=7, net=net, seq=seq)
+    losses_jit = nt.train(*jit, task, steps, np.random.default_rng(3), chunk=7, regularizer=reg)
+    rtol = 1e-9 if dtype == np.float64 else 2e-4
+    np.testing.assert_allclose(losses_jit, losses_py, rtol=rtol)
+    assert_same_run(jit, py, rtol)
+    assert losses_py[-1] != losses_py[0]
+    x = np.random.default_rng(0).uniform(1, 2, (130, 100)).astype(dtype)
+    run = nt.train_seeds([jit[0]], [jit[1]], [task], steps=1, states=nt.rng_state(1)[None], eval_sets=[
+        (x, task.targets(x.astype(np.float64)).T)], eval_every=1)
+    assert run.evaluations[0, 0, -1] == pytest.approx(sparsity_error(jit[0]), rel=1e-6)
+    np.testing.assert_allclose(nt.predict(jit[0], x), jit[0].forward(x, backend="numpy")[0], rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("net,op,reg", [("NAU-NAU-NMU", "mul", (0.5, 5.0, 20.0)),
+                                        ("ReLU-Gated-Linear", "sub", (0.5, 5.0, 20.0)), ("NALU-NAU-NAU", "add", None),
+                                        ("NAC-ClippedNACMul-NAU", "mul", (0.5, 5.0, 20.0)),
+                                        ("NAU-NMU-NAU", "div", (0.5, 5.0, 20.0))])
+def test_three_layer_networks_match_the_python_loop(net: str, op: str, reg: Any, dtype: Any) -> None:
+    """Three layers (100 -> 3 -> 2 -> 1) of any kinds in any place, the log-space and NALU layers first or in the
+    middle: the Python loop's run, the in-kernel sparsity error over all three layers, the predictions."""
+    from nalu_np.arithmetic import sparsity_error
+
+    task = nt.SimpleFunction(op=op, offset=13)
+    steps = 8 if net.startswith("NALU") else 30
+    py = make_model(dtype, seed=11, net=net)
+    losses_py = python_steps(*py, task, np.random.default_rng(6), steps, regularizer=reg)
+    jit = make_model(dtype, seed=11, net=net)
+    losses_jit = nt.train(*jit, task, steps, np.random.default_rng(6), chunk=9, regularizer=reg)
+    rtol = 1e-9 if dtype == np.float64 else 2e-4
+    np.testing.assert_allclose(losses_jit, losses_py, rtol=rtol)
+    assert_same_run(jit, py, rtol)
+    assert losses_py[-1] != losses_py[0]
+    x = np.random.default_rng(0).uniform(1, 2, (130, 100)).astype(dtype)
+    run = nt.train_seeds([jit[0]], [jit[1]], [task], steps=1, states=nt.rng_state(1)[None], eval_sets=[
+        (x, task.targets(x.astype(np.float64)).T)], eval_every=1)
+    assert run.evaluations[0, 0, -1] == pytest.approx(sparsity_error(jit[0]), rel=1e-6)
+    np.testing.assert_allclose(nt.predict(jit[0], x), jit[0].forward(x, backend="numpy")[0], rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("net", ["NMU", "NAU-NAU-NMU", "NALU-NAU-NAU"])
+def test_one_and_three_layer_seeds_are_the_same_alone_as_among_others(net: str) -> None:
+    seeds = [0, 1, 2, 3]
+    models, opts, tasks, states = seeds_setup(net, np.float32, seeds)
+    sets = eval_sets(np.float32, tasks)
+    together = nt.train_seeds(models, opts, tasks, steps=40, states=states, batch_size=16, regularizer=(1.0, 10, 30),
+                              eval_sets=sets, eval_every=20, first_eval=True)
+    assert together.done.tolist() == [40] * 4 and together.nevals.tolist() == [3] * 4
+    for q in (0, 2):
+        m, o, t, st = seeds_setup(net, np.float32, [seeds[q]], [tasks[q].offset])
+        one = nt.train_seeds(m, o, t, steps=40, states=st, batch_size=16, regularizer=(1.0, 10, 30),
+                             eval_sets=[(x, tt[q:q + 1]) for x, tt in sets], eval_every=20, first_eval=True)
+        np.testing.assert_array_equal(one.losses[0], together.losses[q])
+        np.testing.assert_array_equal(one.evaluations[0], together.evaluations[q])
+        for k in models[q].params:
+            np.testing.assert_array_equal(m[0].params[k], models[q].params[k])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the single-module task (Mistry, Farrahi & Hare): one unit, t = x[0] op x[1]
+# ---------------------------------------------------------------------------------------------------------
+
+def test_the_single_module_spec_is_the_simple_function_of_two_inputs() -> None:
+    spec = nt.SimpleFunction.single_module("div", -2.0, 2.0)
+    x = spec.inputs(np.random.default_rng(0).random((50, 2)))
+    assert -2.0 <= x.min() and x.max() < 2.0
+    np.testing.assert_array_equal(spec.targets(x), x[:, :1] / x[:, 1:])
+    from nalu_np.arithmetic import SINGLE_MODULE_RANGES
+
+    assert not any(train.mirror for train, _ in SINGLE_MODULE_RANGES)  # only an extrapolation range is mirrored
+    assert any(test.mirror for _, test in SINGLE_MODULE_RANGES)
+
+
+SINGLE_CASES = [("mul", "NMU", 6), ("mul", "NMU", 4), ("add", "NAU", 0), ("sub", "NAU", 3), ("div", "NACMul", 1),
+                ("add", "NAC", 8), ("mul", "NALU", 6), ("sub", "Linear", 2)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("op,unit,rng_index", SINGLE_CASES)
+def test_the_single_module_task_matches_the_python_engine(op: str, unit: str, rng_index: int, dtype: Any) -> None:
+    """nn.train on the single-module task (its model, lr, regularizer recipe, ranges with negative bounds and
+    the mirrored extrapolation range of U[-2,2]): the compiled engine on NumPy's draws is the Python engine's run
+    to rounding -- losses, parameters, every evaluation."""
+    from nalu_np.arithmetic import SingleModuleTask
+    from nalu_np.tasks import seed_rngs
+
+    steps = 12 if unit in ("NALU", "NACMul") else 60
+    task = SingleModuleTask(op, unit=unit, range=rng_index, steps=steps, eval_every=steps // 3,
+                            reg_start=steps // 6, reg_end=2 * steps // 3, dtype=np.dtype(dtype).name)
+    assert nn.training.compiled_unsupported(task.build_model(seed_rngs(1)[0]), task) is None
+    runs = {}
+    for engine in ("python", "compiled"):
+        model = task.build_model(seed_rngs(1)[0])
+        runs[engine] = nn.train(model, task, seed=1, engine=engine, draws="numpy", progress=False)
+    py, jit = runs["python"], runs["compiled"]
+    assert (py.engine, jit.engine) == ("python", "compiled")
+    rtol = 1e-9 if dtype == np.float64 else 2e-4
+    np.testing.assert_allclose(jit.loss, py.loss, rtol=rtol)
+    assert py.loss[-1] != py.loss[0]
+    for k in py.model.params:
+        np.testing.assert_allclose(jit.model.params[k], py.model.params[k], rtol=rtol, atol=rtol, err_msg=k)
+    at = [0, steps // 3, 2 * steps // 3, steps]
+    assert [e.step for e in jit.evaluations] == [e.step for e in py.evaluations] == at
+    for a, b in zip(py.evaluations, jit.evaluations):
+        assert set(a.metrics) == set(b.metrics)
+        for k, v in a.metrics.items():
+            assert b.metrics[k] == pytest.approx(v, rel=1e-7 if dtype == np.float64 else 1e-3, abs=1e-12), k
+
+
+def test_the_single_module_regularizer_and_lr_are_the_tasks() -> None:
+    """The task's recipe reaches the engine: lambda_hat and its ramp (a run with another lambda differs), and
+    task.lr (the NMU's 1e-3 and a changed one)."""
+    from nalu_np.arithmetic import SingleModuleTask
+    from nalu_np.tasks import seed_rngs
+
+    def run(**kw: Any) -> Any:
+        task = SingleModuleTask("mul", unit="NMU", steps=40, eval_every=None, reg_start=0, reg_end=10)
+        for k, v in kw.items():
+            setattr(task, k, v)
+        return nn.train(task.build_model(seed_rngs(0)[0]), task, seed=0, engine="compiled", progress=False)
+
+    base = run()
+    assert base.optimizer["hyper"]["lr"] == 1e-3
+    other_lam = run(lambda_hat=0.0)
+    assert not np.array_equal(base.loss, other_lam.loss)
+    fast = run(lr=5e-2)
+    assert fast.optimizer["hyper"]["lr"] == 5e-2 and not np.array_equal(base.loss, fast.loss)
+
+
+def test_single_module_seeds_alone_and_together_and_the_sweep_uses_the_compiled_engine() -> None:
+    from nalu_np import sweep
+
+    config = sweep.Config("single-mul", "NMU", {"steps": 400, "eval_every": 200})
+    seeds = [0, 1, 2]
+    alone = [nn.train(m, t, seed=s, engine="compiled", progress=False)
+             for s in seeds for t, m in [sweep._fresh_run(config, s)]]
+    runs = [sweep._fresh_run(config, s) for s in seeds]
+    many = nn.train_many([m for _, m in runs], [t for t, _ in runs], seeds)
+    for a, b in zip(alone, many):
+        np.testing.assert_array_equal(a.loss, b.loss)
+        assert [(e.step, e.metrics) for e in a.evaluations] == [(e.step, e.metrics) for e in b.evaluations]
+        for k in a.model.params:
+            np.testing.assert_array_equal(a.model.params[k], b.model.params[k])
+    records = sweep.run_seeds(config, [0, 1])
+    assert [r["engine"] for r in records] == ["compiled", "compiled"]
+    assert sweep.run_seed(config, 2)["engine"] == "compiled"
+    assert records[0]["run"]["loss_curve"] == sweep.run_seed(config, 0)["run"]["loss_curve"]
+
+
+@pytest.mark.parametrize("op,unit,model_unit,why", [
+    ("mul", "NPU", "NMU", "L1"), ("div", "RealNPU", "NMU", "L1"), ("mul", "iNALU", "NALU", "recipe"),
+    ("add", "iNALU", "NAU", "recipe")])
+def test_the_recipes_the_engine_cannot_run_stay_on_the_python_engine(op: str, unit: str, model_unit: str,
+                                                                      why: str) -> None:
+    """A task with the NPUs' L1 schedule or the iNALU's recipe (clipping, saturation regularizer,
+    reinitialisation) is refused whatever the model -- even one the engine trains -- and "auto" trains it with
+    the Python engine."""
+    from nalu_np.arithmetic import SingleModuleTask
+
+    task = SingleModuleTask(op, unit=unit, steps=20, eval_every=10)
+    assert (task.l1 is not None) == (why == "L1") and (task.recipe is not None) == (why == "recipe")
+    own = task.build_model(0)
+    assert why in nn.training.compiled_unsupported(own, task)
+    model = nn.layers.make_unit(model_unit, 2, 1, rng=0)
+    assert nt.supports(model) is None
+    assert why in nn.training.compiled_unsupported(model, task)
+    with pytest.raises(ValueError, match=why):
+        nn.train(model, task, engine="compiled", progress=False)
+    assert nn.train(own, task, engine="auto", progress=False).engine == "python"
+    clipped = SingleModuleTask("mul", unit="NMU", steps=20)
+    clipped.clip_value = 0.1
+    assert "clip" in nn.training.compiled_unsupported(clipped.build_model(0), clipped)
+
+
+def test_a_mirrored_training_range_or_a_wrong_shape_is_refused() -> None:
+    from nalu_np.arithmetic import Range, SingleModuleTask
+
+    task = SingleModuleTask("mul", unit="NMU", steps=20)
+    model = task.build_model(0)
+    assert nn.training.compiled_unsupported(model, task) is None
+    task.interpolation_range = Range(2, 6, mirror=True)
+    assert "mirrored" in nn.training.compiled_unsupported(model, task)
+    task = SingleModuleTask("mul", unit="NMU", steps=20)
+    assert "inputs to one target" in nn.training.compiled_unsupported(nn.NMU(3, 1), task)
+    assert "1 to 3 layers" in nn.training.compiled_unsupported(
+        nn.Sequential([nn.NAU(2, 2), nn.NAU(2, 2), nn.NAU(2, 2), nn.NMU(2, 1)]), task)
