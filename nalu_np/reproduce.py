@@ -327,8 +327,7 @@ def plot_primer(rows: Sequence[dict[str, Any]], steps: int, path: str) -> str:
             theirs = [(i + shift, reruns[(model, op, label)][0]) for i, label in enumerate(labels)
                       if (model, op, label) in reruns]
             if theirs:
-                ax.plot(*zip(*theirs), "x", color="black", markersize=5,
-                        label=f"{model}: authors' rerun" if j == 0 else None)
+                ax.plot(*zip(*theirs), "x", color="black", markersize=5, label=f"{model}: authors' rerun")
         ax.set_xticks(range(len(labels)), labels, rotation=60, fontsize=7)
         ax.set_title(op)
         ax.set_ylim(-0.05, 1.05)
