@@ -463,6 +463,30 @@ def test_the_nac_networks_match_the_python_loop(net: str, op: str, dtype: Any) -
     np.testing.assert_allclose(nt.predict(jit[0], x), jit[0].forward(x, backend="numpy")[0], rtol=rtol, atol=rtol)
 
 
+def check_against_python_loop(net: str, op: str, reg: Any, dtype: Any, *, offset: int, steps: int,
+                              seeds: tuple[int, int], chunk: int, seq: bool = False) -> None:
+    """The compiled step of the network ``net`` against the Python loop on the same batches (``seeds``: of
+    the model, of the batches): the losses and the run, its evaluations' in-kernel sparsity error and its
+    predictions; ``seq`` builds a one-layer network as a Sequential."""
+    from nalu_np.arithmetic import sparsity_error
+
+    task = nt.SimpleFunction(op=op, offset=offset)
+    py = make_model(dtype, seed=seeds[0], net=net, seq=seq)
+    assert isinstance(py[0], nn.Sequential) == (seq or "-" in net)
+    losses_py = python_steps(*py, task, np.random.default_rng(seeds[1]), steps, regularizer=reg)
+    jit = make_model(dtype, seed=seeds[0], net=net, seq=seq)
+    losses_jit = nt.train(*jit, task, steps, np.random.default_rng(seeds[1]), chunk=chunk, regularizer=reg)
+    rtol = 1e-9 if dtype == np.float64 else 2e-4
+    np.testing.assert_allclose(losses_jit, losses_py, rtol=rtol)
+    assert_same_run(jit, py, rtol)
+    assert losses_py[-1] != losses_py[0]
+    x = np.random.default_rng(0).uniform(1, 2, (130, 100)).astype(dtype)
+    run = nt.train_seeds([jit[0]], [jit[1]], [task], steps=1, states=nt.rng_state(1)[None], eval_sets=[
+        (x, task.targets(x.astype(np.float64)).T)], eval_every=1)
+    assert run.evaluations[0, 0, -1] == pytest.approx(sparsity_error(jit[0]), rel=1e-6)
+    np.testing.assert_allclose(nt.predict(jit[0], x), jit[0].forward(x, backend="numpy")[0], rtol=rtol, atol=rtol)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 @pytest.mark.parametrize("net,op,reg", [("NAU-ClippedNACMul", "mul", (0.5, 5.0, 20.0)),
                                         ("NAC-SigmoidNACMul", "div", None), ("Gated-Gated", "add", (0.5, 5.0, 20.0)),
@@ -474,23 +498,7 @@ def test_the_variants_match_the_python_loop(net: str, op: str, reg: Any, dtype: 
     and the GatedNAUNMU's, the latter's the sum of its NAU and NMU terms), the projections, and the in-kernel
     sparsity error over the weights the forward pass uses (``sigma(W_hat)``; ``W_add`` and ``W_mul``, not the
     gate)."""
-    from nalu_np.arithmetic import sparsity_error
-
-    task = nt.SimpleFunction(op=op, offset=7)
-    steps = 30
-    py = make_model(dtype, seed=5, net=net)
-    losses_py = python_steps(*py, task, np.random.default_rng(8), steps, regularizer=reg)
-    jit = make_model(dtype, seed=5, net=net)
-    losses_jit = nt.train(*jit, task, steps, np.random.default_rng(8), chunk=13, regularizer=reg)
-    rtol = 1e-9 if dtype == np.float64 else 2e-4
-    np.testing.assert_allclose(losses_jit, losses_py, rtol=rtol)
-    assert_same_run(jit, py, rtol)
-    assert losses_py[-1] != losses_py[0]
-    x = np.random.default_rng(0).uniform(1, 2, (130, 100)).astype(dtype)
-    run = nt.train_seeds([jit[0]], [jit[1]], [task], steps=1, states=nt.rng_state(1)[None], eval_sets=[
-        (x, task.targets(x.astype(np.float64)).T)], eval_every=1)
-    assert run.evaluations[0, 0, -1] == pytest.approx(sparsity_error(jit[0]), rel=1e-6)
-    np.testing.assert_allclose(nt.predict(jit[0], x), jit[0].forward(x, backend="numpy")[0], rtol=rtol, atol=rtol)
+    check_against_python_loop(net, op, reg, dtype, offset=7, steps=30, seeds=(5, 8), chunk=13)
 
 
 def test_the_variants_projections_keep_their_weights_in_bounds() -> None:
@@ -520,24 +528,8 @@ def test_one_layer_networks_match_the_python_loop(net: str, op: str, seq: bool, 
     """A bare unit (keys ``W``, ...) or a Sequential of one (keys ``0.W``, ...) mapping 100 -> 1 in the compiled
     step: the Python loop's run with the regularizer off, ramping and full, its evaluations' sparsity error and
     its predictions."""
-    from nalu_np.arithmetic import sparsity_error
-
-    task = nt.SimpleFunction(op=op, offset=21)
-    steps = 12 if net == "NALU" else 30
-    py = make_model(dtype, seed=7, net=net, seq=seq)
-    assert isinstance(py[0], nn.Sequential) == seq
-    losses_py = python_steps(*py, task, np.random.default_rng(3), steps, regularizer=reg)
-    jit = make_model(dtype, seed=7, net=net, seq=seq)
-    losses_jit = nt.train(*jit, task, steps, np.random.default_rng(3), chunk=7, regularizer=reg)
-    rtol = 1e-9 if dtype == np.float64 else 2e-4
-    np.testing.assert_allclose(losses_jit, losses_py, rtol=rtol)
-    assert_same_run(jit, py, rtol)
-    assert losses_py[-1] != losses_py[0]
-    x = np.random.default_rng(0).uniform(1, 2, (130, 100)).astype(dtype)
-    run = nt.train_seeds([jit[0]], [jit[1]], [task], steps=1, states=nt.rng_state(1)[None], eval_sets=[
-        (x, task.targets(x.astype(np.float64)).T)], eval_every=1)
-    assert run.evaluations[0, 0, -1] == pytest.approx(sparsity_error(jit[0]), rel=1e-6)
-    np.testing.assert_allclose(nt.predict(jit[0], x), jit[0].forward(x, backend="numpy")[0], rtol=rtol, atol=rtol)
+    check_against_python_loop(net, op, reg, dtype, offset=21, steps=12 if net == "NALU" else 30, seeds=(7, 3),
+                              chunk=7, seq=seq)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
@@ -548,23 +540,8 @@ def test_one_layer_networks_match_the_python_loop(net: str, op: str, seq: bool, 
 def test_three_layer_networks_match_the_python_loop(net: str, op: str, reg: Any, dtype: Any) -> None:
     """Three layers (100 -> 3 -> 2 -> 1) of any kinds in any place, the log-space and NALU layers first or in the
     middle: the Python loop's run, the in-kernel sparsity error over all three layers, the predictions."""
-    from nalu_np.arithmetic import sparsity_error
-
-    task = nt.SimpleFunction(op=op, offset=13)
-    steps = 8 if net.startswith("NALU") else 30
-    py = make_model(dtype, seed=11, net=net)
-    losses_py = python_steps(*py, task, np.random.default_rng(6), steps, regularizer=reg)
-    jit = make_model(dtype, seed=11, net=net)
-    losses_jit = nt.train(*jit, task, steps, np.random.default_rng(6), chunk=9, regularizer=reg)
-    rtol = 1e-9 if dtype == np.float64 else 2e-4
-    np.testing.assert_allclose(losses_jit, losses_py, rtol=rtol)
-    assert_same_run(jit, py, rtol)
-    assert losses_py[-1] != losses_py[0]
-    x = np.random.default_rng(0).uniform(1, 2, (130, 100)).astype(dtype)
-    run = nt.train_seeds([jit[0]], [jit[1]], [task], steps=1, states=nt.rng_state(1)[None], eval_sets=[
-        (x, task.targets(x.astype(np.float64)).T)], eval_every=1)
-    assert run.evaluations[0, 0, -1] == pytest.approx(sparsity_error(jit[0]), rel=1e-6)
-    np.testing.assert_allclose(nt.predict(jit[0], x), jit[0].forward(x, backend="numpy")[0], rtol=rtol, atol=rtol)
+    check_against_python_loop(net, op, reg, dtype, offset=13, steps=8 if net.startswith("NALU") else 30,
+                              seeds=(11, 6), chunk=9)
 
 
 @pytest.mark.parametrize("net", ["NMU", "NAU-NAU-NMU", "NALU-NAU-NAU"])
