@@ -45,7 +45,7 @@ from .arithmetic import SINGLE_MODULE_OPS, SINGLE_MODULE_RANGES
 from .executors import open_executor
 from ._options import add_backend_and_steps, add_seeds, add_workers, seed_range
 from .stats import wilson_interval
-from .summary import pyplot
+from .summary import pyplot, save_figure
 from .sweep import Config, run_sweep
 
 __all__ = ["RECORD_COLUMNS", "PRIMER_COLUMNS", "STUDIES", "grid", "config_of", "primer_grid", "primer_config_of",
@@ -213,6 +213,16 @@ def comparison_table(rows: Sequence[dict[str, Any]], steps: int) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def _pyplot_for(cells: Any) -> tuple[Any, str]:
+    """``matplotlib.pyplot`` and "", or None and why there is no figure of ``cells``."""
+    plt = pyplot()
+    if plt is None:
+        return None, "no figure: matplotlib is not installed (pip install matplotlib)"
+    if not cells:
+        return None, "no figure: the record has no runs of these cells"
+    return plt, ""
+
+
 def plot_comparison(rows: Sequence[dict[str, Any]], steps: int, path: str) -> str:
     """Success rates with their 95% intervals, ours (the record's runs at ``steps``) against the paper's, one
     panel per op with the models side by side, written to ``path`` (PNG); needs matplotlib.
@@ -222,12 +232,10 @@ def plot_comparison(rows: Sequence[dict[str, Any]], steps: int, path: str) -> st
     str
         A line saying where the figure went, or why there is none.
     """
-    plt = pyplot()
-    if plt is None:
-        return "no figure: matplotlib is not installed (pip install matplotlib)"
     cells = studies.compare([r for r in rows if r["steps"] == steps])
-    if not cells:
-        return "no figure: the record has no runs of these cells"
+    plt, why = _pyplot_for(cells)
+    if why:
+        return why
     ops = [op for op in OPS if any(c["op"] == op for c in cells)]
     fig, axes = plt.subplots(1, len(ops), figsize=(3.2 * len(ops), 3.6), sharey=True, squeeze=False)
     for ax, op in zip(axes[0], ops):
@@ -247,9 +255,7 @@ def plot_comparison(rows: Sequence[dict[str, Any]], steps: int, path: str) -> st
     axes[0][-1].legend(fontsize=8)
     fig.suptitle(f"Madsen & Johansen (2020), {steps:,} steps: nalu-np against the paper ((!): no overlap)",
                  fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return f"figure written to {path}"
 
 
@@ -300,12 +306,10 @@ def plot_primer(rows: Sequence[dict[str, Any]], steps: int, path: str) -> str:
     str
         A line saying where the figure went, or why there is none.
     """
-    plt = pyplot()
-    if plt is None:
-        return "no figure: matplotlib is not installed (pip install matplotlib)"
     cells = studies.summarize([r for r in rows if r["steps"] == steps], keys=("model", "op", "range"))
-    if not cells:
-        return "no figure: the record has no runs of these cells"
+    plt, why = _pyplot_for(cells)
+    if why:
+        return why
     labels = [range_label(i) for i in range(len(SINGLE_MODULE_RANGES))]
     ops = [op for op in SINGLE_MODULE_OPS if any(k[1] == op for k in cells)]
     models = [m for m in primer.PRIMER2022_MODELS if any(k[0] == m for k in cells)]
@@ -335,9 +339,7 @@ def plot_primer(rows: Sequence[dict[str, Any]], steps: int, path: str) -> str:
     axes[0][0].set_ylabel("extrapolation success rate (95% interval)")
     fig.suptitle(f"Mistry et al. (2022), single-module benchmark, {steps:,} steps: nalu-np, per interpolation range",
                  fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return f"figure written to {path}"
 
 

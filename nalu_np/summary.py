@@ -82,6 +82,15 @@ def pyplot() -> Any:
     return plt
 
 
+def save_figure(fig: Any, path: str) -> None:
+    """Lay out ``fig``, write it to ``path`` (PNG, 120 dpi) and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plot(rows: Sequence[Row], path: str) -> str:
     """Success rates with their Wilson intervals as a bar chart in ``path`` (PNG); needs matplotlib.
 
@@ -101,7 +110,5 @@ def plot(rows: Sequence[Row], path: str) -> str:
     ax.set_xticks(range(len(rows)), labels, fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("success rate (95% Wilson CI)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return f"plot written to {path}"
