@@ -62,7 +62,7 @@ def test_madsen_nac_radius_solves_the_variance_equation(fans):
     rng = np.random.default_rng(0)
     w = np.tanh(rng.uniform(-r, r, 400_000)) * ref.sigmoid(rng.uniform(-r, r, 400_000))
     assert abs(w.var() - nn.init.nac_w_variance(r)) < 0.01 * nn.init.nac_w_variance(r)
-    scipy_optimize = pytest.importorskip("scipy.optimize")  # the authors' call, where scipy is installed
+    scipy_optimize = pytest.importorskip("scipy.optimize")  # the authors' call (scipy is in the test extra)
     assert r == scipy_optimize.bisect(lambda x: fan * nn.init.nac_w_variance(x) - 2, 0, 10)
 
 
