@@ -129,3 +129,17 @@ def test_the_inalu_initialisations():
             assert abs(params[f"W_hat_{path}"].mean() - w) < 0.02 and abs(params[f"M_hat_{path}"].mean() - m) < 0.02
             assert abs(params[f"W_hat_{path}"].std() - std) < 0.01
         assert params["g"].shape == (50,) and abs(params["g"].std() - std) < 0.1 * std + 0.02
+
+
+def test_reinitialise_draws_in_place():
+    model = nn.Sequential([nn.NAU(5, 2, rng=0, dtype="float64"), nn.NMU(2, 1, rng=1, dtype="float64")])
+    arrays = dict(model.params)
+    before = {k: v.copy() for k, v in arrays.items()}
+    model.reinitialise(np.random.default_rng(9))
+    after = model.params
+    assert all(after[k] is arrays[k] for k in arrays)  # the same arrays: an optimizer keeps its references
+    assert all(not np.array_equal(after[k], before[k]) for k in arrays)
+    rng = np.random.default_rng(9)
+    fresh = [nn.NAU(5, 2, rng=rng, dtype="float64"), nn.NMU(2, 1, rng=rng, dtype="float64")]
+    np.testing.assert_array_equal(after["0.W"], fresh[0].params["W"])  # first layer first, from one generator
+    np.testing.assert_array_equal(after["1.W"], fresh[1].params["W"])
