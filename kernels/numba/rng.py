@@ -22,6 +22,7 @@ from ._math import from_int_bits, jit as njit
 __all__ = ["LANES", "rng_state", "draw", "fill_uniform", "uniforms", "check_state"]
 
 LANES = 16  # xoshiro256** streams side by side
+HALVES = 2  # passes of _fill_blocks over the streams (LANES / HALVES at a time)
 _MASK64 = (1 << 64) - 1
 
 
@@ -70,11 +71,11 @@ def draw(state, out):
     state[0], state[1], state[2], state[3] = s0, s1, s2, s3
 
 
-def _splat(builder: ir.IRBuilder, ty: ir.Type, value: ir.Value) -> ir.Value:
-    """``value`` in each of ``LANES`` lanes."""
-    undef = ir.Constant(ir.VectorType(ty, LANES), ir.Undefined)
+def _splat(builder: ir.IRBuilder, ty: ir.Type, value: ir.Value, n: int) -> ir.Value:
+    """``value`` in each of ``n`` lanes."""
+    undef = ir.Constant(ir.VectorType(ty, n), ir.Undefined)
     first = builder.insert_element(undef, value, ir.Constant(ir.IntType(32), 0))
-    return builder.shuffle_vector(first, undef, ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
+    return builder.shuffle_vector(first, undef, ir.Constant(ir.VectorType(ir.IntType(32), n), [0] * n))
 
 
 @intrinsic
@@ -83,11 +84,15 @@ def _fill_blocks(typingctx, state, out, lo, span, nblocks):
     (``per = 2 * LANES`` uniforms a block for float32, ``LANES`` for float64), the numbers of
     :func:`fill_uniform`; ``state`` (4, LANES) is advanced in place.
 
-    The step is written as LLVM vector code, ``<LANES x i64>`` per state word: the four words stay in registers
-    for the whole loop, which the array form of :func:`draw` cannot tell LLVM (it must assume that ``out`` and
-    the state may overlap, so it keeps the state in memory; this is some 2x faster on AVX2).  The float is
-    made as in :func:`fill_uniform` and ``lo + span * (f - 1)`` carries the same ``contract`` flag, so both
-    give the same bits.
+    The step is written as LLVM vector code: the four state words stay in registers for the whole loop, which
+    the array form of :func:`draw` cannot tell LLVM (it must assume that ``out`` and the state may overlap, so
+    it keeps the state in memory).  The streams are taken in ``HALVES`` passes of ``LANES / HALVES`` each, so
+    that a pass's state (4 words of ``<LANES / HALVES x i64>``) fits in the AVX2 registers beside its
+    temporaries; pass ``h`` writes its part of every block, which gives the same numbers in the same places as
+    one pass over all streams.  The float32 pair of an output is made from its two 32-bit halves (the output
+    reinterpreted as ``<2 x i32>``: bits 9..31 of each half are bits 41..63 and 9..31 of the output), swapped
+    into place.  The float is made as in :func:`fill_uniform` and ``lo + span * (f - 1)`` carries the same
+    ``contract`` flag, so both give the same bits.
     """
     if not (isinstance(state, types.Array) and state.dtype == types.uint64 and state.ndim == 2
             and state.layout == "C" and isinstance(out, types.Array) and out.ndim == 1 and out.layout == "C"
@@ -100,55 +105,61 @@ def _fill_blocks(typingctx, state, out, lo, span, nblocks):
         st = context.make_array(sig.args[0])(context, builder, args[0])
         ou = context.make_array(sig.args[1])(context, builder, args[1])
         i32, i64 = ir.IntType(32), ir.IntType(64)
-        words = ir.VectorType(i64, LANES)
+        k = LANES // HALVES  # streams of one pass
+        words = ir.VectorType(i64, k)
         ft = ir.FloatType() if f32 else ir.DoubleType()
-        per = 2 * LANES if f32 else LANES
+        per = 2 * k if f32 else k  # floats of one pass in a block
+        fvec = ir.VectorType(ft, per)
 
-        def const(v):
-            return ir.Constant(words, [v] * LANES)
+        def const(v, ty=words):
+            return ir.Constant(ty, [v] * ty.count)
 
-        def rotl(x, k):
-            return builder.or_(builder.shl(x, const(k)), builder.lshr(x, const(64 - k)))
+        def rotl(x, n):
+            return builder.or_(builder.shl(x, const(n)), builder.lshr(x, const(64 - n)))
 
-        lo_v, span_v = _splat(builder, ft, args[2]), _splat(builder, ft, args[3])
-        one = ir.Constant(ir.VectorType(ft, LANES), [1.0] * LANES)
+        lo_v, span_v = _splat(builder, ft, args[2], per), _splat(builder, ft, args[3], per)
+        one = const(1.0, fvec)
 
         def scaled(bits):  # lo + span * (float(bits) - 1)
-            prod = builder.fmul(span_v, builder.fsub(builder.bitcast(bits, ir.VectorType(ft, LANES)), one))
+            prod = builder.fmul(span_v, builder.fsub(builder.bitcast(bits, fvec), one))
             prod.flags.append("contract")
             total = builder.fadd(lo_v, prod)
             total.flags.append("contract")
             return total
 
-        src = builder.bitcast(st.data, words.as_pointer())
-        slots = [cgutils.alloca_once(builder, words) for _ in range(4)]  # promoted to registers by LLVM
-        for w, slot in enumerate(slots):
-            builder.store(builder.load(builder.gep(src, [ir.Constant(i64, w)]), align=8), slot)
-        dst = builder.bitcast(ou.data, ir.VectorType(ft, per).as_pointer())
-        with cgutils.for_range(builder, args[4]) as loop:
-            s0, s1, s2, s3 = (builder.load(slot) for slot in slots)
-            r = builder.mul(rotl(builder.mul(s1, const(5)), 7), const(9))
-            t = builder.shl(s1, const(17))
-            s2 = builder.xor(s2, s0)
-            s3 = builder.xor(s3, s1)
-            s1 = builder.xor(s1, s2)
-            s0 = builder.xor(s0, s3)
-            s2 = builder.xor(s2, t)
-            s3 = rotl(s3, 45)
-            for slot, v in zip(slots, (s0, s1, s2, s3)):
-                builder.store(v, slot)
-            if f32:  # u_2q from bits 41..63, u_2q+1 from bits 9..31, interleaved
-                half = ir.VectorType(i32, LANES)
-                high = builder.trunc(builder.or_(builder.lshr(r, const(41)), const(0x3F800000)), half)
-                low = builder.trunc(builder.or_(builder.and_(builder.lshr(r, const(9)), const(0x7FFFFF)),
-                                                const(0x3F800000)), half)
-                mask = ir.Constant(ir.VectorType(i32, per), [k for j in range(LANES) for k in (j, j + LANES)])
-                values = builder.shuffle_vector(scaled(high), scaled(low), mask)
-            else:
-                values = scaled(builder.or_(builder.lshr(r, const(12)), const(0x3FF0000000000000)))
-            builder.store(values, builder.gep(dst, [loop.index]), align=4 if f32 else 8)
-        for w, slot in enumerate(slots):
-            builder.store(builder.load(slot), builder.gep(src, [ir.Constant(i64, w)]), align=8)
+        src = builder.bitcast(st.data, i64.as_pointer())
+        dst = builder.bitcast(ou.data, fvec.as_pointer())
+        for h in range(HALVES):
+            # state word w of streams h*k .. h*k+k-1, promoted to registers by LLVM
+            addrs = [builder.bitcast(builder.gep(src, [ir.Constant(i64, w * LANES + h * k)]), words.as_pointer())
+                     for w in range(4)]
+            slots = [cgutils.alloca_once(builder, words) for _ in range(4)]
+            for addr, slot in zip(addrs, slots):
+                builder.store(builder.load(addr, align=8), slot)
+            with cgutils.for_range(builder, args[4]) as loop:
+                s0, s1, s2, s3 = (builder.load(slot) for slot in slots)
+                r = builder.mul(rotl(builder.mul(s1, const(5)), 7), const(9))
+                t = builder.shl(s1, const(17))
+                s2 = builder.xor(s2, s0)
+                s3 = builder.xor(s3, s1)
+                s1 = builder.xor(s1, s2)
+                s0 = builder.xor(s0, s3)
+                s2 = builder.xor(s2, t)
+                s3 = rotl(s3, 45)
+                for slot, v in zip(slots, (s0, s1, s2, s3)):
+                    builder.store(v, slot)
+                if f32:  # u_2q from bits 41..63 (the high half), u_2q+1 from bits 9..31 (the low half)
+                    halves = ir.VectorType(i32, per)
+                    mant = builder.or_(builder.lshr(builder.bitcast(r, halves), const(9, halves)),
+                                       const(0x3F800000, halves))
+                    swap = ir.Constant(ir.VectorType(i32, per), [q ^ 1 for q in range(per)])
+                    bits = builder.shuffle_vector(mant, mant, swap)
+                else:
+                    bits = builder.or_(builder.lshr(r, const(12)), const(0x3FF0000000000000))
+                at = builder.add(builder.mul(loop.index, ir.Constant(i64, HALVES)), ir.Constant(i64, h))
+                builder.store(scaled(bits), builder.gep(dst, [at]), align=4 if f32 else 8)
+            for addr, slot in zip(addrs, slots):
+                builder.store(builder.load(slot), addr, align=8)
         return context.get_dummy_value()
 
     return types.void(state, out, lo, span, nblocks), codegen

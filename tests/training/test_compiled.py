@@ -215,7 +215,7 @@ def test_uniforms_are_xoshiro256ss_bits(dtype: Any, n: int) -> None:
     else:
         expect = [v for r in words for v in ((r >> 41) / 2**23, (r >> 9 & 0x7FFFFF) / 2**23)]
     np.testing.assert_array_equal(u, np.array(expect[:n], dtype))
-    assert [int(state[w, 0]) for w in range(4)] == streams[0]  # the state advanced as the reference did
+    assert [[int(state[w, j]) for w in range(4)] for j in range(16)] == streams  # every stream advanced as the reference
 
 
 def test_uniforms_look_uniform() -> None:
