@@ -56,6 +56,7 @@ import numba
 import numpy as np
 
 from ._math import jit as njit, vlog, vsigmoid
+from ._tiles import TILES, matmul_tiles4, matmul_tiles8, matmul_tiles16
 
 Params = dict[str, np.ndarray]
 
@@ -262,8 +263,31 @@ def times_log_abs_grad(tT, xT, nb, eps):
 
 @njit(**EW)
 def matmul(inT, nb, W, outT):
-    """``outT[o, r] = sum_i inT[i, r] W[i, o]``."""
+    """``outT[o, r] = sum_i inT[i, r] W[i, o]`` for ``r < nb``, summed over ``i`` in order.
+
+    Where the rows are contiguous and ``nb`` spans at least one tile, tiles of columns are summed in registers
+    (:mod:`nalu_np.kernels.numba._tiles`, the widest tile that fits), the last one ending at ``nb`` (it
+    overlaps the one before and writes the same numbers into the columns they share); else a plain loop.
+    """
+    size = inT.itemsize
+    T = 0
+    if inT.strides[1] == size and outT.strides[1] == outT.itemsize:
+        for b in TILES:
+            if T == 0 and nb * size >= b:
+                T = b // size
     for o in range(W.shape[1]):
+        if T > 0:
+            k = nb // T
+            if T * size == TILES[0]:
+                matmul_tiles16(inT, W, outT, o, 0, k)
+                matmul_tiles16(inT, W, outT, o, nb - T, 1 if k * T < nb else 0)
+            elif T * size == TILES[1]:
+                matmul_tiles8(inT, W, outT, o, 0, k)
+                matmul_tiles8(inT, W, outT, o, nb - T, 1 if k * T < nb else 0)
+            else:
+                matmul_tiles4(inT, W, outT, o, 0, k)
+                matmul_tiles4(inT, W, outT, o, nb - T, 1 if k * T < nb else 0)
+            continue
         for r in range(nb):
             outT[o, r] = 0.0
         for i in range(W.shape[0]):

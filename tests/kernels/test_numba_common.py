@@ -118,3 +118,33 @@ def test_cache_stamp_is_the_hash_of_every_kernel_source(tmp_path: Path) -> None:
     for kernel in (train.run, rng.fill_uniform, nmu.nmu_block_backward):
         cache = kernel._cache
         assert isinstance(cache, _math._PackageCache) and cache._cache_file._source_stamp == _math.STAMP
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("I,n,nb,O", [(100, 128, 128, 2), (100, 150, 137, 3), (2, 128, 128, 1), (0, 64, 64, 2),
+                                      (7, 40, 33, 2), (5, 100, 100, 2), (5, 100, 70, 2), (5, 100, 17, 1),
+                                      (3, 300, 257, 1)])
+def test_matmul_tiles_sum_as_the_plain_loop(dtype: Any, I: int, n: int, nb: int, O: int) -> None:
+    """The register tiles give the bits of the plain loop ``0 + in_0 w_0 + in_1 w_1 ...`` compiled with the same
+    flags (each tile size, the overlapping last tile, the columns past ``nb`` untouched), for any strides of
+    ``W`` and, through the plain loop, of ``inT``."""
+    import numba
+
+    @numba.njit(**_common.EW)
+    def plain(inT, nb, W, outT):
+        for o in range(W.shape[1]):
+            for r in range(nb):
+                outT[o, r] = 0.0
+            for i in range(W.shape[0]):
+                for r in range(nb):
+                    outT[o, r] += inT[i, r] * W[i, o]
+
+    rng = np.random.default_rng(I + n + nb)
+    x = rng.standard_normal((I, n)).astype(dtype)
+    W = rng.standard_normal((I, O)).astype(dtype)
+    expect = np.full((O, n), 7.0, dtype)
+    plain(x, nb, W, expect)
+    for xin, Win in ((x, W), (np.asfortranarray(x), W), (x, np.asfortranarray(W))):
+        out = np.full((O, n), 7.0, dtype)
+        _common.matmul(xin, nb, Win, out)
+        np.testing.assert_array_equal(out, expect)
