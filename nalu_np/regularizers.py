@@ -141,8 +141,16 @@ def linear_schedule(t: float, lambda_hat: float, start: float, end: float) -> fl
 
 
 def l1_regularizer(W: np.ndarray) -> tuple[Any, np.ndarray]:
-    """L1 penalty ``mean(|W|)`` and its gradient ``sign(W) / W.size`` (0 at the kink ``W = 0``).
+    """L1 penalty ``mean(|W|)`` and its gradient ``sign(W) / W.size`` (0 at the kink ``W = 0``): the NPU
+    units' default regularizer in nalu-np.
 
-    The NPU paper (Heim, Pevný & Šmídl 2020) trains with an L1 penalty on the weights.
+    Notes
+    -----
+    Neither published recipe is this one.  The Primer (Mistry et al. 2022) sums ``|p|`` over all parameters
+    (:mod:`nalu_np.primer`).  The NPU paper's scripts (Heim, Pevný & Šmídl 2020; nmheim/NeuralPowerUnits,
+    ``scripts/arithmetic/*_l1.jl``: ``L1 = β * norm(ps, 1)`` with ``ps = Flux.params(model)``) take Julia's
+    ``norm`` of the collection of parameter arrays, which ``LinearAlgebra.generic_norm1`` evaluates as the sum
+    of each array's ``norm``: ``Σ_A ||A||_F`` over every array of the model (a group penalty), not the
+    elementwise L1.
     """
     return np.abs(W).mean(), np.sign(W) / W.size
