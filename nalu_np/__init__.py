@@ -20,8 +20,8 @@ from .backends import (
     set_backend,
     use_backend,
 )
-from .layers import (INALU, NAC, NALU, NAU, NMU, NPU, ClippedNACMul, GatedNAUNMU, Layer, Linear, NACMul, RealNPU, ReLU,
-                     ReLU6, Sequential, SigmoidNACMul)
+from .layers import (GNALU, INALU, NAC, NALU, NAU, NMU, NPU, ClippedNACMul, GatedNAUNMU, Layer, Linear, NACMul, RealNPU,
+                     ReLU, ReLU6, Sequential, SigmoidNACMul)
 
 __all__ = [
     "__version__",
@@ -48,6 +48,7 @@ __all__ = [
     "SigmoidNACMul",
     "ClippedNACMul",
     "GatedNAUNMU",
+    "GNALU",
     "Sequential",
     "testing",
     "train",

@@ -133,14 +133,15 @@ def effective_weights(model: Any) -> dict[str, np.ndarray]:
     """The weight matrices of a unit or Sequential as the forward pass uses them (host float64).
 
     Per layer :func:`nalu_np.units.effective_weights`: ``W`` (NAU, NMU) and ``W_r``, ``W_i`` (NPU, RealNPU) as
-    they are; ``tanh(W_hat) * sigmoid(M_hat)`` for each ``W_hat``/``M_hat`` pair (NAC, NACMul, NALU, INALU),
-    under the name of its ``W_hat``.  Gates are left out.  Keys are the parameter names of ``model.params``
+    they are; ``tanh(c W_hat) * sigmoid(c M_hat)`` for each ``W_hat``/``M_hat`` pair (NAC, NACMul, NALU, INALU,
+    G-NALU; ``c`` is 1, the G-NALU's ``ln(phi)``), under the name of its ``W_hat``.  Gates are left out.  Keys are the parameter names of ``model.params``
     (``"<index>.<name>"`` for a Sequential).
     """
     layers = getattr(model, "layers", None)
     parts = [("", model)] if layers is None else [(f"{i}.", layer) for i, layer in enumerate(layers)]
     return {prefix + k: w for prefix, layer in parts
-            for k, w in _unit_weights({k: to_numpy(v) for k, v in layer.params.items()}).items()}
+            for k, w in _unit_weights({k: to_numpy(v) for k, v in layer.params.items()},
+                                      getattr(getattr(layer, "spec", None), "nac_scale", 1.0)).items()}
 
 
 def sparsity_error(model: Any) -> float:

@@ -366,8 +366,10 @@ PRIMER2022_MODELS: dict[str, ModuleProtocol] = {m.name: m for m in (
     ),
     ModuleProtocol(
         "G-NALU", ("mul", "div", "add", "sub"),
-        "--layer-type NALU --nalu-gate golden-ratio --nalu-mul golden-ratio --nac-weight golden-ratio", "NALU", None,
-        notes="tanh and sigmoid in base phi: the weights' and the gate's pre-activations scaled by ln(phi).",
+        "--layer-type NALU --nalu-gate golden-ratio --nalu-mul golden-ratio --nac-weight golden-ratio", "NALU", "GNALU",
+        "madsen2020", options={"eps": 1e-7},
+        notes="tanh and sigmoid in base phi: the weights' and the gate's pre-activations scaled by ln(phi); "
+              "m = phi^(W log(|x| + eps) / ln(phi)), which is the NALU's exp(W log(|x| + eps)).",
         sources=(_BATCH, _EXPERIMENT, "stable_nalu/functional/golden_ratio_base.py"),
     ),
     ModuleProtocol(

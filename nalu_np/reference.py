@@ -25,6 +25,7 @@ propagate as IEEE arithmetic says.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,7 @@ __all__ = [
     "sigmoid", "nac_weight", "nac_weight_backward", "log_input", "log_input_grad", "log_path", "log_path_backward",
     "leave_one_out_products", "nmu_product", "nmu_product_backward",
     "nac_forward", "nac_backward", "nacmul_forward", "nacmul_backward", "nalu_forward", "nalu_backward",
-    "nau_regularizer", "nmu_regularizer", "l1_regularizer", "clip_projection", "linear_schedule",
+    "gnalu_forward", "gnalu_backward", "LN_PHI", "nau_regularizer", "nmu_regularizer", "l1_regularizer", "clip_projection", "linear_schedule",
     "nau_forward", "nau_backward", "nmu_forward", "nmu_backward", "inalu_forward", "inalu_backward",
     "npu_forward", "npu_backward", "realnpu_forward", "realnpu_backward",
     "dense_forward", "dense_backward", "relu_forward", "relu_backward", "relu6_forward", "relu6_backward",
@@ -238,6 +239,61 @@ def nalu_backward(
 
 
 # ---------------------------------------------------------------------------------------------------------
+# G-NALU: the NALU in the golden-ratio base
+# ---------------------------------------------------------------------------------------------------------
+
+#: ``ln(phi)``, ``phi = (1 + sqrt(5)) / 2``: ``tanh`` and ``sigma`` in base ``phi`` are ``tanh(ln(phi) z)``
+#: and ``sigma(ln(phi) z)``
+LN_PHI = math.log((1.0 + math.sqrt(5.0)) / 2.0)
+
+
+def _golden(params: Params) -> Params:
+    """The G-NALU's parameters as the NALU's: each scaled by :data:`LN_PHI`."""
+    return {k: v * v.dtype.type(LN_PHI) for k, v in params.items()}
+
+
+def gnalu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, dict[str, Any]]:
+    """Forward pass of the G-NALU (Rana et al. 2019, as the Primer runs it: ``--nalu-gate golden-ratio
+    --nalu-mul golden-ratio --nac-weight golden-ratio``), shared weights.
+
+    Parameters
+    ----------
+    params : dict
+        ``W_hat``, ``M_hat``, ``G``, each of shape (I, O).
+    x : ndarray, shape (B, I)
+    eps : float
+
+    Returns
+    -------
+    y : ndarray, shape (B, O)
+    cache : dict
+
+    Notes
+    -----
+    With ``tanh_phi(z) = (phi^(2z) - 1) / (phi^(2z) + 1) = tanh(c z)`` and ``sigma_phi(z) = 1 / (1 + phi^-z) =
+    sigma(c z)``, ``c = ln(phi)`` (stable_nalu/functional/golden_ratio_base.py of bmistry4/nalm-benchmark):
+    ``W = tanh_phi(W_hat) sigma_phi(M_hat)``, ``g = sigma_phi(x @ G)``, ``a = x @ W``, and
+    ``m = phi^((log(|x| + eps) @ W) / ln(phi)) = exp(log(|x| + eps) @ W)``, ``y = g a + (1 - g) m``: the NALU
+    (:func:`nalu_forward`) on the parameters ``c W_hat``, ``c M_hat``, ``c G``.
+    """
+    return nalu_forward(_golden(params), x, eps)
+
+
+def gnalu_backward(params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7
+                   ) -> tuple[np.ndarray, Params]:
+    """Backward pass of the G-NALU: :func:`nalu_backward` at the scaled parameters, each gradient times
+    ``c = ln(phi)`` (the chain rule through ``p -> c p``).
+
+    Returns
+    -------
+    dx : ndarray, shape (B, I)
+    grads : dict
+        ``W_hat``, ``M_hat``, ``G``.
+    """
+    dx, grads = nalu_backward(_golden(params), cache, dy, eps)
+    return dx, {k: g * g.dtype.type(LN_PHI) for k, g in grads.items()}
+
+
 # ---------------------------------------------------------------------------------------------------------
 # NAU: y = x W
 # ---------------------------------------------------------------------------------------------------------

@@ -80,6 +80,9 @@ class UnitSpec:
         Parameter name -> shape code: ``"IO"`` (in, out), ``"I"`` (in,), ``"O"`` (out,).
     separate_params : dict or None
         The parameters with ``shared_weights=False`` (NALU only).
+    nac_scale : float
+        ``c`` of the NAC weight ``W = tanh(c W_hat) sigma(c M_hat)`` (and of the gate ``sigma(c x @ G)``): 1,
+        or ``ln(phi)`` for the golden-ratio base of the G-NALU.
     gate : str or None
         The name of the gate parameter.
     hyper : tuple of str
@@ -102,6 +105,7 @@ class UnitSpec:
     regularizer: Regularizer | None = None
     bounds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     separate_params: Mapping[str, str] | None = None
+    nac_scale: float = 1.0
     source: str = ""
 
     @property
@@ -299,6 +303,15 @@ UNITS: dict[str, UnitSpec] = {
         inits={**_seed_inits(eps=True, nalu=True), **_madsen_nac_init(eps=True, gate=True)},
         source="Trask et al. 2018, Neural Arithmetic Logic Units",
     ),
+    "GNALU": UnitSpec(
+        kernel="gnalu", family="gnalu", params={"W_hat": "IO", "M_hat": "IO", "G": "IO"}, hyper=("eps",), gate="G",
+        inits={"madsen2020": Init(_madsen_nac_draw(True), {"eps": 1e-7},
+                                 _MADSEN_NAC_SOURCE + "; G xavier-uniform, gain 1 (the NALU's, which the Primer's "
+                                 "G-NALU draws)")},
+        nac_scale=_ref.LN_PHI,
+        source="the golden-ratio NALU of Mistry, Farrahi & Hare 2022, A Primer for Neural Arithmetic Logic "
+               "Modules (bmistry4/nalm-benchmark, stable_nalu/functional/golden_ratio_base.py)",
+    ),
     "NAU": UnitSpec(
         kernel="nau", family="nau", params={"W": "IO"},
         inits={"madsen2020": Init(_nau_draw, source=_M_J + ": U(-r, r), r = min(0.5, sqrt(6 / (I + O)))")},
@@ -405,17 +418,18 @@ def nac_pairs(names: Any) -> list[tuple[str, str]]:
                   if w.startswith("W_hat") and "M_hat" + w[len("W_hat"):] in names)
 
 
-def effective_weights(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def effective_weights(params: Mapping[str, np.ndarray], nac_scale: float = 1.0) -> dict[str, np.ndarray]:
     """The weight matrices of one unit as its forward pass uses them (float64), gates left out.
 
     ``W`` (NAU, NMU, ClippedNACMul), ``W_add``, ``W_mul`` (GatedNAUNMU), ``W_r``, ``W_i`` (NPU, RealNPU) as
-    they are; ``tanh(W_hat) * sigmoid(M_hat)`` for each pair of :func:`nac_pairs`, under the name of its
-    ``W_hat``; ``sigmoid(W_hat)`` for a ``W_hat`` without an ``M_hat`` (SigmoidNACMul).
+    they are; ``tanh(c W_hat) * sigmoid(c M_hat)`` for each pair of :func:`nac_pairs`, under the name of its
+    ``W_hat``, with ``c`` the unit's ``nac_scale`` (1; the G-NALU's ``ln(phi)``); ``sigmoid(W_hat)`` for a
+    ``W_hat`` without an ``M_hat`` (SigmoidNACMul).
     """
     p = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
     out = {k: v for k, v in p.items() if k in ("W", "W_add", "W_mul", "W_r", "W_i")}
     for w, m in nac_pairs(p):
-        out[w] = np.tanh(p[w]) * _ref.sigmoid(p[m])
+        out[w] = np.tanh(nac_scale * p[w]) * _ref.sigmoid(nac_scale * p[m])
     if "W_hat" in p and "M_hat" not in p:
         out["W_hat"] = _ref.sigmoid(p["W_hat"])
     return out

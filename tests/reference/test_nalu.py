@@ -1,11 +1,13 @@
 """The NALU (nalu_np.reference.nalu): the gate selects a path, shared weights are separate ones tied, the
-seed articles' presets and their initial statistics."""
+seed articles' presets and their initial statistics; the G-NALU, the NALU in the golden-ratio base."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import nalu_np as nn
+from nalu_np import arithmetic as ar
 
 
 def test_nalu_gate_selects_path():
@@ -50,5 +52,33 @@ def test_presets_and_init_statistics():
     assert abs(old.params["G"].std() - 1.0) < 0.02
     a = nn.NALU(3, 2, rng=7)
     b = nn.NALU(3, 2, rng=np.random.default_rng(7))
+    for k in a.params:
+        np.testing.assert_array_equal(a.params[k], b.params[k])
+
+
+# -- the G-NALU: the NALU in the golden-ratio base -----------------------------------------------------------
+
+
+def test_gnalu_is_the_authors_golden_ratio_formulas():
+    """The Primer's G-NALU (stable_nalu/functional/golden_ratio_base.py): ``tanh_phi(z) = (phi^2z - 1) /
+    (phi^2z + 1)``, ``sigma_phi(z) = 1 / (1 + phi^-z)``, ``m = phi^((l @ W) / ln(phi))``; the layer's sparsity
+    error is taken over ``tanh_phi(W_hat) sigma_phi(M_hat)``."""
+    phi = (1.0 + np.sqrt(5.0)) / 2.0
+    layer = nn.GNALU(4, 3, rng=0, dtype="float64")
+    p = layer.params
+    x = np.random.default_rng(1).uniform(-2.0, 3.0, (7, 4))
+    W = (phi ** (2 * p["W_hat"]) - 1) / (phi ** (2 * p["W_hat"]) + 1) / (1 + phi ** -p["M_hat"])
+    g = 1 / (1 + phi ** -(x @ p["G"]))
+    m = phi ** ((np.log(np.abs(x) + 1e-7) @ W) / np.log(phi))
+    np.testing.assert_allclose(layer(x), g * (x @ W) + (1 - g) * m, rtol=1e-13)
+    np.testing.assert_allclose(ar.effective_weights(layer)["W_hat"], W, rtol=1e-14)
+    assert ar.sparsity_error(layer) == pytest.approx(np.max(np.minimum(np.abs(W), np.abs(1 - np.abs(W)))))
+    assert not np.allclose(layer(x), nn.NALU(4, 3, rng=0, dtype="float64")(x))  # the base matters
+
+
+def test_gnalu_draws_the_primers_nalu_init():
+    """The G-NALU runs ``--layer-type NALU``: its parameters are drawn as the NALU's ``madsen2020`` ones."""
+    a, b = nn.GNALU(5, 2, rng=3), nn.NALU(5, 2, rng=3, init="madsen2020")
+    assert a.init == "madsen2020" and sorted(a.params) == sorted(b.params)
     for k in a.params:
         np.testing.assert_array_equal(a.params[k], b.params[k])

@@ -40,9 +40,10 @@ UNITS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
     "sigmoidnacmul": ("sigmoidnacmul", ("W_hat",), {"eps": 1e-7}),
     "clippednacmul": ("clippednacmul", ("W",), {"eps": 1e-6}),
     "gatednaunmu": ("gatednaunmu", ("W_add", "W_mul", "G"), {}),
+    "gnalu": ("gnalu", ("W_hat", "M_hat", "G"), {"eps": 1e-7}),
 }
 #: the kernels the GPU backends do not have (yet): their ``Backend.kernel`` raises NotImplementedError
-HOST_ONLY = {"dense", "relu", "relu6", "sigmoidnacmul", "clippednacmul", "gatednaunmu"}
+HOST_ONLY = {"dense", "relu", "relu6", "sigmoidnacmul", "clippednacmul", "gatednaunmu", "gnalu"}
 
 
 @contextlib.contextmanager
