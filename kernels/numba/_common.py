@@ -55,7 +55,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from ._math import jit as njit, vlog, vsigmoid
+from ._math import jit as njit, vlog, vsigmoid, vtanh
 from ._tiles import TILES, matmul_tiles4, matmul_tiles8, matmul_tiles16
 
 Params = dict[str, np.ndarray]
@@ -158,7 +158,7 @@ def nac_weight_into(W_hat, M_hat, W, t, s):
     """``t = tanh(W_hat)``, ``s = sigma(M_hat)``, ``W = t s``, all (I, O), written into ``W``, ``t``, ``s``."""
     for i in range(M_hat.shape[0]):
         for j in range(M_hat.shape[1]):
-            tt = np.tanh(W_hat[i, j])
+            tt = vtanh(W_hat[i, j])
             ss = vsigmoid(M_hat[i, j])
             t[i, j] = tt
             s[i, j] = ss

@@ -1,4 +1,4 @@
-"""Vectorisable ``exp`` and ``log`` for Numba kernels, in float32 and float64.
+"""Vectorisable ``exp``, ``log`` and ``tanh`` for Numba kernels, in float32 and float64.
 
 Numba on a machine without Intel's SVML compiles ``math.exp`` / ``np.exp`` inside a loop to a scalar call into
 libm, so a loop that calls them is never vectorised.  The functions here are written with only arithmetic,
@@ -19,6 +19,9 @@ range need no branch.
 ``log``: ``x = m 2**e`` with ``m`` in ``[sqrt(1/2), sqrt(2))`` from the bits (subnormal ``x`` scaled up first);
 float32: the Cephes ``logf`` polynomial in ``m - 1``; float64: ``log m = 2 atanh(s)``, ``s = (m-1)/(m+1)``,
 the odd series to ``s**23`` (truncation below 1e-19 for ``|s| <= 0.172``); then ``+ e ln2`` in two parts.
+
+``tanh`` (Cephes ``tanhf`` / ``tanh``): for ``|x| < 0.625`` ``x (1 + z P(z))`` (float32) or ``x (1 + z P(z) / Q(z))``
+(float64), ``z = x**2``; above, ``sign(x) (1 - 2 / (exp(2|x|) + 1))``, which reaches 1 where ``exp`` overflows.
 
 The only fast-math flag they are compiled with is ``contract`` (fused multiply-add, which is at least as
 accurate); the range reduction relies on the order of its operations, so never ``reassoc``.  Fast-math flags
@@ -41,7 +44,7 @@ from numba.core.caching import FunctionCache, IndexDataCacheFile
 from numba import types
 from numba.extending import intrinsic, overload
 
-__all__ = ["jit", "STAMP", "sources_stamp", "vexp", "vlog", "vsigmoid", "as_int_bits", "from_int_bits"]
+__all__ = ["jit", "STAMP", "sources_stamp", "vexp", "vlog", "vsigmoid", "vtanh", "as_int_bits", "from_int_bits"]
 
 
 def sources_stamp(folder: str) -> str:
@@ -199,6 +202,24 @@ def _log32(x):
     return _f4(np.nan) if x < _f4(0.0) else (x + x if x != x else y)
 
 
+_TANH_SMALL = 0.625  # below: the odd polynomial / rational function; above: 1 - 2 / (exp(2|x|) + 1)
+
+
+@jit(error_model="numpy", fastmath={"contract"})
+def _tanh32(x):
+    a = abs(x)
+    z = x * x
+    p = _f4(-5.70498872745e-3)
+    p = p * z + _f4(2.06390887954e-2)
+    p = p * z + _f4(-5.37397155531e-2)
+    p = p * z + _f4(1.33314422036e-1)
+    p = p * z + _f4(-3.33332819422e-1)
+    small = x * (p * z + _f4(1.0))  # as a product, so that tanh(-0) = -0
+    big = _f4(1.0) - _f4(2.0) / (_exp32(a + a) + _f4(1.0))
+    big = big if x >= _f4(0.0) else -big
+    return small if a < _f4(_TANH_SMALL) else big
+
+
 # ---------------------------------------------------------------------------------------------------------
 # float64
 # ---------------------------------------------------------------------------------------------------------
@@ -288,6 +309,22 @@ def _log64(x):
     return np.nan if x < 0.0 else (x + x if x != x else y)
 
 
+_TANH_P = (-9.64399179425052238628e-1, -9.92877231001918586564e1, -1.61468768441708447952e3)
+_TANH_Q = (1.12811678491632931402e2, 2.23548839060100448583e3, 4.84406305325125486048e3)
+
+
+@jit(error_model="numpy", fastmath={"contract"})
+def _tanh64(x):
+    a = abs(x)
+    z = x * x
+    p = (_TANH_P[0] * z + _TANH_P[1]) * z + _TANH_P[2]
+    q = ((z + _TANH_Q[0]) * z + _TANH_Q[1]) * z + _TANH_Q[2]
+    small = x * (z * (p / q) + 1.0)  # as a product, so that tanh(-0) = -0
+    big = 1.0 - 2.0 / (_exp64(a + a) + 1.0)
+    big = big if x >= 0.0 else -big
+    return small if a < _TANH_SMALL else big
+
+
 # ---------------------------------------------------------------------------------------------------------
 # dtype-generic entry points
 # ---------------------------------------------------------------------------------------------------------
@@ -306,6 +343,11 @@ def vlog(x):
 def vsigmoid(z):
     """The logistic function of a float32 or float64 scalar inside a jitted function (stable, vectorisable)."""
     raise NotImplementedError("vsigmoid is only callable from jitted code")
+
+
+def vtanh(x):
+    """``tanh(x)`` for a float32 or float64 scalar inside a jitted function (vectorisable)."""
+    raise NotImplementedError("vtanh is only callable from jitted code")
 
 
 @overload(vexp)
@@ -337,3 +379,12 @@ def _ov_vsigmoid(z):
         return (one if z >= 0 else e) / (one + e)
 
     return impl
+
+
+@overload(vtanh)
+def _ov_vtanh(x):
+    if x == types.float32:
+        return lambda x: _tanh32(x)
+    if x == types.float64:
+        return lambda x: _tanh64(x)
+    return None

@@ -1,4 +1,4 @@
-"""The vectorisable exp, log and sigmoid of the numba backend (:mod:`nalu_np.kernels.numba._math`) against
+"""The vectorisable exp, log, sigmoid and tanh of the numba backend (:mod:`nalu_np.kernels.numba._math`) against
 NumPy's, and its ``jit`` decorator."""
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ def _elementwise(fn: Any) -> Any:
     return apply
 
 
-_vexp_array, _vlog_array, _vsigmoid_array = (_elementwise(fn) for fn in (nm.vexp, nm.vlog, nm.vsigmoid))
+_vexp_array, _vlog_array, _vsigmoid_array, _vtanh_array = (_elementwise(fn) for fn in (nm.vexp, nm.vlog, nm.vsigmoid,
+                                                                                       nm.vtanh))
 
 
 def _ulp_error(got: np.ndarray, exact: np.ndarray, dtype: Any) -> float:
@@ -111,6 +112,24 @@ def test_vsigmoid_matches_reference(dtype: Any) -> None:
     want = ref.sigmoid(x)
     assert got.dtype == np.dtype(dtype)
     np.testing.assert_allclose(got, want, rtol=4 * np.finfo(dtype).eps, atol=4 * np.finfo(dtype).smallest_subnormal)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_vtanh_accuracy(dtype: Any) -> None:
+    """Within a few ulp of tanh on both sides of the switch at |x| = 0.625, over every bit pattern (subnormals
+    kept, inf to +-1, NaN to NaN), odd and with the sign of zero."""
+    fi = np.finfo(dtype)
+    for x in (_samples(dtype, -1.0, 1.0), _samples(dtype, -0.7, 0.7), _samples(dtype, -30.0, 30.0),
+              _all_bit_patterns(dtype)):
+        assert _ulp_error(_vtanh_array(x), _exact(np.tanh, x), dtype) <= MAX_ULP[dtype]
+    edge = np.nextafter(dtype(0.625), dtype(0))
+    specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, edge, 0.625, -0.625, fi.smallest_subnormal, fi.tiny,
+                         fi.max, -fi.max, 1e-30], dtype)
+    got = _vtanh_array(specials)
+    assert _ulp_error(got, _exact(np.tanh, specials), dtype) <= MAX_ULP[dtype]
+    assert np.signbit(got[1]) and not np.signbit(got[0]) and list(got[2:4]) == [1.0, -1.0]
+    x = _samples(dtype, -5.0, 5.0, 1000)
+    np.testing.assert_array_equal(_vtanh_array(-x), -_vtanh_array(x))
 
 
 def test_jit_falls_back_without_a_cache_locator(monkeypatch: pytest.MonkeyPatch) -> None:
