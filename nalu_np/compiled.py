@@ -3,17 +3,19 @@ and the single-module task, K steps in one compiled call (:mod:`nalu_np.kernels.
 
 The networks are a single unit ``L(I, O)`` or ``Sequential([L1(I, H), L2(H, O)])``, ``Sequential([L1(I, H1),
 L2(H1, H2), L3(H2, O)])`` (or a one-layer Sequential), each layer an ``NAU``, ``NMU``, ``NALU`` (shared
-weights), ``NAC``, ``NACMul``, one of the study's baselines ``Linear``, ``ReLU``, ``ReLU6`` or one of its
-variants ``ClippedNACMul``, ``SigmoidNACMul``, ``GatedNAUNMU``, in any order: e.g. Madsen & Johansen's (2020)
+weights), ``NAC``, ``NACMul``, one of the study's baselines ``Linear``, ``ReLU``, ``ReLU6``, one of its
+variants ``ClippedNACMul``, ``SigmoidNACMul``, ``GatedNAUNMU``, or an ``NPU`` or ``RealNPU`` (with or without
+``clamp_gate``), in any order: e.g. Madsen & Johansen's (2020)
 simple function task's NAU -> NMU for ``x``, NAU -> NAU for ``+`` and ``-``, NALU -> NALU for the NALU
 baseline, NAC -> NACMul for its NAC• model, NAU -> ClippedNACMul for NAC•,NMU; one NMU (2 -> 1) for Mistry et
-al.'s (2021) single-module task.  ``S`` seeds of one network train together (:func:`train_seeds`), evaluated
+al.'s (2021) single-module task, and the Primer's NPU and RealNPU there.  ``S`` seeds of one network train together (:func:`train_seeds`), evaluated
 inside the calls.  Inputs ``x_i ~ U(lo, hi)``, ``a = sum(x[o:o+s])``, ``b = sum(x[o+v:o+v+s])`` (the simple
 function task: ``s = 25``, ``v = 13``, I = 100; the single-module task: ``o = 0``, ``s = v = 1``, I = 2, so
 ``a = x[0]``, ``b = x[1]``), target ``a op b``, a fresh batch every step, MSE loss, Adam, each layer's
 parameters clipped to its ``bounds`` after each step (NAU ``[-1, 1]``, NMU ``[0, 1]``, ...), and optionally the
 sparsity regularizer ``lambda(t) * sum_l R_l`` of the layers that have one (NAU, NMU, ClippedNACMul,
-GatedNAUNMU).
+GatedNAUNMU, the NPUs' L1 mean of their weights), and optionally the L1 term ``beta(t) * sum |p|`` over all
+parameters with a piecewise constant ``beta`` (the Primer's NPU recipe, :class:`nalu_np.primer.BetaSchedule`).
 
 This module packs a model and its Adam into flat arrays -- each layer's ``params`` in their order, the bounds
 from its ``bounds``, its kind from its ``kernel`` prefix -- calls the compiled step, and unpacks.  It imports
@@ -49,14 +51,16 @@ import numpy as np
 
 __all__ = ["SimpleFunction", "SeedsRun", "draw_uniforms", "rng_state", "uniforms", "supports", "train_seeds",
            "train_steps", "predictor",
-           "predict", "train", "LAYER_KINDS", "MAX_LAYERS"]
+           "predict", "train", "LAYER_KINDS", "CLAMPED_KINDS", "MAX_LAYERS"]
 
 _OPS = {"add": 0, "sub": 1, "mul": 2, "div": 3, "squared": 4, "root": 5}
 #: the layers the engine trains, by their ``kernel`` prefix, and their kind codes in the compiled step
 #: (``NAU``, ``NMU``, ``NALU``, ``LINEAR``, ``RELU``, ``RELU6``, ``NAC``, ``NACMUL``, ``CLIPPEDNACMUL``,
-#: ``SIGMOIDNACMUL``, ``GATEDNAUNMU`` of :mod:`nalu_np.kernels.numba.train`)
+#: ``SIGMOIDNACMUL``, ``GATEDNAUNMU``, ``NPU``, ``REALNPU`` of :mod:`nalu_np.kernels.numba.train`)
 LAYER_KINDS = {"nau": 0, "nmu": 1, "nalu": 2, "dense": 3, "relu": 4, "relu6": 5, "nac": 6, "nacmul": 7,
-               "clippednacmul": 8, "sigmoidnacmul": 9, "gatednaunmu": 10}
+               "clippednacmul": 8, "sigmoidnacmul": 9, "gatednaunmu": 10, "npu": 11, "realnpu": 12}
+#: the kind codes of the NPUs with ``clamp_gate`` (``CLAMPEDNPU``, ``CLAMPEDREALNPU``)
+CLAMPED_KINDS = {"npu": 13, "realnpu": 14}
 
 
 @dataclass(frozen=True)
@@ -188,7 +192,8 @@ def supports(model: Any) -> str | None:
     """Why the compiled path cannot train ``model``, or None when it can.
 
     It trains a unit or a ``Sequential`` of 1 to :data:`MAX_LAYERS` layers whose sizes chain, each of the kinds
-    :data:`LAYER_KINDS` (the NALU with shared weights), with NumPy float32 or float64 parameters of one dtype.
+    :data:`LAYER_KINDS` (the NALU with shared weights; the NPUs with or without ``clamp_gate``), with NumPy
+    float32 or float64 parameters of one dtype.
     """
     if importlib.util.find_spec("numba") is None:
         return "the compiled path needs numba (pip install 'nalu-np[numba]')"
@@ -215,9 +220,16 @@ def supports(model: Any) -> str | None:
     return None
 
 
+def _kind(layer: Any) -> int:
+    """The kind code of ``layer`` from its ``kernel`` prefix (:data:`CLAMPED_KINDS` for an NPU with
+    ``clamp_gate``)."""
+    return (CLAMPED_KINDS if getattr(layer, "clamp_gate", False) else LAYER_KINDS)[layer.kernel]
+
+
 def _packing(model: Any) -> _Packed:
-    """The packing of ``model``: each layer's ``params`` in their order, its ``bounds`` (none: unbounded) per
-    element, its kind from its ``kernel`` prefix; ``dims`` (L + 1,) the features between the layers, ``offs``
+    """The packing of ``model``: each layer's ``params`` in their order, the ``bounds`` of those it projects
+    (:meth:`~nalu_np.layers.Layer.projections`; the others unbounded) per element, its kind (:func:`_kind`);
+    ``dims`` (L + 1,) the features between the layers, ``offs``
     (L + 1,) where each layer's parameters start in the flat vector, then its end, ``eps`` (L,)."""
     why = supports(model)
     if why is not None:
@@ -225,7 +237,8 @@ def _packing(model: Any) -> _Packed:
     layers, prefixes = _layers(model)
     keys, offs, lo, hi = [], [0], [], []
     for prefix, layer in zip(prefixes, layers):
-        bounds = getattr(layer, "bounds", {})
+        projected = layer.projections()
+        bounds = {k: b for k, b in getattr(layer, "bounds", {}).items() if k in projected}
         for k, p in layer.params.items():
             keys.append(prefix + k)
             a, b = bounds.get(k, (-np.inf, np.inf))
@@ -235,7 +248,7 @@ def _packing(model: Any) -> _Packed:
     dtype = next(iter(layers[0].params.values())).dtype
     return _Packed(
         keys=keys,
-        kinds=np.array([LAYER_KINDS[layer.kernel] for layer in layers], np.int64),
+        kinds=np.array([_kind(layer) for layer in layers], np.int64),
         dims=np.array([layers[0].in_features] + [layer.out_features for layer in layers], np.int64),
         offs=np.array(offs, np.int64),
         eps=np.array([float(getattr(layer, "eps", 0.0)) for layer in layers]),
@@ -261,7 +274,8 @@ class SeedsRun:
     Attributes
     ----------
     losses : ndarray, shape (S, steps), float64
-        The loss of each step (before its update), regularizer included; the row ends at ``done[q]``.
+        The loss of each step (before its update), regularizer and L1 term included; the row ends at
+        ``done[q]``.
     evaluations : ndarray, shape (S, E, sets + 1), float64
         Each evaluation's MSE on every test set, then the sparsity error; the row ends at ``nevals[q]``.
     steps : list of ndarray
@@ -316,9 +330,20 @@ def _eval_layout(pk: _Packed, xs: list[np.ndarray], block: int) -> tuple[np.ndar
     return out, logs
 
 
+def _l1_pieces(l1: tuple[Sequence[int], Sequence[float]] | None) -> tuple[np.ndarray, np.ndarray]:
+    """The L1 term's ``(starts, betas)`` as the kernel takes them, int64 and float64 (both empty: none)."""
+    if l1 is None:
+        return np.empty(0, np.int64), np.empty(0, np.float64)
+    at, beta = np.asarray(l1[0], np.int64).ravel(), np.asarray(l1[1], np.float64).ravel()
+    if at.shape != beta.shape or np.any(np.diff(at) <= 0) or not np.all(np.isfinite(beta)):
+        raise ValueError(f"l1 needs increasing starts and as many finite strengths, got {l1}")
+    return at, beta
+
+
 def train_seeds(models: Sequence[Any], optimizers: Sequence[Any], tasks: Sequence[SimpleFunction],
                 u: np.ndarray | None = None, *, steps: int | None = None, states: np.ndarray | None = None,
                 batch_size: int = 128, regularizer: tuple[float, float, float] | None = None,
+                l1: tuple[Sequence[int], Sequence[float]] | None = None,
                 eval_sets: Sequence[tuple[np.ndarray, np.ndarray]] = (), eval_every: int = 0,
                 first_eval: bool = False) -> SeedsRun:
     """Train ``S`` runs (seeds) of one network in one compiled call, the seeds spread over the threads.
@@ -343,6 +368,10 @@ def train_seeds(models: Sequence[Any], optimizers: Sequence[Any], tasks: Sequenc
     regularizer : (lambda_hat, start, end), optional
         Adds ``lambda(t) * sum_l R_l`` to the loss at step ``t`` (``t = optimizer.t`` before the step), with
         :func:`nalu_np.reference.linear_schedule` and the layers' regularizers (a NALU layer has none).
+    l1 : (starts, betas), optional
+        Adds the L1 term ``beta(t) * sum |p|`` over all parameters to the loss at step ``t`` (``t =
+        optimizer.t`` before the step), its gradient ``beta(t) * sign(p)`` (0 at 0): ``beta(t) = betas[j]`` from
+        step ``starts[j]`` (increasing) on, 0 before ``starts[0]`` (:meth:`nalu_np.primer.BetaSchedule.pieces`).
     eval_sets : sequence of (x, t)
         Fixed test sets: inputs ``x`` (N, I) in the models' dtype, shared by the seeds, and targets ``t``
         (S, N) per seed (float64).
@@ -407,6 +436,7 @@ def train_seeds(models: Sequence[Any], optimizers: Sequence[Any], tasks: Sequenc
     lam_hat, start, end = (0.0, 0.0, 0.0) if regularizer is None else map(float, regularizer)
     if regularizer is not None and not start <= end:
         raise ValueError(f"regularizer needs start <= end, got {regularizer}")
+    l1_at, l1_beta = _l1_pieces(l1)
     xs, lxs = _eval_layout(pk, [x for x, _ in eval_sets], int(batch_size))
     ts = np.empty((S, len(eval_sets), len(eval_sets[0][0]) if eval_sets else 0), np.float64)
     for j, (x, t) in enumerate(eval_sets):
@@ -432,8 +462,8 @@ def train_seeds(models: Sequence[Any], optimizers: Sequence[Any], tasks: Sequenc
         kernel.run(pk.kinds, pk.dims, pk.offs, pk.eps, theta[q0:q1], m1[q0:q1], m2[q0:q1], pk.lo, pk.hi, u[q0:q1],
                    states[q0:q1], active[q0:q1], steps, int(batch_size), float(task.lo), float(task.hi - task.lo),
                    _OPS[task.op], offsets[q0:q1], task.subset, task.overlap_start, t0[q0:q1], *hyper, lam_hat,
-                   start, end, every, bool(first_eval), xs, lxs, ts[q0:q1], losses[q0:q1], evals[q0:q1],
-                   done[q0:q1], nevals[q0:q1])
+                   start, end, l1_at, l1_beta, every, bool(first_eval), xs, lxs, ts[q0:q1], losses[q0:q1],
+                   evals[q0:q1], done[q0:q1], nevals[q0:q1])
 
     threads = min(S, _threads())
     bounds = [S * k // threads for k in range(threads + 1)]
@@ -454,7 +484,8 @@ def train_seeds(models: Sequence[Any], optimizers: Sequence[Any], tasks: Sequenc
 
 def train_steps(model: Any, optimizer: Any, task: SimpleFunction, u: np.ndarray | None = None, *,
                 steps: int | None = None, state: np.ndarray | None = None, batch_size: int = 128,
-                regularizer: tuple[float, float, float] | None = None) -> np.ndarray:
+                regularizer: tuple[float, float, float] | None = None,
+                l1: tuple[Sequence[int], Sequence[float]] | None = None) -> np.ndarray:
     """Run training steps of one model in one compiled call, with given uniforms ``u`` or with ``steps`` draws
     from ``state``: :func:`train_seeds` for one seed, without evaluations.
 
@@ -474,12 +505,13 @@ def train_steps(model: Any, optimizer: Any, task: SimpleFunction, u: np.ndarray 
     state : ndarray, shape (4, 16), uint64, optional
         The generator state (:func:`rng_state`), advanced in place.
     regularizer : (lambda_hat, start, end), optional
+    l1 : (starts, betas), optional
         See :func:`train_seeds`.
 
     Returns
     -------
     losses : ndarray, shape (K,), float64
-        The loss of each step (before its update), regularizer included.
+        The loss of each step (before its update), regularizer and L1 term included.
     """
     from .kernels.numba import rng
 
@@ -494,7 +526,7 @@ def train_steps(model: Any, optimizer: Any, task: SimpleFunction, u: np.ndarray 
             raise ValueError(f"u must have shape (steps, batch, in_features), got {u.shape}")
         u = u[None]
     return train_seeds([model], [optimizer], [task], u, steps=steps, states=states, batch_size=batch_size,
-                       regularizer=regularizer).losses[0]
+                       regularizer=regularizer, l1=l1).losses[0]
 
 
 def predictor(model: Any, x: np.ndarray) -> Callable[[], np.ndarray]:
@@ -527,13 +559,13 @@ def predict(model: Any, x: np.ndarray) -> np.ndarray:
 
 
 def train(model: Any, optimizer: Any, task: SimpleFunction, steps: int, rng: np.random.Generator, *,
-          batch_size: int = 128, chunk: int = 256, regularizer: tuple[float, float, float] | None = None
-          ) -> np.ndarray:
+          batch_size: int = 128, chunk: int = 256, regularizer: tuple[float, float, float] | None = None,
+          l1: tuple[Sequence[int], Sequence[float]] | None = None) -> np.ndarray:
     """Train for ``steps`` steps, drawing the batches of ``chunk`` steps at a time with NumPy's ``rng``.
 
     The next chunk is drawn in a helper thread while the compiled code trains on the current one (both
     release the GIL).  The draws happen one after the other, in order, so the result does not depend on
-    ``chunk`` (see :func:`draw_uniforms`).
+    ``chunk`` (see :func:`draw_uniforms`).  ``regularizer`` and ``l1`` as :func:`train_seeds`.
 
     Returns
     -------
@@ -551,5 +583,5 @@ def train(model: Any, optimizer: Any, task: SimpleFunction, steps: int, rng: np.
         for n, k0 in enumerate(starts):
             u = pending.result()
             pending = pool.submit(draw, starts[n + 1]) if n + 1 < len(starts) else None
-            out[k0:k0 + len(u)] = train_steps(model, optimizer, task, u, regularizer=regularizer)
+            out[k0:k0 + len(u)] = train_steps(model, optimizer, task, u, regularizer=regularizer, l1=l1)
     return out

@@ -78,6 +78,19 @@ class BetaSchedule:
             beta *= self.growth
         return float(beta)
 
+    def pieces(self, steps: int) -> tuple[np.ndarray, np.ndarray]:
+        """The strength on the steps ``0 .. steps - 1`` as constant pieces: ``starts`` (int64, from 0, multiples
+        of ``every``) and ``betas`` (float64, the values of :meth:`__call__` there), ``beta(t) = betas[j]`` for
+        ``starts[j] <= t < starts[j + 1]``; the pieces end where the strength stops changing (at ``end``)."""
+        starts, betas = [0], [self(0)]
+        while starts[-1] + self.every < steps:
+            beta = self(starts[-1] + self.every)
+            if beta == betas[-1]:  # grown to end (or a growth of 1): constant from here on
+                break
+            starts.append(starts[-1] + self.every)
+            betas.append(beta)
+        return np.array(starts, np.int64), np.array(betas, np.float64)
+
 
 @dataclass(frozen=True)
 class InaluRecipe:

@@ -18,8 +18,8 @@ on which backend:
 ``"compiled"``
     ``eval_every`` steps per call of the Numba training kernel (:mod:`nalu_np.compiled`): networks that
     :func:`nalu_np.compiled.supports` accepts (a unit or 1 to 3 layers), on the simple function task (every
-    op) and the single-module task (every op and range; not the L1 schedule of the NPUs' recipe nor the
-    iNALU's), with Adam and the units' projections, on the CPU.  The batches are drawn inside the kernel
+    op) and the single-module task (every op and range, the L1 schedule of the NPUs' recipe included; not the
+    iNALU's recipe), with Adam and the units' projections, on the CPU.  The batches are drawn inside the kernel
     (``draws="kernel"``,
     xoshiro256** seeded from the seed's data generator: the same distribution as the Python engine, other
     numbers) or from the Python engine's generator (``draws="numpy"``: the Python engine's run, to rounding).
@@ -215,13 +215,13 @@ def compiled_unsupported(model: Any, task: Task, backend: str | Backend | None =
     """Why the compiled engine cannot train ``model`` on ``task``, or None when it can.
 
     It trains what :func:`nalu_np.compiled.supports` accepts (a unit or a Sequential of 1 to 3 layers of NAU,
-    NMU, NALU with shared weights, NAC, NACMul, Linear, ReLU, ReLU6, ClippedNACMul, SigmoidNACMul and
-    GatedNAUNMU, whose sizes chain) mapping the task's inputs to one output, on the simple function task (any
-    of its six ops) and the single-module task (any of its four ops and nine ranges), with the sparsity
-    regularizer as the only penalty, with Adam (no gradient clipping, the units' own projections), on the CPU
-    (backend numpy or numba), with numba installed.  The recipes that need the Python engine: a task's L1
-    schedule (``task.l1``, the NPUs'), the iNALU's recipe (``task.recipe``: saturation regularizer and
-    reinitialisation) and gradient clipping (``task.clip_value``).
+    NMU, NALU with shared weights, NAC, NACMul, Linear, ReLU, ReLU6, ClippedNACMul, SigmoidNACMul,
+    GatedNAUNMU, NPU and RealNPU, whose sizes chain) mapping the task's inputs to one output, on the simple
+    function task (any of its six ops) and the single-module task (any of its four ops and nine ranges), with
+    the sparsity regularizer and the task's L1 schedule (``task.l1``, the NPUs' recipe) as the penalties, with
+    Adam (no gradient clipping, the units' own projections), on the CPU (backend numpy or numba), with numba
+    installed.  The recipes that need the Python engine: the iNALU's (``task.recipe``: saturation regularizer
+    and reinitialisation), gradient clipping (``task.clip_value``) and a mirrored training range.
     """
     from .arithmetic import SimpleFunctionTask, SingleModuleTask
     from .optim import Adam
@@ -229,15 +229,14 @@ def compiled_unsupported(model: Any, task: Task, backend: str | Backend | None =
     if not isinstance(task, (SimpleFunctionTask, SingleModuleTask)):
         return (f"the compiled engine trains the simple function task (simple-add ... simple-root) and the "
                 f"single-module task (single-add ... single-div), not {task.name!r}")
-    if getattr(task, "l1", None) is not None:
-        return "the compiled engine has no L1 term (the task's l1 schedule of the NPUs' recipe): Python engine"
     if getattr(task, "recipe", None) is not None:
         return ("the compiled engine does not run the iNALU's recipe (the task's recipe: saturation regularizer, "
                 "reinitialisation, gradient clipping): Python engine")
     if getattr(task, "clip_value", None) is not None:
         return "the compiled engine does not clip gradients (the task's clip_value): Python engine"
     if task.interpolation_range.mirror:
-        return "the compiled engine draws training inputs from U[lo, hi), not from a mirrored range"
+        return ("the compiled engine draws training inputs from U[lo, hi), not from a mirrored range: Python "
+                "engine")
     name = task.optimizer if optimizer is None else optimizer
     if not (isinstance(name, Adam) or str(name).lower() == "adam"):
         return f"the compiled engine steps with Adam, not {getattr(name, '__name__', type(name).__name__)!r}"
@@ -311,7 +310,7 @@ def _train_compiled(models: list[Any], tasks: list[Any], opts: list[Optimizer], 
                     ) -> list[tuple[np.ndarray, list[Evaluation], bool]]:
     """The compiled engine: the seeds of one configuration trained together by
     :func:`nalu_np.compiled.train_seeds`, the test sets evaluated inside the calls, with the same regularizer
-    schedule, projections, evaluations and divergence rule as the Python engine; per seed (loss of every step,
+    and L1 schedules, projections, evaluations and divergence rule as the Python engine; per seed (loss of every step,
     evaluations, diverged)."""
     from . import compiled
 
@@ -328,6 +327,8 @@ def _train_compiled(models: list[Any], tasks: list[Any], opts: list[Optimizer], 
     task = tasks[0]
     specs = [spec(t) for t in tasks]
     regularizer = (task.lambda_hat, task.reg_start, task.reg_end) if task.lambda_hat > 0 else None
+    schedule = getattr(task, "l1", None)  # the L1 term's strength at every optimizer step of the runs
+    l1 = None if schedule is None else schedule.pieces(max(o.t for o in opts) + steps)
     data_rngs = [seed_rngs(seed)[1] for seed in seeds]
     states = (np.stack([compiled.rng_state(int(r.integers(2**63))) for r in data_rngs]) if draws == "kernel"
               else None)
@@ -351,7 +352,7 @@ def _train_compiled(models: list[Any], tasks: list[Any], opts: list[Optimizer], 
         sub = None if states is None else states[pick]
         run = compiled.train_seeds([models[q] for q in active], [opts[q] for q in active], [specs[q] for q in active],
                                    u, steps=None if u is not None else k, states=sub, batch_size=task.batch_size,
-                                   regularizer=regularizer, eval_sets=eval_sets, eval_every=every,
+                                   regularizer=regularizer, l1=l1, eval_sets=eval_sets, eval_every=every,
                                    first_eval=done == 0)
         if states is not None:
             states[pick] = sub

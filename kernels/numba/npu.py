@@ -2,8 +2,11 @@
 ``y = exp(log(r) @ W_r - k @ W_i) cos(log(r) @ W_i + k @ W_r)``, one relevance gate ``g`` per input; the RealNPU
 has ``W_i = 0`` (passed as ``None``): block functions and kernels (fused path only).
 
-Layout: the fused path of :mod:`nalu_np.kernels.numba._common`.  The forward pass keeps only ``x``; the
-backward pass recomputes the block values (:func:`npu_block_values`).
+Block functions (on transposed blocks, shape (features, n); also called by the compiled training step):
+:func:`npu_block_values`, :func:`npu_block_forward`, :func:`npu_block_backward` and :func:`npu_regularizer`.
+With ``clamp`` they use the gate ``clip(g, 0, 1)`` (the NPU's ``clamp_gate``; the layer kernels get the gate
+already clipped by the layer and pass False).  Layout: the fused path of :mod:`nalu_np.kernels.numba._common`.
+The forward pass keeps only ``x``; the backward pass recomputes the block values.
 
 Numerics are those of the reference: ``exp`` overflows to ``inf`` (``inf * cos(phi)`` with ``cos(phi) == 0``
 is NaN), the slope of ``|x|`` at 0 is 0, and the mask ``[x < 0]`` is multiplied, not selected, so that
@@ -17,8 +20,8 @@ from typing import Any
 import numpy as np
 from numba import prange
 
-from ._common import EW, PAR, Params, block_range, check, check_shapes, grad, load, matmul_t, plan, row_sums, store, \
-    sum_partials
+from ._common import EW, PAR, Params, block_range, check, check_shapes, clip, grad, load, matmul_t, plan, \
+    row_sums, store, sum_partials
 from ._math import jit as njit, vexp, vlog
 
 __all__ = ["npu_forward", "npu_backward", "realnpu_forward", "realnpu_backward"]
@@ -30,15 +33,21 @@ __all__ = ["npu_forward", "npu_backward", "realnpu_forward", "realnpu_backward"]
 
 
 @njit(**EW)
-def npu_block_values(xT, n, Wr, Wi, g, eps, axT, rT, lT, kT, AT, PT):
+def _gate(g, i, clamp):
+    """``g[i]``, or ``clip(g[i], 0, 1)`` (NaN passed through) with ``clamp``."""
+    return clip(g[i], g.dtype.type(0.0), g.dtype.type(1.0)) if clamp else g[i]
+
+
+@njit(**EW)
+def npu_block_values(xT, n, Wr, Wi, g, eps, clamp, axT, rT, lT, kT, AT, PT):
     """Forward values of one block ``xT`` (I, nb): ``axT = |x| + eps``, ``rT = g ax + 1 - g``, ``lT = log r``,
     ``kT = g pi [x < 0]`` (I, nb), ``AT = log(r) @ W_r - k @ W_i`` and ``PT = k @ W_r + log(r) @ W_i`` (O, nb);
-    ``Wi`` is None for the RealNPU."""
+    ``Wi`` is None for the RealNPU; ``g`` (I,) is clipped to ``[0, 1]`` with ``clamp``."""
     one = xT.dtype.type(1.0)
     pi = xT.dtype.type(np.pi)
     zero = xT.dtype.type(0.0)
     for i in range(xT.shape[0]):
-        gi = g[i]
+        gi = _gate(g, i, clamp)
         h = one - gi
         for r in range(n):
             v = xT[i, r]
@@ -66,6 +75,80 @@ def npu_block_values(xT, n, Wr, Wi, g, eps, axT, rT, lT, kT, AT, PT):
 
 
 @njit(**EW)
+def npu_block_forward(xT, n, Wr, Wi, g, eps, clamp, axT, rT, lT, kT, AT, PT, yT):
+    """:func:`npu_block_values`, then ``yT = exp(A) cos(phi)`` (O, nb; ``yT`` may be ``AT``)."""
+    npu_block_values(xT, n, Wr, Wi, g, eps, clamp, axT, rT, lT, kT, AT, PT)
+    for o in range(AT.shape[0]):
+        for r in range(n):
+            yT[o, r] = vexp(AT[o, r]) * np.cos(PT[o, r])
+
+
+@njit(**EW)
+def npu_block_backward(xT, dT, n, Wr, Wi, g, clamp, axT, rT, lT, kT, AT, PT, dAT, dPT, dlT, dkT, accWr, accWi,
+                       accg, dxT, need_dx):
+    """Gradients of one block from its values (:func:`npu_block_values`: ``axT``, ``rT``, ``lT``, ``kT``,
+    ``AT``, ``PT``) and ``delta`` transposed ``dT`` (O, nb).
+
+    ``dAT = delta y``, ``dPT = -delta exp(A) sin(phi)`` (O, nb; they may be ``AT``, ``PT``; ``dAT`` ends
+    negated when ``Wi`` is not None); ``accWr += log(r).T @ dA + k.T @ dphi``, ``accWi += log(r).T @ dphi -
+    k.T @ dA`` (I, O; untouched when ``Wi`` is None), ``accg += sum_b (dr (|x| + eps - 1) + dk pi [x < 0])``
+    (I,) with ``dr = (dA @ W_r.T + dphi @ W_i.T) / r`` and ``dk = dphi @ W_r.T - dA @ W_i.T`` (scratch ``dlT``,
+    ``dkT`` (I, nb)); when ``need_dx``, ``dxT = dr g sign(x)`` (I, nb; may be ``dlT``).  The gradient of ``g``
+    is the one of the gate the forward pass used (clipped with ``clamp``; the chain rule of the clip is the
+    caller's).
+    """
+    pi = xT.dtype.type(np.pi)
+    zero = xT.dtype.type(0.0)
+    one = xT.dtype.type(1.0)
+    for o in range(dT.shape[0]):
+        for r in range(n):
+            d = dT[o, r]
+            e = vexp(AT[o, r])
+            phi = PT[o, r]
+            dAT[o, r] = d * (e * np.cos(phi))
+            dPT[o, r] = -d * e * np.sin(phi)
+    grad(lT, dAT, n, accWr)
+    grad(kT, dPT, n, accWr)
+    matmul_t(dAT, n, Wr, dlT, False)
+    matmul_t(dPT, n, Wr, dkT, False)
+    if Wi is not None:
+        grad(lT, dPT, n, accWi)
+        matmul_t(dPT, n, Wi, dlT, True)
+        for o in range(dT.shape[0]):  # dAT becomes -dA
+            for r in range(n):
+                dAT[o, r] = -dAT[o, r]
+        grad(kT, dAT, n, accWi)
+        matmul_t(dAT, n, Wi, dkT, True)
+    for i in range(xT.shape[0]):  # dr = dlogr / r; dkT becomes dg's summand
+        gi = _gate(g, i, clamp)
+        for r in range(n):
+            v = xT[i, r]
+            dr = dlT[i, r] / rT[i, r]
+            dkT[i, r] = dr * (axT[i, r] - one) + dkT[i, r] * (pi if v < zero else zero)
+            if need_dx:
+                dxT[i, r] = dr * gi * np.sign(v)
+    row_sums(dkT, n, accg)
+
+
+@njit(**EW)
+def npu_regularizer(W, lam, dW):
+    """Add ``lam * dR/dW`` to ``dW`` and return ``lam * R`` (float64) for the L1 penalty ``R = mean(|W|)`` of
+    the flat weight ``W`` (the NPU's ``R`` is this of ``W_r`` plus this of ``W_i``).
+
+    Notes
+    -----
+    ``dR/dW = sign(W) / W.size`` (0 at ``W = 0``), as :func:`nalu_np.reference.l1_regularizer`.
+    """
+    dt = W.dtype.type
+    size = dt(W.shape[0])
+    total = 0.0
+    for k in range(W.shape[0]):
+        total += abs(np.float64(W[k]))
+        dW[k] += (np.sign(W[k]) / size) * dt(lam)
+    return lam * (total / W.shape[0])
+
+
+@njit(**EW)
 def _npu_buffers(I, O, nb, dtype):
     """Block buffers ``xT, axT, rT, lT, kT`` (I, nb) and ``AT, PT`` (O, nb)."""
     return (np.empty((I, nb), dtype), np.empty((I, nb), dtype), np.empty((I, nb), dtype), np.empty((I, nb), dtype),
@@ -82,10 +165,7 @@ def _npu_fwd_chunk(c, nchunks, x, Wr, Wi, g, eps, nb, y):
         r0 = b * nb
         n = min(nb, B - r0)
         load(x, r0, n, xT)
-        npu_block_values(xT, n, Wr, Wi, g, eps, axT, rT, lT, kT, AT, PT)
-        for o in range(O):
-            for r in range(n):
-                AT[o, r] = vexp(AT[o, r]) * np.cos(PT[o, r])
+        npu_block_forward(xT, n, Wr, Wi, g, eps, False, axT, rT, lT, kT, AT, PT, AT)
         store(AT, r0, n, y)
 
 
@@ -107,9 +187,6 @@ def _npu_bwd_chunk(c, nchunks, x, dy, Wr, Wi, g, eps, nb, dx, PWr, PWi, Pg):
     pWr, pWi, pg = PWr[c], PWi[c], Pg[c]
     B, I = x.shape
     O = Wr.shape[1]
-    pi = x.dtype.type(np.pi)
-    zero = x.dtype.type(0.0)
-    one = x.dtype.type(1.0)
     xT, axT, rT, lT, kT, AT, PT = _npu_buffers(I, O, nb, x.dtype)
     dT = np.empty((O, nb), x.dtype)
     dlT = np.empty((I, nb), x.dtype)
@@ -119,35 +196,10 @@ def _npu_bwd_chunk(c, nchunks, x, dy, Wr, Wi, g, eps, nb, dx, PWr, PWi, Pg):
         r0 = b * nb
         n = min(nb, B - r0)
         load(x, r0, n, xT)
-        npu_block_values(xT, n, Wr, Wi, g, eps, axT, rT, lT, kT, AT, PT)
+        npu_block_values(xT, n, Wr, Wi, g, eps, False, axT, rT, lT, kT, AT, PT)
         load(dy, r0, n, dT)
-        for o in range(O):  # AT becomes dA = delta y, PT dphi = -delta exp(A) sin(phi)
-            for r in range(n):
-                d = dT[o, r]
-                e = vexp(AT[o, r])
-                phi = PT[o, r]
-                AT[o, r] = d * (e * np.cos(phi))
-                PT[o, r] = -d * e * np.sin(phi)
-        grad(lT, AT, n, pWr)
-        grad(kT, PT, n, pWr)
-        matmul_t(AT, n, Wr, dlT, False)
-        matmul_t(PT, n, Wr, dkT, False)
-        if Wi is not None:
-            grad(lT, PT, n, pWi)
-            matmul_t(PT, n, Wi, dlT, True)
-            for o in range(O):  # AT becomes -dA
-                for r in range(n):
-                    AT[o, r] = -AT[o, r]
-            grad(kT, AT, n, pWi)
-            matmul_t(AT, n, Wi, dkT, True)
-        for i in range(I):  # dr = dlogr / r; dkT becomes dg's summand, dlT dx
-            gi = g[i]
-            for r in range(n):
-                v = xT[i, r]
-                dr = dlT[i, r] / rT[i, r]
-                dkT[i, r] = dr * (axT[i, r] - one) + dkT[i, r] * (pi if v < zero else zero)
-                dlT[i, r] = dr * gi * np.sign(v)
-        row_sums(dkT, n, pg)
+        npu_block_backward(xT, dT, n, Wr, Wi, g, False, axT, rT, lT, kT, AT, PT, AT, PT, dlT, dkT, pWr, pWi, pg,
+                           dlT, True)
         store(dlT, r0, n, dx)
 
 

@@ -6,14 +6,17 @@ microseconds each).  Here a whole run of steps -- build the batch, forward, MSE,
 regularizer, Adam step, projection -- is one compiled call, so a step costs what its arithmetic costs.
 
 Each layer is an NAU, an NMU, a NALU with shared weights, a NAC, a NACMul, one of the study's baselines or one
-of its variants (the kind codes ``NAU``, ``NMU``, ``NALU``, ``NAC``, ``NACMUL``, ``LINEAR``, ``RELU``, ``RELU6``,
-``CLIPPEDNACMUL``, ``SIGMOIDNACMUL``, ``GATEDNAUNMU``).
+of its variants, an NPU or a RealNPU (the kind codes ``NAU``, ``NMU``, ``NALU``, ``NAC``, ``NACMUL``, ``LINEAR``,
+``RELU``, ``RELU6``, ``CLIPPEDNACMUL``, ``SIGMOIDNACMUL``, ``GATEDNAUNMU``, ``NPU``, ``REALNPU``, and
+``CLAMPEDNPU``, ``CLAMPEDREALNPU`` for the NPUs with ``clamp_gate``).
 The step is composed of the units' block functions
 (:func:`~nalu_np.kernels.numba.nau.nau_block_forward`, :func:`~nalu_np.kernels.numba.nmu.nmu_block_backward`,
 :func:`~nalu_np.kernels.numba.nalu.nalu_block_forward`, ... -- the same functions the layer kernels call on each
 block) applied to the whole batch laid out transposed, (features, batch), and of the optimizer blocks of
 :mod:`nalu_np.kernels.numba._common` (the NAU/NMU regularizers, :func:`~nalu_np.kernels.numba._common.adam_step`
-with the projection; the GatedNAUNMU's :func:`~nalu_np.kernels.numba.gated.gatednaunmu_regularizer`).
+with the projection; the GatedNAUNMU's :func:`~nalu_np.kernels.numba.gated.gatednaunmu_regularizer`, the
+NPUs' :func:`~nalu_np.kernels.numba.npu.npu_regularizer`), and of the L1 term ``beta(t) sum |theta|`` over all
+parameters (the Primer's NPU recipe; :func:`_l1`).
 
 The model arrives packed: its parameters in one flat vector ``theta`` (each layer's parameters one after the
 other, in the order of its ``params``, each (I, O) matrix row-major), Adam's moments in two vectors of the same
@@ -38,15 +41,20 @@ from .nac import nacmul_block_backward, nacmul_block_values, sigmoid_weight_grad
 from .nalu import nalu_block_backward, nalu_block_forward
 from .nau import nau_block_backward, nau_block_forward, nau_regularizer
 from .nmu import nmu_block_backward, nmu_block_forward, nmu_regularizer
+from .npu import npu_block_backward, npu_block_forward, npu_regularizer
 from .rng import fill_uniform
 
 __all__ = ["MAX_LAYERS", "NAU", "NMU", "NALU", "LINEAR", "RELU", "RELU6", "NAC", "NACMUL", "CLIPPEDNACMUL", "SIGMOIDNACMUL",
-           "GATEDNAUNMU", "run", "sparsity_error", "takes_log_input", "log_input", "predict"]
+           "GATEDNAUNMU", "NPU", "REALNPU", "CLAMPEDNPU", "CLAMPEDREALNPU", "run", "sparsity_error", "takes_log_input",
+           "log_input", "predict"]
 
 #: the kind codes of the layers (LINEAR, RELU, RELU6: the study's baselines, ``W`` then the bias ``b``; NAC and
 #: NACMUL: ``W = tanh(W_hat) sigma(M_hat)``, NACMUL in log space; CLIPPEDNACMUL, SIGMOIDNACMUL: the log-space
-#: path with ``W`` itself or ``W = sigma(W_hat)``; GATEDNAUNMU: ``W_add``, ``W_mul``, then the gate ``G``)
-NAU, NMU, NALU, LINEAR, RELU, RELU6, NAC, NACMUL, CLIPPEDNACMUL, SIGMOIDNACMUL, GATEDNAUNMU = range(11)
+#: path with ``W`` itself or ``W = sigma(W_hat)``; GATEDNAUNMU: ``W_add``, ``W_mul``, then the gate ``G``; NPU:
+#: ``W_r``, ``W_i``, then the gate ``g`` (I,); REALNPU: ``W_r``, ``g``; CLAMPEDNPU, CLAMPEDREALNPU: the same with
+#: the gate ``clip(g, 0, 1)`` in the forward pass and ``dg`` zero where ``g`` is outside ``[0, 1]``)
+NAU, NMU, NALU, LINEAR, RELU, RELU6, NAC, NACMUL, CLIPPEDNACMUL, SIGMOIDNACMUL, GATEDNAUNMU, NPU, REALNPU, CLAMPEDNPU, \
+    CLAMPEDREALNPU = range(15)
 
 
 @njit(**EW)
@@ -66,6 +74,18 @@ def _log_path(kind):
     """Whether ``kind`` is the log-space path ``exp(log(|x| + eps) @ W)`` on its weight ``wts[0]`` (NACMul,
     ClippedNACMul, SigmoidNACMul)."""
     return kind == NACMUL or kind == CLIPPEDNACMUL or kind == SIGMOIDNACMUL
+
+
+@njit(**EW)
+def _npu(kind):
+    """Whether ``kind`` is an NPU or a RealNPU, with or without ``clamp_gate``."""
+    return NPU <= kind <= CLAMPEDREALNPU
+
+
+@njit(**EW)
+def _real(kind):
+    """Whether ``kind`` is a RealNPU (no ``W_i``)."""
+    return kind == REALNPU or kind == CLAMPEDREALNPU
 
 
 @njit(**EW)
@@ -100,10 +120,11 @@ def _layer_weights(kind, p, wts):
 
 
 @njit(**EW)
-def _layer_forward(kind, p, xT, lT, wts, act, yT):
+def _layer_forward(kind, p, xT, lT, eps, wts, act, ins, yT):
     """``yT = layer(xT)``, all (features, B); for the NALU and the log-space path ``lT = log(|xT| + eps)`` must
     be filled, and ``act`` (3, O, B) keeps the values the backward pass needs (NALU and GatedNAUNMU ``a``,
-    ``m``, ``g``; the log-space path ``m``; the baselines ``z``)."""
+    ``m``, ``g``; the log-space path ``m``; the baselines ``z``; the NPUs ``A``, ``phi``), ``ins`` (6, I, B) the
+    NPUs' (``|x| + eps``, ``r``, ``log r``, ``k``; rows 4, 5 are the backward pass's scratch)."""
     I, O = wts.shape[1], wts.shape[2]
     n = I * O
     B = xT.shape[1]
@@ -122,19 +143,42 @@ def _layer_forward(kind, p, xT, lT, wts, act, yT):
         dense_block_forward(xT, B, p[:n].reshape((I, O)), p[n:n + O], lo, hi, act[0], yT)
     elif kind == NMU:
         nmu_block_forward(xT, B, p[:n].reshape((I, O)), yT)
+    elif _real(kind):  # W_i = None: a specialisation of its own, so two calls
+        npu_block_forward(xT, B, p[:n].reshape((I, O)), None, p[n:n + I], eps, kind == CLAMPEDREALNPU, ins[0],
+                          ins[1], ins[2], ins[3], act[0], act[1], yT)
+    elif _npu(kind):
+        npu_block_forward(xT, B, p[:n].reshape((I, O)), p[n:2 * n].reshape((I, O)), p[2 * n:2 * n + I], eps,
+                          kind == CLAMPEDNPU, ins[0], ins[1], ins[2], ins[3], act[0], act[1], yT)
     else:
         nalu_block_forward(xT, lT, B, wts[0], wts[0], p[2 * n:3 * n].reshape((I, O)), act[0], act[1], act[2], yT)
 
 
 @njit(**EW)
-def _layer_backward(kind, p, xT, lT, dyT, eps, wts, act, dact, dW, gp, dxT, need_dx, pre, run):
+def _layer_backward(kind, p, xT, lT, dyT, eps, wts, act, ins, dact, dW, gp, dxT, need_dx, pre, run):
     """Gradients of a layer into the packed gradient ``gp`` (layout of ``p``, overwritten) and, when
     ``need_dx``, ``dxT`` (overwritten).  Scratch: ``dact`` (3, O, B), ``dW`` (I, O), ``pre`` (>= I, B),
-    ``run`` (B,).  The NALU's shared weight gets ``dW_a + dW_m``, taken through ``tanh * sigma`` into
-    ``W_hat`` and ``M_hat``; the log-space path's ``dW`` goes through the weight of its kind."""
+    ``run`` (B,), the NPUs' ``ins[4:6]``.  The NALU's shared weight gets ``dW_a + dW_m``, taken through
+    ``tanh * sigma`` into ``W_hat`` and ``M_hat``; the log-space path's ``dW`` goes through the weight of its
+    kind; a clamped NPU's ``dg`` is zeroed where ``g`` is outside ``[0, 1]`` (the chain rule of the clip)."""
     I, O = wts.shape[1], wts.shape[2]
     n = I * O
     B = xT.shape[1]
+    if _npu(kind):
+        gp[:] = 0.0
+        m = n if _real(kind) else 2 * n  # where the gate starts
+        g, dg = p[m:m + I], gp[m:m + I]
+        if _real(kind):  # W_i = None: a specialisation of its own, so two calls
+            npu_block_backward(xT, dyT, B, p[:n].reshape((I, O)), None, g, kind == CLAMPEDREALNPU, ins[0], ins[1],
+                               ins[2], ins[3], act[0], act[1], dact[0], dact[1], ins[4], ins[5],
+                               gp[:n].reshape((I, O)), dW, dg, dxT, need_dx)
+        else:
+            npu_block_backward(xT, dyT, B, p[:n].reshape((I, O)), p[n:2 * n].reshape((I, O)), g, kind == CLAMPEDNPU,
+                               ins[0], ins[1], ins[2], ins[3], act[0], act[1], dact[0], dact[1], ins[4], ins[5],
+                               gp[:n].reshape((I, O)), gp[n:2 * n].reshape((I, O)), dg, dxT, need_dx)
+        if kind >= CLAMPEDNPU:
+            for i in range(I):
+                dg[i] *= 1.0 if 0.0 <= g[i] <= 1.0 else 0.0
+        return
     if kind == NAC or _log_path(kind):
         dW[:, :] = 0.0
         if kind == NAC:
@@ -178,9 +222,10 @@ def _layer_backward(kind, p, xT, lT, dyT, eps, wts, act, dact, dW, gp, dxT, need
 
 
 @njit(**EW)
-def _penalty(kind, p, lam, gp):
-    """The layer's regularizer: adds ``lam * dR/dp`` to ``gp`` and returns ``lam * R`` (0 for the kinds without
-    one: NALU, NAC, NACMul, SigmoidNACMul, the baselines)."""
+def _penalty(kind, I, p, lam, gp):
+    """The regularizer of a layer of ``I`` inputs: adds ``lam * dR/dp`` to ``gp`` and returns ``lam * R`` (0 for
+    the kinds without one: NALU, NAC, NACMul, SigmoidNACMul, the baselines; the NPUs' is the L1 mean of ``W_r``
+    plus that of ``W_i``)."""
     if kind == NAU:
         return nau_regularizer(p, lam, gp)
     if kind == NMU or kind == CLIPPEDNACMUL:
@@ -188,7 +233,34 @@ def _penalty(kind, p, lam, gp):
     if kind == GATEDNAUNMU:
         n = p.shape[0] // 3
         return gatednaunmu_regularizer(p[:n], p[n:2 * n], lam, gp[:n], gp[n:2 * n])
+    if _npu(kind):
+        n = (p.shape[0] - I) // (1 if _real(kind) else 2)  # I * O: p is W_r[, W_i] and g (I,)
+        total = npu_regularizer(p[:n], lam, gp[:n])
+        return total if _real(kind) else total + npu_regularizer(p[n:2 * n], lam, gp[n:2 * n])
     return 0.0
+
+
+@njit(**EW)
+def _beta(step, l1_at, l1_beta):
+    """The L1 term's strength at ``step``: ``l1_beta[j]`` for the last ``j`` with ``l1_at[j] <= step`` (0 before
+    the first piece, and without pieces)."""
+    beta = 0.0
+    for j in range(l1_at.shape[0]):
+        if l1_at[j] <= step:
+            beta = l1_beta[j]
+    return beta
+
+
+@njit(**EW)
+def _l1(theta, beta, grad):
+    """Add ``beta * sign(theta)`` to ``grad`` and return ``beta * sum |theta|`` (float64): the L1 term over all
+    the parameters, as :meth:`nalu_np.arithmetic.SingleModuleTask.penalty` (``sign(0) = 0``)."""
+    b = theta.dtype.type(beta)
+    total = 0.0
+    for k in range(theta.shape[0]):
+        total += abs(np.float64(theta[k]))
+        grad[k] += np.sign(theta[k]) * b
+    return beta * total
 
 
 @njit(**EW)
@@ -236,6 +308,12 @@ def _dim(dims, l):
 
 
 @njit(**EW)
+def _npu_dim(kinds, dims, l):
+    """``dims[l]`` for an NPU layer ``l``, else 0."""
+    return dims[l] if l < kinds.shape[0] and _npu(kinds[l]) else 0
+
+
+@njit(**EW)
 def _work(kinds, dims, dt, B):
     """Work arrays of the ``L = len(kinds)`` layers (1 to :data:`MAX_LAYERS`) for batches of ``B``, each a tuple
     of one slot per layer (the slots past ``L`` empty), with ``d_l = dims[l]``:
@@ -244,7 +322,8 @@ def _work(kinds, dims, dt, B):
     ``hs[l]`` (d_l, B) for ``l = 1..L``: the input of layer ``l`` and output of layer ``l - 1`` (``hs[L]`` the
     network's output; ``hs[0]`` is empty: the network's input is given); ``ls[l]`` (d_l, B): ``log(|hs[l]| +
     eps_l)`` for a layer that takes it (``ls[0]`` only where the first layer does, else (0, B)); ``acts[l]``
-    (3, d_{l+1}, B): the values layer ``l``'s backward pass needs.
+    (3, d_{l+1}, B): the values layer ``l``'s backward pass needs; ``ins[l]`` (6, d_l, B) an NPU layer's values
+    and scratch of its inputs' size ((6, 0, B) for the other kinds).
     """
     ws = (np.empty((3, _dim(dims, 0), _dim(dims, 1)), dt), np.empty((3, _dim(dims, 1), _dim(dims, 2)), dt),
           np.empty((3, _dim(dims, 2), _dim(dims, 3)), dt))
@@ -254,16 +333,18 @@ def _work(kinds, dims, dt, B):
           np.empty((_dim(dims, 2), B), dt))
     acts = (np.empty((3, _dim(dims, 1), B), dt), np.empty((3, _dim(dims, 2), B), dt),
             np.empty((3, _dim(dims, 3), B), dt))
-    return ws, hs, ls, acts
+    ins = (np.empty((6, _npu_dim(kinds, dims, 0), B), dt), np.empty((6, _npu_dim(kinds, dims, 1), B), dt),
+           np.empty((6, _npu_dim(kinds, dims, 2), B), dt))
+    return ws, hs, ls, acts, ins
 
 
 @njit(**EW)
-def _model_forward(kinds, eps, theta, offs, ws, hs, ls, acts, have_lx):
+def _model_forward(kinds, eps, theta, offs, ws, hs, ls, acts, ins, have_lx):
     """``hs[L] = L_{L-1}(... L_0(hs[0]))``, all (features, B): each layer's weights, then its pass.
 
-    ``hs``, ``ls``, ``acts``, ``ws`` as :func:`_work` makes them, with the network's input in ``hs[0]`` and
-    ``log(|hs[0]| + eps_0)`` in ``ls[0]`` when ``have_lx``; otherwise that is computed here for a first layer
-    that takes it (:func:`takes_log_input`), as is ``ls[l]`` for every later layer that takes it.
+    ``hs``, ``ls``, ``acts``, ``ws``, ``ins`` as :func:`_work` makes them, with the network's input in ``hs[0]``
+    and ``log(|hs[0]| + eps_0)`` in ``ls[0]`` when ``have_lx``; otherwise that is computed here for a first
+    layer that takes it (:func:`takes_log_input`), as is ``ls[l]`` for every later layer that takes it.
     """
     dt = hs[0].dtype.type
     for l in range(kinds.shape[0]):
@@ -271,7 +352,7 @@ def _model_forward(kinds, eps, theta, offs, ws, hs, ls, acts, have_lx):
         _layer_weights(kinds[l], p, ws[l])
         if takes_log_input(kinds[l]) and (l > 0 or not have_lx):
             log_abs(hs[l], hs[l].shape[1], dt(eps[l]), ls[l])
-        _layer_forward(kinds[l], p, hs[l], ls[l], ws[l], acts[l], hs[l + 1])
+        _layer_forward(kinds[l], p, hs[l], ls[l], dt(eps[l]), ws[l], acts[l], ins[l], hs[l + 1])
 
 
 @njit(**EW)
@@ -292,6 +373,7 @@ def _sigmoid64(m):
 def sparsity_error(kinds, dims, offs, theta):
     """Madsen & Johansen's sparsity error of the packed model ``theta``: the largest :func:`_distance` over the
     weights as the forward pass uses them (NAU, NMU, ClippedNACMul: ``W``; GatedNAUNMU: ``W_add`` and ``W_mul``;
+    NPU: ``W_r`` and ``W_i``, RealNPU: ``W_r``;
     NAC, NACMul, NALU: ``tanh(W_hat) sigma(M_hat)``, SigmoidNACMul: ``sigma(W_hat)``, in float64; the gates and a
     baseline's bias left out), as :func:`nalu_np.arithmetic.sparsity_error`."""
     worst = 0.0
@@ -299,7 +381,7 @@ def sparsity_error(kinds, dims, offs, theta):
         kind = kinds[layer]
         n = dims[layer] * dims[layer + 1]
         p = theta[offs[layer]:offs[layer + 1]]
-        for k in range(2 * n if kind == GATEDNAUNMU else n):
+        for k in range(2 * n if kind == GATEDNAUNMU or (_npu(kind) and not _real(kind)) else n):
             if _nac_weights(kind):
                 d = _distance(np.tanh(np.float64(p[k])) * _sigmoid64(p[n + k]))
             elif kind == SIGMOIDNACMUL:
@@ -312,13 +394,13 @@ def sparsity_error(kinds, dims, offs, theta):
 
 
 @njit(**EW)
-def _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, ws, hs, ls, acts, row):
+def _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, ws, hs, ls, acts, ins, row):
     """``row[j] = mean((y - t)^2)`` on each test set ``j`` (float64) and ``row[-1]`` the sparsity error.
 
     ``xs`` (sets, blocks, I, nb) holds each set's inputs in blocks of ``nb`` columns, the last block padded;
     ``lxs`` the same for ``log(|x| + eps)`` (I rows for a first layer that takes it, else 0); ``ts`` (sets, N) the
-    targets in float64; ``ws``, ``hs``, ``ls``, ``acts`` the work arrays of :func:`_work` for batches of ``nb``
-    (the output ``y`` is ``hs[L][0]``).
+    targets in float64; ``ws``, ``hs``, ``ls``, ``acts``, ``ins`` the work arrays of :func:`_work` for batches of
+    ``nb`` (the output ``y`` is ``hs[L][0]``).
     """
     nb = xs.shape[3]
     L = kinds.shape[0]
@@ -328,7 +410,7 @@ def _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, ws, hs, ls, acts, row)
         for blk in range(xs.shape[1]):
             hb = (xs[j, blk], hs[1], hs[2], hs[3])
             lb = (lxs[j, blk], ls[1], ls[2])
-            _model_forward(kinds, eps, theta, offs, ws, hb, lb, acts, True)
+            _model_forward(kinds, eps, theta, offs, ws, hb, lb, acts, ins, True)
             yT = hb[L]
             for b in range(min(nb, N - blk * nb)):
                 d = np.float64(yT[0, b]) - ts[j, blk * nb + b]
@@ -339,7 +421,8 @@ def _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, ws, hs, ls, acts, row)
 
 @njit(**EW)
 def _train_seed(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, state, steps, B, xlo, span, op, o, s, v,
-                t0, lr, b1, b2, adam_eps, lam_hat, lam_start, lam_end, every, first, xs, lxs, ts, losses, evals):
+                t0, lr, b1, b2, adam_eps, lam_hat, lam_start, lam_end, l1_at, l1_beta, every, first, xs, lxs, ts,
+                losses, evals):
     """One seed of :func:`run`: returns (steps done, evaluations written)."""
     L = kinds.shape[0]
     I, O = dims[0], dims[L]
@@ -362,12 +445,12 @@ def _train_seed(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, state, steps, 
     pre = np.empty((widest, B), dt)
     run_ = np.empty(B, dt)
     scale = dt.type(2.0 / (B * O))
-    ws, hw, ls, acts = _work(kinds, dims, dt, B)
+    ws, hw, ls, acts, ins = _work(kinds, dims, dt, B)
     hs = (xT, hw[1], hw[2], hw[3])  # the batch is layer 0's input
     yT, dyT = hs[L], dys[L - 1]
     ne = 0
     if every > 0 and first:
-        _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, ws, hs, ls, acts, evals[ne])
+        _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, ws, hs, ls, acts, ins, evals[ne])
         ne += 1
     given = u.shape[0] == steps
     bad = False
@@ -380,7 +463,7 @@ def _train_seed(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, state, steps, 
         else:
             fill_uniform(state, dt.type(xlo), dt.type(span), xflat)
         _targets(xT, op, o, s, v, sa, sc, t)
-        _model_forward(kinds, eps, theta, offs, ws, hs, ls, acts, False)
+        _model_forward(kinds, eps, theta, offs, ws, hs, ls, acts, ins, False)
         loss = 0.0
         for j in range(O):
             for b in range(B):
@@ -391,18 +474,22 @@ def _train_seed(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, state, steps, 
         for l in range(L - 1, -1, -1):  # layer l's gradients, and for l > 0 the gradient at its input
             below = max(l - 1, 0)  # (layer 0 writes no input gradient: dys[0] is only a placeholder there)
             _layer_backward(kinds[l], theta[offs[l]:offs[l + 1]], hs[l], ls[l], dys[l], dt.type(eps[l]), ws[l],
-                            acts[l], dacts[l], dWs[l], grad[offs[l]:offs[l + 1]], dys[below], l > 0, pre, run_)
+                            acts[l], ins[l], dacts[l], dWs[l], grad[offs[l]:offs[l + 1]], dys[below], l > 0, pre,
+                            run_)
         lam = _schedule(step, lam_hat, lam_start, lam_end)
         if lam != 0.0:
             penalty = 0.0
             for l in range(L):
-                penalty += _penalty(kinds[l], theta[offs[l]:offs[l + 1]], lam, grad[offs[l]:offs[l + 1]])
+                penalty += _penalty(kinds[l], dims[l], theta[offs[l]:offs[l + 1]], lam, grad[offs[l]:offs[l + 1]])
             loss += penalty
+        beta = _beta(step, l1_at, l1_beta)
+        if beta != 0.0:
+            loss += _l1(theta, beta, grad)
         losses[k] = loss
         bad = bad or not np.isfinite(loss)
         adam_step(theta, grad, m1, m2, step + 1, lr, b1, b2, adam_eps, lo, hi)
         if every > 0 and ((k + 1) % every == 0 or k + 1 == steps):
-            _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, ws, hs, ls, acts, evals[ne])
+            _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, ws, hs, ls, acts, ins, evals[ne])
             ne += 1
             if bad:
                 return k + 1, ne
@@ -411,8 +498,8 @@ def _train_seed(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, state, steps, 
 
 @njit(**EW)
 def run(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, states, active, steps, B, xlo, span, op, offsets, s,
-        v, t0, lr, b1, b2, adam_eps, lam_hat, lam_start, lam_end, every, first, xs, lxs, ts, losses, evals, done,
-        nevals):
+        v, t0, lr, b1, b2, adam_eps, lam_hat, lam_start, lam_end, l1_at, l1_beta, every, first, xs, lxs, ts, losses,
+        evals, done, nevals):
     """``steps`` training steps of ``S`` independent runs (seeds) of one network on the packed parameters
     ``theta[s]`` with Adam moments ``m1[s]``, ``m2[s]``, one seed after the other.
 
@@ -452,13 +539,17 @@ def run(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, states, active, steps,
         Adam's hyper-parameters.
     lam_hat, lam_start, lam_end
         The regularizer ``lambda(t) sum_l R_l``, ``lambda(t) = lam_hat clip((t - start) / (end - start), 0, 1)``.
+    l1_at, l1_beta : int64 and float64 arrays, shape (J,)
+        The L1 term ``beta(t) sum |theta|`` over all parameters, ``beta`` piecewise constant: ``l1_beta[j]`` from
+        step ``l1_at[j]`` (increasing) on, 0 before ``l1_at[0]``; J = 0: none.  Its gradient is
+        ``beta sign(theta)``.
     every : int
         Evaluate after every ``every`` steps of the call and after its last step (0: never); with ``first``
         also before the first.  A seed whose loss was not finite stops at its next evaluation.
     xs, lxs, ts
         The test sets, as :func:`_evaluate` takes them (targets per seed: ``ts`` (S, sets, N)).
     losses : float64 array, shape (S, steps)
-        Out: the loss of each step before its update (MSE plus regularizer).
+        Out: the loss of each step before its update (MSE plus regularizer plus L1 term).
     evals : float64 array, shape (S, evaluations, sets + 1)
         Out: each evaluation's test-set MSEs and sparsity error.
     done, nevals : int64 arrays, shape (S,)
@@ -468,8 +559,8 @@ def run(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, states, active, steps,
         if active[q]:
             done[q], nevals[q] = _train_seed(
                 kinds, dims, offs, eps, theta[q], m1[q], m2[q], lo, hi, u[q], states[q], steps, B, xlo, span,
-                op, offsets[q], s, v, t0[q], lr, b1, b2, adam_eps, lam_hat, lam_start, lam_end, every, first,
-                xs, lxs, ts[q], losses[q], evals[q])
+                op, offsets[q], s, v, t0[q], lr, b1, b2, adam_eps, lam_hat, lam_start, lam_end, l1_at, l1_beta,
+                every, first, xs, lxs, ts[q], losses[q], evals[q])
 
 
 @njit(**EW)
@@ -485,7 +576,7 @@ def log_input(kinds, eps, xT):
 @njit(**EW)
 def predict(kinds, dims, offs, eps, theta, xT, lx, yT):
     """``yT = L_{L-1}(... L_0(xT))`` for a batch of any size, (features, B); ``lx`` from :func:`log_input`."""
-    ws, hw, ls, acts = _work(kinds, dims, theta.dtype, xT.shape[1])
+    ws, hw, ls, acts, ins = _work(kinds, dims, theta.dtype, xT.shape[1])
     hs = (xT, hw[1], hw[2], hw[3])
-    _model_forward(kinds, eps, theta, offs, ws, hs, (lx, ls[1], ls[2]), acts, True)
+    _model_forward(kinds, eps, theta, offs, ws, hs, (lx, ls[1], ls[2]), acts, ins, True)
     yT[:, :] = hs[kinds.shape[0]]

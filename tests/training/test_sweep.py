@@ -237,8 +237,8 @@ def test_compiled_engine_draws_its_own_batches_reproducibly():
 
 
 def test_engine_choice():
-    add = sw.Config("simple-add", "NPU", TINY)
-    assert sw.run_seed(add, 0, engine="auto")["engine"] == "python"  # NAU -> NPU: no compiled path
+    add = sw.Config("simple-add", "INALU", TINY)
+    assert sw.run_seed(add, 0, engine="auto")["engine"] == "python"  # INALU -> INALU: no compiled path
     with pytest.raises(ValueError, match="layers of"):
         sw.run_seed(add, 0, engine="compiled")
     with pytest.raises(ValueError, match="engine"):

@@ -132,7 +132,7 @@ def test_an_engine_that_cannot_run_is_refused_before_any_work(tmp_path):
     pytest.importorskip("numba")
     out = tmp_path / "runs"
     with pytest.raises(ValueError, match="compiled path trains layers of"):
-        sw.run_sweep(sw.Config("simple-add", "NPU", TINY), range(3), str(out), engine="compiled", progress=False)
+        sw.run_sweep(sw.Config("simple-add", "INALU", TINY), range(3), str(out), engine="compiled", progress=False)
     assert not out.exists()
-    p = _cli("sweep", "simple-add:NPU", "--engine", "compiled", "--out", "runs", cwd=tmp_path)
+    p = _cli("sweep", "simple-add:INALU", "--engine", "compiled", "--out", "runs", cwd=tmp_path)
     assert p.returncode == 2 and "compiled path" in p.stderr and not out.exists()
