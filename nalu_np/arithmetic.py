@@ -570,7 +570,8 @@ class SingleModuleTask(_PaperTask):
     the L1 term); test sets of 10000 samples.  ``a = x1``, ``b = x2`` as the authors' dataset gives them (input
     size 2, subset ratio 0.5, overlap 0: the subset offset is always 0).  The task does not depend on the seed.
     The compiled engine (:mod:`nalu_np.compiled`) trains it, as the simple function task's case ``I = 2``,
-    ``a = x[0]``, ``b = x[1]``, for the units it knows, except with :attr:`l1` or :attr:`recipe` (Python engine).
+    ``a = x[0]``, ``b = x[1]``, for the units it knows, the :attr:`l1` term included, except with :attr:`recipe`
+    (Python engine).
     """
 
     in_features = 2
