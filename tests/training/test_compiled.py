@@ -11,10 +11,9 @@ import pytest
 pytest.importorskip("numba")
 
 import nalu_np as nn  # noqa: E402
-from nalu_np import reference as ref  # noqa: E402
 from nalu_np import compiled as nt  # noqa: E402
-from nalu_np.losses import mse  # noqa: E402
 from nalu_np.optim import Adam  # noqa: E402
+from support.engine import assert_same_run, python_steps  # noqa: E402
 
 DTYPES = (np.float32, np.float64)
 
@@ -43,38 +42,6 @@ def make_model(dtype: Any, seed: int = 0, hidden: int = 2, net: str = "NAU-NMU",
     layers = [kind(i, o, rng=seed + n, dtype=dtype) for n, (kind, i, o) in enumerate(zip(kinds, sizes, sizes[1:]))]
     model = layers[0] if len(layers) == 1 and not seq else nn.Sequential(layers)
     return model, Adam(model.params, lr=1e-3, projections=model.projections())
-
-
-def python_steps(model: Any, opt: Adam, task: nt.SimpleFunction, rng: np.random.Generator, steps: int,
-                 regularizer: tuple[float, float, float] | None = None, batch: int = 128) -> np.ndarray:
-    """The step-by-step loop: draw, reference forward/backward, MSE, regularizer, Adam with projections."""
-    dtype = next(iter(model.params.values())).dtype
-    losses = []
-    for _ in range(steps):
-        x = task.inputs(rng.random((batch, task.in_features), dtype=dtype.type))
-        t = task.targets(x)
-        y, cache = model.forward(x, backend="numpy")
-        loss, dy = mse(y, t)
-        _, grads = model.backward(dy, cache)
-        if regularizer is not None:
-            lam = ref.linear_schedule(opt.t, *regularizer)
-            R, dR = model.regularizer()  # the NAU / NMU layers' terms
-            loss = loss + lam * R
-            grads = {k: g + dtype.type(lam) * dR[k] if k in dR else g for k, g in grads.items()}
-        losses.append(float(loss))
-        opt.step(grads)
-    return np.array(losses)
-
-
-def assert_same_run(a: tuple[Any, Adam], b: tuple[Any, Adam], rtol: float) -> None:
-    (ma, oa), (mb, ob) = a, b
-    assert oa.t == ob.t
-    for k in ma.params:
-        np.testing.assert_allclose(ma.params[k], mb.params[k], rtol=rtol, atol=rtol, err_msg=k)
-        for slot in ("exp_avg", "exp_avg_sq"):
-            sa, sb = oa.state[slot][k], ob.state[slot][k]
-            scale = float(np.abs(sb[np.isfinite(sb)]).max(initial=0.0))  # NALU moments can overflow to inf
-            np.testing.assert_allclose(sa, sb, rtol=rtol, atol=rtol * scale, err_msg=slot + k)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])

@@ -14,9 +14,8 @@ pytest.importorskip("numba")
 
 import nalu_np as nn  # noqa: E402
 from nalu_np import compiled as nt  # noqa: E402
-from nalu_np import reference as ref  # noqa: E402
-from nalu_np.losses import mse  # noqa: E402
 from nalu_np.optim import Adam  # noqa: E402
+from support.engine import assert_same_run, python_steps  # noqa: E402
 
 DTYPES = (np.float32, np.float64)
 DTYPE_IDS = ["float32", "float64"]
@@ -142,47 +141,6 @@ def make_model(net: str, dtype: Any, seed: int, in_features: int = 100) -> tuple
     return model, Adam(model.params, lr=5e-3, projections=model.projections())
 
 
-def beta_at(t: int, l1: tuple[list[int], list[float]]) -> float:
-    starts, betas = l1
-    return ([0.0] + [b for s, b in zip(starts, betas) if s <= t])[-1]
-
-
-def python_steps(model: Any, opt: Adam, task: nt.SimpleFunction, rng: np.random.Generator, steps: int,
-                 l1: tuple[list[int], list[float]] | None, regularizer: Any = None, batch: int = 128) -> np.ndarray:
-    """The step-by-step loop: draw, the layers' forward and backward passes on the reference, MSE, the units'
-    regularizer, the L1 term as :meth:`nalu_np.arithmetic.SingleModuleTask.penalty` has it, Adam with the
-    layers' projections."""
-    dtype = next(iter(model.params.values())).dtype
-    losses = []
-    for _ in range(steps):
-        x = task.inputs(rng.random((batch, task.in_features), dtype=dtype.type))
-        y, cache = model.forward(x, backend="numpy")
-        loss, dy = mse(y, task.targets(x))
-        _, grads = model.backward(dy, cache)
-        if regularizer is not None:
-            lam = ref.linear_schedule(opt.t, *regularizer)
-            R, dR = model.regularizer()
-            loss = loss + lam * float(R)
-            grads = {k: g + dR[k] * dtype.type(lam) if k in dR else g for k, g in grads.items()}
-        if l1 is not None:
-            beta = beta_at(opt.t, l1)
-            loss = loss + beta * sum(float(np.abs(p).sum()) for p in model.params.values())
-            grads = {k: g + np.sign(model.params[k]) * dtype.type(beta) for k, g in grads.items()}
-        losses.append(float(loss))
-        opt.step(grads)
-    return np.array(losses)
-
-
-def assert_same_run(a: tuple[Any, Adam], b: tuple[Any, Adam], rtol: float) -> None:
-    (ma, oa), (mb, ob) = a, b
-    assert oa.t == ob.t
-    for k in ma.params:
-        np.testing.assert_allclose(ma.params[k], mb.params[k], rtol=rtol, atol=rtol, err_msg=k)
-        for slot in ("exp_avg", "exp_avg_sq"):
-            np.testing.assert_allclose(oa.state[slot][k], ob.state[slot][k], rtol=rtol,
-                                       atol=rtol * float(np.abs(ob.state[slot][k]).max()), err_msg=slot + k)
-
-
 #: the L1 term's pieces: off for the first 3 steps, then changing inside the calls of 11 steps
 L1 = ([3, 9, 25], [1e-3, 1e-2, 3e-3])
 
@@ -202,7 +160,7 @@ def test_the_npus_with_the_l1_term_match_the_python_loop(net: str, op: str, reg:
     task = nt.SimpleFunction(op=op, offset=19)
     steps = 30
     py = make_model(net, dtype, 3)
-    losses_py = python_steps(*py, task, np.random.default_rng(8), steps, L1, reg)
+    losses_py = python_steps(*py, task, np.random.default_rng(8), steps, regularizer=reg, l1=L1)
     jit = make_model(net, dtype, 3)
     losses_jit = nt.train(*jit, task, steps, np.random.default_rng(8), chunk=11, regularizer=reg, l1=L1)
     rtol = rtol_of(dtype)

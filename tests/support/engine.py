@@ -1,0 +1,59 @@
+"""The step-by-step training loop the compiled engine is tested against (tests/training/test_compiled*.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nalu_np import compiled as nt
+from nalu_np import reference as ref
+from nalu_np.losses import mse
+from nalu_np.optim import Adam
+
+
+def beta_at(t: int, l1: tuple[list[int], list[float]]) -> float:
+    """The L1 term's strength at step ``t`` of the pieces ``(starts, betas)`` (0 before the first)."""
+    starts, betas = l1
+    return ([0.0] + [b for s, b in zip(starts, betas) if s <= t])[-1]
+
+
+def python_steps(model: Any, opt: Adam, task: nt.SimpleFunction, rng: np.random.Generator, steps: int,
+                 regularizer: tuple[float, float, float] | None = None,
+                 l1: tuple[list[int], list[float]] | None = None, batch: int = 128) -> np.ndarray:
+    """The step-by-step loop: draw, the layers' forward and backward passes on the reference, MSE, the units'
+    regularizer ``lambda(t) R``, the L1 term ``beta(t) sum |p|`` as
+    :meth:`nalu_np.arithmetic.SingleModuleTask.penalty` has it, Adam with the layers' projections; returns the
+    loss of every step."""
+    dtype = next(iter(model.params.values())).dtype
+    losses = []
+    for _ in range(steps):
+        x = task.inputs(rng.random((batch, task.in_features), dtype=dtype.type))
+        y, cache = model.forward(x, backend="numpy")
+        loss, dy = mse(y, task.targets(x))
+        _, grads = model.backward(dy, cache)
+        if regularizer is not None:
+            lam = ref.linear_schedule(opt.t, *regularizer)
+            R, dR = model.regularizer()  # the NAU / NMU / NPU layers' terms
+            loss = loss + lam * float(R)
+            grads = {k: g + dtype.type(lam) * dR[k] if k in dR else g for k, g in grads.items()}
+        if l1 is not None:
+            beta = beta_at(opt.t, l1)
+            loss = loss + beta * sum(float(np.abs(p).sum()) for p in model.params.values())
+            grads = {k: g + np.sign(model.params[k]) * dtype.type(beta) for k, g in grads.items()}
+        losses.append(float(loss))
+        opt.step(grads)
+    return np.array(losses)
+
+
+def assert_same_run(a: tuple[Any, Adam], b: tuple[Any, Adam], rtol: float) -> None:
+    """The two (model, Adam) pairs took the same steps: parameters and moments within ``rtol`` (the moments'
+    absolute tolerance scaled by their largest finite value: NALU moments can overflow to inf)."""
+    (ma, oa), (mb, ob) = a, b
+    assert oa.t == ob.t
+    for k in ma.params:
+        np.testing.assert_allclose(ma.params[k], mb.params[k], rtol=rtol, atol=rtol, err_msg=k)
+        for slot in ("exp_avg", "exp_avg_sq"):
+            sa, sb = oa.state[slot][k], ob.state[slot][k]
+            scale = float(np.abs(sb[np.isfinite(sb)]).max(initial=0.0))
+            np.testing.assert_allclose(sa, sb, rtol=rtol, atol=rtol * scale, err_msg=slot + k)
