@@ -563,8 +563,9 @@ class GatedNAUNMU(ProjectedLayer):
 
 
 class GNALU(Layer):
-    """The NALU in the golden-ratio base (G-NALU: Rana, Mistry et al., the Primer's ``--nalu-gate golden-ratio
-    --nalu-mul golden-ratio --nac-weight golden-ratio``), shared weights.
+    """The NALU in the golden-ratio base (G-NALU: Rana et al. 2019, IEEE document 8995315 as the Primer's README
+    cites it; run as the Primer's ``--nalu-gate golden-ratio --nalu-mul golden-ratio --nac-weight golden-ratio``),
+    shared weights.
 
     Parameters as :class:`NALU` (``init`` ``"madsen2020"``, the default, or the seed articles' presets).
 

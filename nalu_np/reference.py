@@ -253,8 +253,8 @@ def _golden(params: Params) -> Params:
 
 
 def gnalu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, dict[str, Any]]:
-    """Forward pass of the G-NALU (Rana et al. 2019, as the Primer runs it: ``--nalu-gate golden-ratio
-    --nalu-mul golden-ratio --nac-weight golden-ratio``), shared weights.
+    """Forward pass of the G-NALU (Rana et al. 2019, IEEE document 8995315; as the Primer runs it:
+    ``--nalu-gate golden-ratio --nalu-mul golden-ratio --nac-weight golden-ratio``), shared weights.
 
     Parameters
     ----------
