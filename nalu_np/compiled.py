@@ -58,7 +58,7 @@ _OPS = {"add": 0, "sub": 1, "mul": 2, "div": 3, "squared": 4, "root": 5}
 #: (``NAU``, ``NMU``, ``NALU``, ``LINEAR``, ``RELU``, ``RELU6``, ``NAC``, ``NACMUL``, ``CLIPPEDNACMUL``,
 #: ``SIGMOIDNACMUL``, ``GATEDNAUNMU``, ``NPU``, ``REALNPU`` of :mod:`nalu_np.kernels.numba.train`)
 LAYER_KINDS = {"nau": 0, "nmu": 1, "nalu": 2, "dense": 3, "relu": 4, "relu6": 5, "nac": 6, "nacmul": 7,
-               "clippednacmul": 8, "sigmoidnacmul": 9, "gatednaunmu": 10, "npu": 11, "realnpu": 12}
+               "clippednacmul": 8, "sigmoidnacmul": 9, "gatednaunmu": 10, "npu": 11, "realnpu": 12, "gnalu": 15}
 #: the kind codes of the NPUs with ``clamp_gate`` (``CLAMPEDNPU``, ``CLAMPEDREALNPU``)
 CLAMPED_KINDS = {"npu": 13, "realnpu": 14}
 

@@ -8,7 +8,8 @@ regularizer, Adam step, projection -- is one compiled call, so a step costs what
 Each layer is an NAU, an NMU, a NALU with shared weights, a NAC, a NACMul, one of the study's baselines or one
 of its variants, an NPU or a RealNPU (the kind codes ``NAU``, ``NMU``, ``NALU``, ``NAC``, ``NACMUL``, ``LINEAR``,
 ``RELU``, ``RELU6``, ``CLIPPEDNACMUL``, ``SIGMOIDNACMUL``, ``GATEDNAUNMU``, ``NPU``, ``REALNPU``, and
-``CLAMPEDNPU``, ``CLAMPEDREALNPU`` for the NPUs with ``clamp_gate``).
+``CLAMPEDNPU``, ``CLAMPEDREALNPU`` for the NPUs with ``clamp_gate``), or a G-NALU (``GNALU``: the NALU on its
+parameters scaled by ``ln(phi)``).
 The step is composed of the units' block functions
 (:func:`~nalu_np.kernels.numba.nau.nau_block_forward`, :func:`~nalu_np.kernels.numba.nmu.nmu_block_backward`,
 :func:`~nalu_np.kernels.numba.nalu.nalu_block_forward`, ... -- the same functions the layer kernels call on each
@@ -38,6 +39,7 @@ from ._math import jit as njit
 from .dense import dense_block_backward, dense_block_forward
 from .gated import gatednaunmu_block_backward, gatednaunmu_block_forward, gatednaunmu_regularizer
 from .nac import nacmul_block_backward, nacmul_block_values, sigmoid_weight_grad_into, sigmoid_weight_into
+from .gnalu import LN_PHI
 from .nalu import nalu_block_backward, nalu_block_forward
 from .nau import nau_block_backward, nau_block_forward, nau_regularizer
 from .nmu import nmu_block_backward, nmu_block_forward, nmu_regularizer
@@ -45,16 +47,17 @@ from .npu import npu_block_backward, npu_block_forward, npu_regularizer
 from .rng import fill_uniform
 
 __all__ = ["MAX_LAYERS", "NAU", "NMU", "NALU", "LINEAR", "RELU", "RELU6", "NAC", "NACMUL", "CLIPPEDNACMUL", "SIGMOIDNACMUL",
-           "GATEDNAUNMU", "NPU", "REALNPU", "CLAMPEDNPU", "CLAMPEDREALNPU", "run", "sparsity_error", "takes_log_input",
+           "GATEDNAUNMU", "NPU", "REALNPU", "CLAMPEDNPU", "CLAMPEDREALNPU", "GNALU", "run", "sparsity_error", "takes_log_input",
            "log_input", "predict"]
 
 #: the kind codes of the layers (LINEAR, RELU, RELU6: the study's baselines, ``W`` then the bias ``b``; NAC and
 #: NACMUL: ``W = tanh(W_hat) sigma(M_hat)``, NACMUL in log space; CLIPPEDNACMUL, SIGMOIDNACMUL: the log-space
 #: path with ``W`` itself or ``W = sigma(W_hat)``; GATEDNAUNMU: ``W_add``, ``W_mul``, then the gate ``G``; NPU:
 #: ``W_r``, ``W_i``, then the gate ``g`` (I,); REALNPU: ``W_r``, ``g``; CLAMPEDNPU, CLAMPEDREALNPU: the same with
-#: the gate ``clip(g, 0, 1)`` in the forward pass and ``dg`` zero where ``g`` is outside ``[0, 1]``)
+#: the gate ``clip(g, 0, 1)`` in the forward pass and ``dg`` zero where ``g`` is outside ``[0, 1]``; GNALU: the
+#: NALU's ``W_hat``, ``M_hat``, ``G``, used as ``ln(phi)`` times them)
 NAU, NMU, NALU, LINEAR, RELU, RELU6, NAC, NACMUL, CLIPPEDNACMUL, SIGMOIDNACMUL, GATEDNAUNMU, NPU, REALNPU, CLAMPEDNPU, \
-    CLAMPEDREALNPU = range(15)
+    CLAMPEDREALNPU, GNALU = range(16)
 
 
 @njit(**EW)
@@ -65,8 +68,15 @@ def _dense(kind):
 
 @njit(**EW)
 def _nac_weights(kind):
-    """Whether ``kind``'s weight is ``tanh(W_hat) sigma(M_hat)`` (NALU, NAC, NACMul)."""
-    return kind == NALU or kind == NAC or kind == NACMUL
+    """Whether ``kind``'s weight is ``tanh(c W_hat) sigma(c M_hat)`` (NALU, NAC, NACMul: ``c = 1``; GNALU:
+    :func:`_scale`)."""
+    return kind == NALU or kind == NAC or kind == NACMUL or kind == GNALU
+
+
+@njit(**EW)
+def _scale(kind):
+    """``c`` of the NAC weight and the gate: ``ln(phi)`` for the G-NALU, else 1."""
+    return LN_PHI if kind == GNALU else 1.0
 
 
 @njit(**EW)
@@ -90,8 +100,8 @@ def _real(kind):
 
 @njit(**EW)
 def takes_log_input(kind):
-    """Whether ``kind`` needs ``log(|x| + eps)`` of its input (NALU and the log-space path)."""
-    return kind == NALU or _log_path(kind)
+    """Whether ``kind`` needs ``log(|x| + eps)`` of its input (NALU, GNALU and the log-space path)."""
+    return kind == NALU or kind == GNALU or _log_path(kind)
 
 
 @njit(**EW)
@@ -106,12 +116,21 @@ def _clip_range(kind, dt):
 
 @njit(**EW)
 def _layer_weights(kind, p, wts):
-    """NALU, NAC, NACMul: ``wts = (W, tanh(W_hat), sigma(M_hat))`` (3, I, O) from the packed
-    ``p = [W_hat, M_hat, ...]``; SigmoidNACMul: ``wts[0] = sigma(W_hat)``; ClippedNACMul: ``wts[0] = W`` (the
-    log-space path reads ``wts[0]``; nothing to do for the other kinds, whose weights are in ``p`` itself)."""
+    """NALU, NAC, NACMul: ``wts[:3] = (W, tanh(W_hat), sigma(M_hat))`` (I, O) from the packed
+    ``p = [W_hat, M_hat, ...]``; GNALU: the same of ``c W_hat``, ``c M_hat`` and ``wts[3] = c G``
+    (:func:`_scale`); SigmoidNACMul: ``wts[0] = sigma(W_hat)``; ClippedNACMul: ``wts[0] = W`` (the log-space path
+    reads ``wts[0]``; nothing to do for the other kinds, whose weights are in ``p`` itself)."""
     I, O = wts.shape[1], wts.shape[2]
     n = I * O
-    if _nac_weights(kind):
+    if kind == GNALU:  # the scaled W_hat, M_hat into t, s first: nac_weight_into works element by element
+        c = wts.dtype.type(LN_PHI)
+        for i in range(I):
+            for j in range(O):
+                wts[1, i, j] = p[i * O + j] * c
+                wts[2, i, j] = p[n + i * O + j] * c
+                wts[3, i, j] = p[2 * n + i * O + j] * c
+        nac_weight_into(wts[1], wts[2], wts[0], wts[1], wts[2])
+    elif _nac_weights(kind):
         nac_weight_into(p[:n].reshape((I, O)), p[n:2 * n].reshape((I, O)), wts[0], wts[1], wts[2])
     elif kind == SIGMOIDNACMUL:
         sigmoid_weight_into(p[:n].reshape((I, O)), wts[0])
@@ -150,7 +169,8 @@ def _layer_forward(kind, p, xT, lT, eps, wts, act, ins, yT):
         npu_block_forward(xT, B, p[:n].reshape((I, O)), p[n:2 * n].reshape((I, O)), p[2 * n:2 * n + I], eps,
                           kind == CLAMPEDNPU, ins[0], ins[1], ins[2], ins[3], act[0], act[1], yT)
     else:
-        nalu_block_forward(xT, lT, B, wts[0], wts[0], p[2 * n:3 * n].reshape((I, O)), act[0], act[1], act[2], yT)
+        G = wts[3] if kind == GNALU else p[2 * n:3 * n].reshape((I, O))
+        nalu_block_forward(xT, lT, B, wts[0], wts[0], G, act[0], act[1], act[2], yT)
 
 
 @njit(**EW)
@@ -199,14 +219,18 @@ def _layer_backward(kind, p, xT, lT, dyT, eps, wts, act, ins, dact, dW, gp, dxT,
                                    dact[2], gp[:n].reshape((I, O)), gp[n:2 * n].reshape((I, O)),
                                    gp[2 * n:3 * n].reshape((I, O)), dxT, need_dx, pre, run)
         return
-    if kind == NALU:
-        G = p[2 * n:3 * n].reshape((I, O))
+    if kind == NALU or kind == GNALU:  # the G-NALU's gradients at its scaled parameters, times c
+        G = wts[3] if kind == GNALU else p[2 * n:3 * n].reshape((I, O))
         dG = gp[2 * n:3 * n].reshape((I, O))
         dW[:, :] = 0.0
         dG[:, :] = 0.0
         nalu_block_backward(xT, lT, dyT, B, wts[0], wts[0], G, eps, act[0], act[1], act[2], dact[0], dact[1],
                             dact[2], dW, dW, dG, dxT, need_dx)
         nac_weight_grad_into(dW, wts[1], wts[2], gp[:n].reshape((I, O)), gp[n:2 * n].reshape((I, O)))
+        if kind == GNALU:
+            c = gp.dtype.type(LN_PHI)
+            for k in range(3 * n):
+                gp[k] *= c
         return
     W = p[:n].reshape((I, O))
     acc = gp[:n].reshape((I, O))
@@ -318,15 +342,15 @@ def _work(kinds, dims, dt, B):
     """Work arrays of the ``L = len(kinds)`` layers (1 to :data:`MAX_LAYERS`) for batches of ``B``, each a tuple
     of one slot per layer (the slots past ``L`` empty), with ``d_l = dims[l]``:
 
-    ``ws[l]`` (3, d_l, d_{l+1}): layer ``l``'s weights as the forward pass uses them (:func:`_layer_weights`);
+    ``ws[l]`` (4, d_l, d_{l+1}): layer ``l``'s weights as the forward pass uses them (:func:`_layer_weights`);
     ``hs[l]`` (d_l, B) for ``l = 1..L``: the input of layer ``l`` and output of layer ``l - 1`` (``hs[L]`` the
     network's output; ``hs[0]`` is empty: the network's input is given); ``ls[l]`` (d_l, B): ``log(|hs[l]| +
     eps_l)`` for a layer that takes it (``ls[0]`` only where the first layer does, else (0, B)); ``acts[l]``
     (3, d_{l+1}, B): the values layer ``l``'s backward pass needs; ``ins[l]`` (6, d_l, B) an NPU layer's values
     and scratch of its inputs' size ((6, 0, B) for the other kinds).
     """
-    ws = (np.empty((3, _dim(dims, 0), _dim(dims, 1)), dt), np.empty((3, _dim(dims, 1), _dim(dims, 2)), dt),
-          np.empty((3, _dim(dims, 2), _dim(dims, 3)), dt))
+    ws = (np.empty((4, _dim(dims, 0), _dim(dims, 1)), dt), np.empty((4, _dim(dims, 1), _dim(dims, 2)), dt),
+          np.empty((4, _dim(dims, 2), _dim(dims, 3)), dt))
     hs = (np.empty((0, B), dt), np.empty((_dim(dims, 1), B), dt), np.empty((_dim(dims, 2), B), dt),
           np.empty((_dim(dims, 3), B), dt))
     ls = (np.empty((dims[0] if takes_log_input(kinds[0]) else 0, B), dt), np.empty((_dim(dims, 1), B), dt),
@@ -374,7 +398,8 @@ def sparsity_error(kinds, dims, offs, theta):
     """Madsen & Johansen's sparsity error of the packed model ``theta``: the largest :func:`_distance` over the
     weights as the forward pass uses them (NAU, NMU, ClippedNACMul: ``W``; GatedNAUNMU: ``W_add`` and ``W_mul``;
     NPU: ``W_r`` and ``W_i``, RealNPU: ``W_r``;
-    NAC, NACMul, NALU: ``tanh(W_hat) sigma(M_hat)``, SigmoidNACMul: ``sigma(W_hat)``, in float64; the gates and a
+    NAC, NACMul, NALU: ``tanh(W_hat) sigma(M_hat)``, GNALU: ``tanh(c W_hat) sigma(c M_hat)``, SigmoidNACMul:
+    ``sigma(W_hat)``, in float64; the gates and a
     baseline's bias left out), as :func:`nalu_np.arithmetic.sparsity_error`."""
     worst = 0.0
     for layer in range(kinds.shape[0]):
@@ -383,7 +408,8 @@ def sparsity_error(kinds, dims, offs, theta):
         p = theta[offs[layer]:offs[layer + 1]]
         for k in range(2 * n if kind == GATEDNAUNMU or (_npu(kind) and not _real(kind)) else n):
             if _nac_weights(kind):
-                d = _distance(np.tanh(np.float64(p[k])) * _sigmoid64(p[n + k]))
+                c = _scale(kind)
+                d = _distance(np.tanh(c * np.float64(p[k])) * _sigmoid64(c * np.float64(p[n + k])))
             elif kind == SIGMOIDNACMUL:
                 d = _distance(_sigmoid64(p[k]))
             else:

@@ -29,7 +29,7 @@ NETWORKS = {"NAU-NMU": (nn.NAU, nn.NMU), "NAU-NAU": (nn.NAU, nn.NAU), "NALU-NALU
             "NAU": (nn.NAU,), "NMU": (nn.NMU,), "NALU": (nn.NALU,), "Linear": (nn.Linear,), "Gated": (nn.GatedNAUNMU,),
             "NAU-NAU-NMU": (nn.NAU, nn.NAU, nn.NMU), "ReLU-Gated-Linear": (nn.ReLU, nn.GatedNAUNMU, nn.Linear),
             "NALU-NAU-NAU": (nn.NALU, nn.NAU, nn.NAU), "NAC-ClippedNACMul-NAU": (nn.NAC, nn.ClippedNACMul, nn.NAU),
-            "NAU-NMU-NAU": (nn.NAU, nn.NMU, nn.NAU)}
+            "NAU-NMU-NAU": (nn.NAU, nn.NMU, nn.NAU), "GNALU-GNALU": (nn.GNALU, nn.GNALU), "NAU-GNALU": (nn.NAU, nn.GNALU)}
 
 
 def make_model(dtype: Any, seed: int = 0, hidden: int = 2, net: str = "NAU-NMU", seq: bool = False,
@@ -234,13 +234,14 @@ def test_kind_codes_and_lazy_numba() -> None:
     assert nt.LAYER_KINDS == {"nau": kernel.NAU, "nmu": kernel.NMU, "nalu": kernel.NALU, "dense": kernel.LINEAR,
                               "relu": kernel.RELU, "relu6": kernel.RELU6, "nac": kernel.NAC, "nacmul": kernel.NACMUL,
                               "clippednacmul": kernel.CLIPPEDNACMUL, "sigmoidnacmul": kernel.SIGMOIDNACMUL,
-                              "gatednaunmu": kernel.GATEDNAUNMU, "npu": kernel.NPU, "realnpu": kernel.REALNPU}
+                              "gatednaunmu": kernel.GATEDNAUNMU, "npu": kernel.NPU, "realnpu": kernel.REALNPU,
+                              "gnalu": kernel.GNALU}
     assert nt.CLAMPED_KINDS == {"npu": kernel.CLAMPEDNPU, "realnpu": kernel.CLAMPEDREALNPU}
     codes = list(nt.LAYER_KINDS.values()) + list(nt.CLAMPED_KINDS.values())
     assert len(set(codes)) == len(codes)
     assert {nn.NAU.kernel, nn.NMU.kernel, nn.NALU.kernel, nn.Linear.kernel, nn.ReLU.kernel, nn.ReLU6.kernel,
             nn.NAC.kernel, nn.NACMul.kernel, nn.ClippedNACMul.kernel, nn.SigmoidNACMul.kernel,
-            nn.GatedNAUNMU.kernel, nn.NPU.kernel, nn.RealNPU.kernel} == set(nt.LAYER_KINDS)
+            nn.GatedNAUNMU.kernel, nn.NPU.kernel, nn.RealNPU.kernel, nn.GNALU.kernel} == set(nt.LAYER_KINDS)
     code = "import sys, nalu_np, nalu_np.compiled; assert 'numba' not in sys.modules, 'numba imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
