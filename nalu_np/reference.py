@@ -21,6 +21,10 @@ Conventions of the math (DESIGN section 4): ``sigma`` is the logistic function, 
 ``exp`` in the multiplicative path may overflow to ``inf``; that is a real result of the unit (the product
 of large numbers is large), not an error, so no floating-point warning is raised for it.  Non-finite inputs
 propagate as IEEE arithmetic says.
+
+The kernels of the units run their matrix products on the calling thread when every weight is small (with
+threadpoolctl installed; :mod:`nalu_np._blas`): a threaded BLAS leaves its workers spinning after such products,
+which slowed down a Numba kernel called next several times over.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ._blas import on_caller
 from .baselines import (dense_backward, dense_forward, relu6_backward, relu6_forward, relu_backward,  # re-exported
                         relu_forward)
 from .blocks import (ieee, leave_one_out_products, log_input, log_input_grad, log_path,  # the public ones re-exported
@@ -70,6 +75,7 @@ def _nalu_paths(params: Params) -> tuple[tuple[str, str], tuple[str, str]]:
 
 
 @ieee
+@on_caller
 def nac_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the additive NAC.
 
@@ -93,6 +99,7 @@ def nac_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, An
 
 
 @ieee
+@on_caller
 def nac_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple[np.ndarray, Params]:
     """Backward pass of the additive NAC.
 
@@ -117,6 +124,7 @@ def nac_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple
 
 
 @ieee
+@on_caller
 def nacmul_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the log-space (multiplicative) NAC.
 
@@ -143,6 +151,7 @@ def nacmul_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np
 
 
 @ieee
+@on_caller
 def nacmul_backward(
     params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7
 ) -> tuple[np.ndarray, Params]:
@@ -165,6 +174,7 @@ def nacmul_backward(
 
 
 @ieee
+@on_caller
 def nalu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the NALU, with shared or separate NAC weights.
 
@@ -200,6 +210,7 @@ def nalu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.n
 
 
 @ieee
+@on_caller
 def nalu_backward(
     params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7
 ) -> tuple[np.ndarray, Params]:
@@ -244,6 +255,7 @@ def nalu_backward(
 
 
 @ieee
+@on_caller
 def nau_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the neural addition unit (Madsen & Johansen 2020).
 
@@ -267,6 +279,7 @@ def nau_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, An
 
 
 @ieee
+@on_caller
 def nau_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple[np.ndarray, Params]:
     """Backward pass of the NAU.
 
@@ -289,6 +302,7 @@ def nau_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple
 
 
 @ieee
+@on_caller
 def nmu_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the neural multiplication unit (Madsen & Johansen 2020).
 
@@ -314,6 +328,7 @@ def nmu_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, An
 
 
 @ieee
+@on_caller
 def nmu_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple[np.ndarray, Params]:
     """Backward pass of the NMU.
 
@@ -339,6 +354,7 @@ def nmu_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple
 
 
 @ieee
+@on_caller
 def inalu_forward(
     params: Params, x: np.ndarray, eps: float = 1e-7, omega: float = 20.0
 ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -385,6 +401,7 @@ def inalu_forward(
 
 
 @ieee
+@on_caller
 def inalu_backward(
     params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7, omega: float = 20.0
 ) -> tuple[np.ndarray, Params]:
@@ -474,6 +491,7 @@ def _npu_backward(
 
 
 @ieee
+@on_caller
 def npu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the neural power unit (Heim, Pevný & Šmídl 2020).
 
@@ -503,6 +521,7 @@ def npu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.nd
 
 
 @ieee
+@on_caller
 def npu_backward(
     params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7
 ) -> tuple[np.ndarray, Params]:
@@ -528,6 +547,7 @@ def npu_backward(
 
 
 @ieee
+@on_caller
 def realnpu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the RealNPU: the NPU with ``W_i = 0``.
 
@@ -551,6 +571,7 @@ def realnpu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[n
 
 
 @ieee
+@on_caller
 def realnpu_backward(
     params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7
 ) -> tuple[np.ndarray, Params]:
