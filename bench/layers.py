@@ -1,6 +1,6 @@
 """Forward + backward of one layer on the CPU: every nalu_np backend present, PyTorch and JAX as optional peers.
 
-For each unit (NALU with shared weights, NAC, NACMul), shape ``(batch, in, out)`` and dtype, one timed call is
+For each unit (NALU with shared weights, NAC, NACMul, NAU), shape ``(batch, in, out)`` and dtype, one timed call is
 ``y, cache = forward(params, x); dx, grads = backward(params, cache, dy)`` with fixed ``x`` and ``dy`` (the
 peers: the same math written with torch / jax.numpy operations, the backward pass by autograd / ``jax.vjp``
 under ``jax.jit``, returning ``dx`` and every weight gradient too).  Reported: the first call (JIT compilation
@@ -36,8 +36,9 @@ import nalu_np as nn  # noqa: E402
 
 SHAPES = [(1_048_576, 2, 1), (128, 100, 2), (65_536, 64, 64)]
 QUICK_SHAPES = [(65_536, 2, 1), (128, 100, 2), (4096, 64, 64)]
-UNITS = ("nalu", "nac", "nacmul")
-PARAM_NAMES = {"nalu": ("W_hat", "M_hat", "G"), "nac": ("W_hat", "M_hat"), "nacmul": ("W_hat", "M_hat")}
+UNITS = ("nalu", "nac", "nacmul", "nau")
+DEFAULT_UNITS = ("nalu", "nac", "nacmul")
+PARAM_NAMES = {"nalu": ("W_hat", "M_hat", "G"), "nac": ("W_hat", "M_hat"), "nacmul": ("W_hat", "M_hat"), "nau": ("W",)}
 EPS = 1e-7
 CPU_BACKENDS = ("numpy", "numba")
 
@@ -52,7 +53,7 @@ def make_data(unit: str, shape: tuple[int, int, int], dtype: str, seed: int = 0)
 
 
 def hyper(unit: str) -> dict[str, Any]:
-    return {} if unit == "nac" else {"eps": EPS}
+    return {} if unit in ("nac", "nau") else {"eps": EPS}
 
 
 def backend_call(name: str, unit: str, params, x, dy) -> Callable[[], Any]:
@@ -84,8 +85,8 @@ def torch_call(unit: str, params, x, dy) -> Callable[[], Any] | None:
     def run():
         for p in list(tp.values()) + [tx]:
             p.grad = None
-        W = torch.tanh(tp["W_hat"]) * torch.sigmoid(tp["M_hat"])
-        if unit == "nac":
+        W = tp["W"] if unit == "nau" else torch.tanh(tp["W_hat"]) * torch.sigmoid(tp["M_hat"])
+        if unit in ("nac", "nau"):
             y = tx @ W
         else:
             m = torch.exp(torch.log(torch.abs(tx) + EPS) @ W)
@@ -110,8 +111,8 @@ def jax_call(unit: str, params, x, dy) -> Callable[[], Any] | None:
         jax.config.update("jax_enable_x64", True)
 
     def f(p, xx):
-        W = jnp.tanh(p["W_hat"]) * jax.nn.sigmoid(p["M_hat"])
-        if unit == "nac":
+        W = p["W"] if unit == "nau" else jnp.tanh(p["W_hat"]) * jax.nn.sigmoid(p["M_hat"])
+        if unit in ("nac", "nau"):
             return xx @ W
         m = jnp.exp(jnp.log(jnp.abs(xx) + EPS) @ W)
         if unit == "nacmul":
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shapes", nargs="*", type=parse_shape, help="batch,in,out ... (default: the issue's)")
     ap.add_argument("--dtypes", nargs="*", default=["float32", "float64"])
-    ap.add_argument("--units", nargs="*", default=list(UNITS), choices=UNITS)
+    ap.add_argument("--units", nargs="*", default=list(DEFAULT_UNITS), choices=UNITS)
     ap.add_argument("--backends", nargs="*", help="nalu_np backends (default: every CPU backend present)")
     ap.add_argument("--no-peers", action="store_true", help="skip PyTorch and JAX")
     ap.add_argument("--repeats", type=int, default=15)
@@ -246,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
 
 # per unit: (matrix products of B x I x O in forward + backward, transcendentals per row of the forward pass
 # as multiples of (in, out): exp/log count)
-WORK = {"nalu": (9, (1, 2)), "nac": (3, (0, 0)), "nacmul": (3, (1, 1))}
+WORK = {"nalu": (9, (1, 2)), "nac": (3, (0, 0)), "nacmul": (3, (1, 1)), "nau": (3, (0, 0))}
 
 
 def limits(unit: str, shape: tuple[int, int, int], dtype: str, infos: dict[str, dict]) -> dict[str, float]:
@@ -301,6 +302,16 @@ def report(args: Any, shapes: list, backends: list[str], records: list[dict], in
     headers = ["unit", "batch x in x out", "dtype", "backend", "first call", "median", "min", "speed-up vs numpy"]
     headers += [f"speed-up vs {p}" for p in peers_seen]
     print(markdown_table(headers, rows))
+    irows = []
+    for r in records:
+        alone = median_of(r["unit"], r["shape"], r["dtype"], "numba") if r["backend"] == INTERLEAVED else None
+        if alone:
+            r["vs_isolated"] = r["median_s"] / alone
+            irows.append([r["unit"], "x".join(map(str, r["shape"])), r["dtype"], fmt_time(alone),
+                          fmt_time(r["median_s"]), f"{r['vs_isolated']:.2f}x"])
+    if irows:
+        print("\nThe numba call right after a numpy-backend call against the numba call alone (target: at most 1.5x):\n")
+        print(markdown_table(["unit", "batch x in x out", "dtype", "numba alone", INTERLEAVED, "ratio"], irows))
     lrows = []
     for unit in args.units:
         for shape in shapes:

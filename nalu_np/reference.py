@@ -21,6 +21,10 @@ Conventions of the math (DESIGN section 4): ``sigma`` is the logistic function, 
 ``exp`` in the multiplicative path may overflow to ``inf``; that is a real result of the unit (the product
 of large numbers is large), not an error, so no floating-point warning is raised for it.  Non-finite inputs
 propagate as IEEE arithmetic says.
+
+The kernels of the units run their matrix products on the calling thread when every weight is small (with
+threadpoolctl installed; :mod:`nalu_np._blas`): a threaded BLAS leaves its workers spinning after such products,
+which slowed down a Numba kernel called next several times over.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from ._blas import on_caller
 from .baselines import (dense_backward, dense_forward, relu6_backward, relu6_forward, relu_backward,  # re-exported
                         relu_forward)
 from .blocks import (ieee, leave_one_out_products, log_input, log_input_grad, log_path,  # the public ones re-exported
@@ -71,6 +76,7 @@ def _nalu_paths(params: Params) -> tuple[tuple[str, str], tuple[str, str]]:
 
 
 @ieee
+@on_caller
 def nac_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the additive NAC.
 
@@ -94,6 +100,7 @@ def nac_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, An
 
 
 @ieee
+@on_caller
 def nac_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple[np.ndarray, Params]:
     """Backward pass of the additive NAC.
 
@@ -118,6 +125,7 @@ def nac_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple
 
 
 @ieee
+@on_caller
 def nacmul_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the log-space (multiplicative) NAC.
 
@@ -144,6 +152,7 @@ def nacmul_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np
 
 
 @ieee
+@on_caller
 def nacmul_backward(
     params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7
 ) -> tuple[np.ndarray, Params]:
@@ -166,6 +175,7 @@ def nacmul_backward(
 
 
 @ieee
+@on_caller
 def nalu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the NALU, with shared or separate NAC weights.
 
@@ -201,6 +211,7 @@ def nalu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.n
 
 
 @ieee
+@on_caller
 def nalu_backward(
     params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7
 ) -> tuple[np.ndarray, Params]:
@@ -300,6 +311,7 @@ def gnalu_backward(params: Params, cache: dict[str, Any], dy: np.ndarray, eps: f
 
 
 @ieee
+@on_caller
 def nau_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the neural addition unit (Madsen & Johansen 2020).
 
@@ -323,6 +335,7 @@ def nau_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, An
 
 
 @ieee
+@on_caller
 def nau_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple[np.ndarray, Params]:
     """Backward pass of the NAU.
 
@@ -345,6 +358,7 @@ def nau_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple
 
 
 @ieee
+@on_caller
 def nmu_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the neural multiplication unit (Madsen & Johansen 2020).
 
@@ -370,6 +384,7 @@ def nmu_forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, dict[str, An
 
 
 @ieee
+@on_caller
 def nmu_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple[np.ndarray, Params]:
     """Backward pass of the NMU.
 
@@ -395,6 +410,7 @@ def nmu_backward(params: Params, cache: dict[str, Any], dy: np.ndarray) -> tuple
 
 
 @ieee
+@on_caller
 def inalu_forward(
     params: Params, x: np.ndarray, eps: float = 1e-7, omega: float = 20.0
 ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -441,6 +457,7 @@ def inalu_forward(
 
 
 @ieee
+@on_caller
 def inalu_backward(
     params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7, omega: float = 20.0
 ) -> tuple[np.ndarray, Params]:
@@ -530,6 +547,7 @@ def _npu_backward(
 
 
 @ieee
+@on_caller
 def npu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the neural power unit (Heim, Pevný & Šmídl 2020).
 
@@ -559,6 +577,7 @@ def npu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.nd
 
 
 @ieee
+@on_caller
 def npu_backward(
     params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7
 ) -> tuple[np.ndarray, Params]:
@@ -584,6 +603,7 @@ def npu_backward(
 
 
 @ieee
+@on_caller
 def realnpu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, dict[str, Any]]:
     """Forward pass of the RealNPU: the NPU with ``W_i = 0``.
 
@@ -607,6 +627,7 @@ def realnpu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[n
 
 
 @ieee
+@on_caller
 def realnpu_backward(
     params: Params, cache: dict[str, Any], dy: np.ndarray, eps: float = 1e-7
 ) -> tuple[np.ndarray, Params]:

@@ -81,16 +81,27 @@ def nalu_block_backward(xT, lT, dT, n, Wa, Wm, G, eps, aT, mT, gT, dA, dZ, dH, a
 
 
 @njit(**EW)
-def _store_buffers(n_blocks, I, O, nb, dtype):
-    """Block buffers ``xT, lT`` (blocks, I, nb) and ``aT, mT, gT`` (blocks, O, nb), carved from one allocation
-    (one large block is reused by malloc from call to call; several are trimmed and page-faulted again)."""
+def _carve(buf, n_blocks, I, O, nb):
+    """Block buffers ``xT, lT`` (blocks, I, nb) and ``aT, mT, gT`` (blocks, O, nb), views of the flat ``buf`` of
+    :func:`_store_size` elements."""
     ni = n_blocks * I * nb
     no = n_blocks * O * nb
-    buf = np.empty(2 * ni + 3 * no, dtype)
     return (buf[:ni].reshape((n_blocks, I, nb)), buf[ni:2 * ni].reshape((n_blocks, I, nb)),
             buf[2 * ni:2 * ni + no].reshape((n_blocks, O, nb)),
             buf[2 * ni + no:2 * ni + 2 * no].reshape((n_blocks, O, nb)),
-            buf[2 * ni + 2 * no:].reshape((n_blocks, O, nb)))
+            buf[2 * ni + 2 * no:2 * ni + 3 * no].reshape((n_blocks, O, nb)))
+
+
+@njit(**EW)
+def _store_size(n_blocks, I, O, nb):
+    """Elements of the block buffers of :func:`_carve`."""
+    return n_blocks * nb * (2 * I + 3 * O)
+
+
+@njit(**EW)
+def _store_buffers(n_blocks, I, O, nb, dtype):
+    """:func:`_carve` of one new allocation (a chunk's scratch block)."""
+    return _carve(np.empty(_store_size(n_blocks, I, O, nb), dtype), n_blocks, I, O, nb)
 
 
 @njit(**EW)
@@ -114,8 +125,9 @@ def _fwd_chunk(c, nchunks, x, Wa, Wm, G, eps, nb, y, st, kept):
 
 
 @njit(**PAR)
-def _fwd(x, Wh_a, Mh_a, Wh_m, Mh_m, G, shared, eps, nb, nchunks, kept):
-    """Weights, then the forward pass; returns ``y``, the weights and their factors, and the block store."""
+def _fwd(x, Wh_a, Mh_a, Wh_m, Mh_m, G, shared, eps, nb, nchunks, kept, buf):
+    """Weights, then the forward pass; returns ``y``, the weights and their factors, and the block store (with
+    ``kept``: views of ``buf``, of :func:`_store_size` elements for every block; else ``buf`` is unused)."""
     B, I = x.shape
     O = G.shape[1]
     Wa, ta, sa = nac_weight(Wh_a, Mh_a)
@@ -123,7 +135,7 @@ def _fwd(x, Wh_a, Mh_a, Wh_m, Mh_m, G, shared, eps, nb, nchunks, kept):
         Wm, tm, sm = Wa, ta, sa
     else:
         Wm, tm, sm = nac_weight(Wh_m, Mh_m)
-    st = _store_buffers((B + nb - 1) // nb if kept else 1, I, O, nb if kept else 1, x.dtype)
+    st = _carve(buf, (B + nb - 1) // nb, I, O, nb) if kept else _store_buffers(1, I, O, 1, x.dtype)
     y = np.empty((B, O), x.dtype)
     if nchunks == 1:
         _fwd_chunk(0, 1, x, Wa, Wm, G, eps, nb, y, st, kept)
@@ -414,8 +426,11 @@ def nalu_forward(params: Params, x: np.ndarray, eps: float = 1e-7) -> tuple[np.n
         y, wa_, wm_, kept = _rows_fwd(x, params[wa], params[ma], params[wm], params[mm], G, shared, e, nchunks)
         return y, ("rows", shared, x, wa_, wm_, G, (nchunks, kept))
     kept = keep(B, I, O, nb, x.itemsize)
-    y, wa_, wm_, st = _fwd(x, params[wa], params[ma], params[wm], params[mm], G, shared, e, nb, nchunks, kept)
-    return y, ("fused", shared, x, wa_, wm_, G, (nb, nchunks, kept, st))
+    # the kept block values come from the free list, so that they do not page-fault on every call
+    store = Work((_store_size(-(-B // nb), I, O, nb),), dtype=dt) if kept else None
+    buf = store.arrays[0] if kept else np.empty(0, dt)
+    y, wa_, wm_, st = _fwd(x, params[wa], params[ma], params[wm], params[mm], G, shared, e, nb, nchunks, kept, buf)
+    return y, ("fused", shared, x, wa_, wm_, G, (nb, nchunks, kept, st, store))
 
 
 def nalu_backward(params: Params, cache: Any, dy: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, Params]:
@@ -442,7 +457,7 @@ def nalu_backward(params: Params, cache: Any, dy: np.ndarray, eps: float = 1e-7)
         grads = {kwa: dWh_a, kma: dMh_a, kwm: dWh_m, kmm: dMh_m, "G": dG}
         return dx, {k: grads[k] for k in params}
     if path == "fused":
-        nb, nchunks, kept, st = extra
+        nb, nchunks, kept, st, _ = extra
         dx, dWh_a, dMh_a, dWh_m, dMh_m, dG = _bwd(x, dy, wa, wm, G, shared, e, nb, nchunks, st, kept)
         grads = {kwa: dWh_a, kma: dMh_a, kwm: dWh_m, kmm: dMh_m, "G": dG}
         return dx, {k: grads[k] for k in params}
