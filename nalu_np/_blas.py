@@ -19,10 +19,14 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
-__all__ = ["SMALL_WEIGHTS", "limited", "on_caller"]
+__all__ = ["SMALL_WEIGHTS", "THREADED_WORK", "limited", "on_caller"]
 
-#: a kernel whose every parameter has fewer elements than this runs its BLAS products on the calling thread
+#: a kernel whose every parameter has fewer elements than this runs its BLAS products on the calling thread ...
 SMALL_WEIGHTS = 1024
+#: ... when its batch rows times its largest parameter's elements exceed this: OpenBLAS runs smaller products
+#: (``M N K <= 65536 * 4``, ``GEMM_MULTITHREAD_THRESHOLD``) on the caller anyway, and setting the limit costs
+#: some 30 us a call, as much as a whole small call
+THREADED_WORK = 1 << 18
 _controller: list[Any] = []  # threadpoolctl's controller of the BLAS libraries, or None; found on first use
 
 
@@ -42,14 +46,22 @@ def limited() -> bool:
     return _blas() is not None
 
 
+def _rows(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    """The batch size of a kernel call: the rows of its first 2-d array after ``params`` (``x`` or ``dy``)."""
+    return next((int(a.shape[0]) for a in (*args[1:], *kwargs.values()) if getattr(a, "ndim", 0) == 2), 0)
+
+
 def on_caller(kernel: Callable[..., Any]) -> Callable[..., Any]:
     """``kernel(params, ...)`` with one BLAS thread while it runs when every array of ``params`` has fewer than
-    :data:`SMALL_WEIGHTS` elements and threadpoolctl is installed, else with BLAS's own threads."""
+    :data:`SMALL_WEIGHTS` elements, the batch is large enough for BLAS to thread (:data:`THREADED_WORK`) and
+    threadpoolctl is installed; else with BLAS's own threads."""
 
     @functools.wraps(kernel)
     def scoped(*args: Any, **kwargs: Any) -> Any:
         params = args[0] if args else kwargs["params"]
-        if any(getattr(p, "size", 0) >= SMALL_WEIGHTS for p in params.values()) or not limited():
+        sizes = [getattr(p, "size", 0) for p in params.values()]
+        if (not sizes or max(sizes) >= SMALL_WEIGHTS or _rows(args, kwargs) * max(sizes) <= THREADED_WORK
+                or not limited()):
             return kernel(*args, **kwargs)
         with _blas().limit(limits=1):
             return kernel(*args, **kwargs)

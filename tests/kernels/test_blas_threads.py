@@ -36,9 +36,12 @@ def two_blas_threads() -> Any:
         yield
 
 
-@pytest.mark.parametrize("I, O, inside", [(2, 1, 1), (100, 2, 1), (64, 64, 2)])
-def test_small_weights_run_blas_on_one_thread_for_the_call_only(two_blas_threads: None, I: int, O: int,
+@pytest.mark.parametrize("I, O, rows, inside", [(2, 1, 1 << 18, 1), (100, 2, 2048, 1), (64, 64, 2048, 2),
+                                                (100, 2, 128, 2), (2, 1, 8, 2)])
+def test_small_weights_run_blas_on_one_thread_for_the_call_only(two_blas_threads: None, I: int, O: int, rows: int,
                                                                 inside: int) -> None:
+    """One thread for a large batch on small weights; BLAS's own threads for large weights, and for a small
+    batch (which BLAS does not thread, where the limit would cost as much as the call)."""
     seen = []
 
     @_blas.on_caller
@@ -47,16 +50,16 @@ def test_small_weights_run_blas_on_one_thread_for_the_call_only(two_blas_threads
         return x @ params["W_hat"]
 
     rng = np.random.default_rng(0)
-    params, x = _nalu_params(I, O, rng), rng.normal(size=(8, I))
+    params, x = _nalu_params(I, O, rng), rng.normal(size=(rows, I))
     np.testing.assert_array_equal(kernel(params, x), x @ params["W_hat"])
     np.testing.assert_array_equal(kernel(params=params, x=x), x @ params["W_hat"])
-    assert seen == [inside, inside]  # 1 below SMALL_WEIGHTS elements per parameter, BLAS's own threads above
+    assert seen == [inside, inside]
     assert _blas_threads() == 2  # restored
 
 
 def test_limit_restored_when_the_kernel_raises(two_blas_threads: None) -> None:
     with pytest.raises(ValueError):
-        ref.nalu_forward(_nalu_params(2, 1, np.random.default_rng(0)), np.ones((4, 3)))
+        ref.nalu_forward(_nalu_params(2, 1, np.random.default_rng(0)), np.ones((1 << 18, 3)))  # limited, then raises
     assert _blas_threads() == 2
 
 
