@@ -482,3 +482,67 @@ def adam_step(p, g, m, v, t, lr, b1, b2, eps, lo, hi):
         v[k] = v[k] * dt(b2) + dt(1.0 - b2) * (gg * gg)
         denom = np.sqrt(v[k] / bc2) + dt(eps)
         p[k] = clip(p[k] - dt(lr) * (m[k] / bc1) / denom, lo[k], hi[k])
+
+
+@njit(**EW)
+def sgd_step(p, g, b, t, lr, momentum, lo, hi):
+    """One step of :class:`nalu_np.optim.SGD` (step number ``t``) on flat ``p`` with gradient ``g`` and
+    momentum buffer ``b`` (updated in place; untouched when ``momentum == 0``), then the projection
+    ``p = clip(p, lo, hi)`` elementwise.
+
+    Notes
+    -----
+    ``b = momentum b + g`` (``b = g`` at ``t = 1``), ``p = clip(p - lr b, lo, hi)``; with ``momentum == 0``
+    ``p = clip(p - lr g, lo, hi)``.
+    """
+    dt = p.dtype.type
+    for k in range(p.shape[0]):
+        step = g[k]
+        if momentum != 0.0:
+            b[k] = step if t == 1 else b[k] * dt(momentum) + step
+            step = b[k]
+        p[k] = clip(p[k] - dt(lr) * step, lo[k], hi[k])
+
+
+@njit(**EW)
+def rmsprop_step(p, g, v, lr, alpha, eps, lo, hi):
+    """One step of :class:`nalu_np.optim.RMSProp` on flat ``p`` with gradient ``g`` and mean square ``v``
+    (updated in place), then the projection ``p = clip(p, lo, hi)`` elementwise.
+
+    Notes
+    -----
+    ``v = alpha v + (1 - alpha) g^2``, ``p = clip(p - lr g / (sqrt(v) + eps), lo, hi)`` (no gradient limit:
+    a ``g^2`` that overflows makes ``v`` infinite, as in :class:`nalu_np.optim.RMSProp`).
+    """
+    dt = p.dtype.type
+    for k in range(p.shape[0]):
+        gg = g[k]
+        v[k] = v[k] * dt(alpha) + dt(1.0 - alpha) * (gg * gg)
+        p[k] = clip(p[k] - dt(lr) * gg / (np.sqrt(v[k]) + dt(eps)), lo[k], hi[k])
+
+
+@njit(**EW)
+def clip_gradient(g, clip_value, clip_norm):
+    """Clip the flat gradient ``g`` in place as :class:`nalu_np.optim.Optimizer` does before its update rule;
+    ``inf`` turns either clipping off.
+
+    Notes
+    -----
+    First ``g = clip(g, -clip_value, clip_value)`` elementwise (NaN passed through), then, with
+    ``norm = sqrt(sum g^2)`` summed in float64 over all of ``g`` (all the parameters together),
+    ``g = g * (clip_norm / norm)`` when ``norm > clip_norm`` (a NaN norm is not, and leaves ``g`` as it is).
+    """
+    dt = g.dtype.type
+    if clip_value < np.inf:
+        c = dt(clip_value)
+        for k in range(g.shape[0]):
+            g[k] = clip(g[k], -c, c)
+    if clip_norm < np.inf:
+        total = 0.0
+        for k in range(g.shape[0]):
+            total += np.float64(g[k]) * np.float64(g[k])
+        norm = np.sqrt(total)
+        if norm > clip_norm:
+            scale = dt(clip_norm / norm)
+            for k in range(g.shape[0]):
+                g[k] = g[k] * scale

@@ -101,6 +101,58 @@ def test_adam_step_is_nalu_np_optim_adam(dtype: Any) -> None:
     assert np.abs(p[:20]).max() <= 1.0
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("make", [lambda p, pr: nn.optim.SGD(p, lr=0.05, momentum=0.9, projections=pr),
+                                  lambda p, pr: nn.optim.SGD(p, lr=0.05, projections=pr),
+                                  lambda p, pr: nn.optim.RMSProp(p, lr=0.05, alpha=0.9, eps=1e-4, projections=pr)],
+                         ids=["sgd-momentum", "sgd", "rmsprop"])
+def test_sgd_and_rmsprop_steps_are_nalu_np_optim(make: Any, dtype: Any) -> None:
+    """Four steps of ``sgd_step`` / ``rmsprop_step`` on a flat vector equal :class:`nalu_np.optim.SGD` /
+    ``RMSProp`` with the clip projection: parameters and state (SGD without momentum leaves its buffer 0)."""
+    rng = np.random.default_rng(3)
+    p = rng.uniform(-1.2, 1.2, 40).astype(dtype)
+    lo, hi = np.full(40, -1.0, dtype), np.full(40, 1.0, dtype)
+    lo[20:], hi[20:] = -np.inf, np.inf  # "G" is not projected
+    params = {"W": p[:20].copy(), "G": p[20:].copy()}
+    opt = make(params, {"W": ref.clip_projection(-1.0, 1.0)})
+    slot = np.zeros_like(p)
+    for t in range(1, 5):
+        g = rng.normal(size=40).astype(dtype)
+        if isinstance(opt, nn.optim.SGD):
+            _common.sgd_step(p, g, slot, t, opt.lr, opt.momentum, lo, hi)
+        else:
+            _common.rmsprop_step(p, g, slot, opt.lr, opt.alpha, opt.eps, lo, hi)
+        opt.step({"W": g[:20], "G": g[20:]})
+    rtol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(p, np.concatenate([params["W"], params["G"]]), rtol=rtol, atol=rtol)
+    (name,) = opt.slots
+    np.testing.assert_allclose(slot, np.concatenate([opt.state[name][k] for k in ("W", "G")]), rtol=rtol, atol=rtol)
+    assert np.abs(p[:20]).max() <= 1.0 and np.abs(p[20:]).max() > 1.0
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("clip_value,clip_norm", [(0.5, None), (None, 1.0), (0.5, 1.0), (None, 1e6)])
+@pytest.mark.parametrize("special", [None, np.nan, np.inf])
+def test_clip_gradient_is_the_optimizers_clipping(clip_value: Any, clip_norm: Any, special: Any,
+                                                  dtype: Any) -> None:
+    """``clip_gradient`` on the flat gradient of two parameters is :class:`nalu_np.optim.Optimizer`'s clipping:
+    elementwise first, then the global norm over both (a limit not reached leaves the gradient alone; a NaN
+    passes through, and a NaN norm scales nothing; an inf gives an inf norm, so a scale of 0)."""
+    g = np.random.default_rng(4).normal(0.0, 2.0, 30).astype(dtype)
+    if special is not None:
+        g[7] = special
+    opt = nn.optim.SGD({"W": np.zeros(12, dtype), "G": np.zeros(18, dtype)}, lr=1.0, clip_value=clip_value,
+                       clip_norm=clip_norm)
+    with np.errstate(invalid="ignore"):  # inf * 0
+        want = opt._clipped({"W": g[:12], "G": g[12:]})
+    got = g.copy()
+    _common.clip_gradient(got, np.inf if clip_value is None else clip_value, np.inf if clip_norm is None else clip_norm)
+    rtol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(got, np.concatenate([want["W"], want["G"]]), rtol=rtol, atol=0)
+    if clip_norm == 1e6 and clip_value is None and special != np.inf:  # under the limit, or a NaN norm
+        np.testing.assert_array_equal(got, g)
+
+
 def test_cache_stamp_is_the_hash_of_every_kernel_source(tmp_path: Path) -> None:
     """Numba's stamp is a function's own file; ours is the whole package, so that editing a block function
     recompiles its callers in other files too (``train.run`` calling ``nmu_block_backward``)."""
