@@ -11,15 +11,18 @@ baseline, NAC -> NACMul for its NAC• model, NAU -> ClippedNACMul for NAC•,NM
 al.'s (2021) single-module task, and the Primer's NPU and RealNPU there.  ``S`` seeds of one network train together (:func:`train_seeds`), evaluated
 inside the calls.  Inputs ``x_i ~ U(lo, hi)``, ``a = sum(x[o:o+s])``, ``b = sum(x[o+v:o+v+s])`` (the simple
 function task: ``s = 25``, ``v = 13``, I = 100; the single-module task: ``o = 0``, ``s = v = 1``, I = 2, so
-``a = x[0]``, ``b = x[1]``), target ``a op b``, a fresh batch every step, MSE loss, Adam, each layer's
-parameters clipped to its ``bounds`` after each step (NAU ``[-1, 1]``, NMU ``[0, 1]``, ...), and optionally the
-sparsity regularizer ``lambda(t) * sum_l R_l`` of the layers that have one (NAU, NMU, ClippedNACMul,
-GatedNAUNMU, the NPUs' L1 mean of their weights), and optionally the L1 term ``beta(t) * sum |p|`` over all
-parameters with a piecewise constant ``beta`` (the Primer's NPU recipe, :class:`nalu_np.primer.BetaSchedule`).
+``a = x[0]``, ``b = x[1]``), target ``a op b``, a fresh batch every step, MSE loss, one of the optimizers
+:class:`nalu_np.optim.Adam`, :class:`~nalu_np.optim.SGD` (with or without momentum) and
+:class:`~nalu_np.optim.RMSProp` (:data:`OPTIMIZER_KINDS`) with optional gradient clipping (their ``clip_value``,
+then ``clip_norm`` over all parameters, as :class:`nalu_np.optim.Optimizer`), each layer's parameters clipped
+to its ``bounds`` after each step (NAU ``[-1, 1]``, NMU ``[0, 1]``, ...), and optionally the sparsity regularizer
+``lambda(t) * sum_l R_l`` of the layers that have one (NAU, NMU, ClippedNACMul, GatedNAUNMU, the NPUs' L1 mean of
+their weights), and optionally the L1 term ``beta(t) * sum |p|`` over all parameters with a piecewise constant
+``beta`` (the Primer's NPU recipe, :class:`nalu_np.primer.BetaSchedule`).
 
-This module packs a model and its Adam into flat arrays -- each layer's ``params`` in their order, the bounds
-from its ``bounds``, its kind from its ``kernel`` prefix -- calls the compiled step, and unpacks.  It imports
-Numba only when it trains or predicts, so ``import nalu_np.compiled`` works without it.
+This module packs a model and its optimizer's state into flat arrays -- each layer's ``params`` in their order,
+the bounds from its ``bounds``, its kind from its ``kernel`` prefix -- calls the compiled step, and unpacks.  It
+imports Numba only when it trains or predicts, so ``import nalu_np.compiled`` works without it.
 
 Where the batches come from
 ---------------------------
@@ -27,8 +30,8 @@ Two ways, with the same training step:
 
 * ``train_steps(..., u)``: the uniform numbers are passed in.  :func:`draw_uniforms` draws those of ``K``
   steps with NumPy's ``Generator``, exactly the numbers of ``K`` calls of ``rng.random((batch, I))``, and step
-  ``k`` uses ``x = lo + (hi - lo) * u[k]``.  A step-by-step loop with the NumPy reference kernels and
-  :class:`nalu_np.optim.Adam` that draws its batches that way computes the same run, to floating-point
+  ``k`` uses ``x = lo + (hi - lo) * u[k]``.  A step-by-step loop with the NumPy reference kernels and the same
+  :mod:`nalu_np.optim` optimizer, drawing its batches that way, computes the same run, to floating-point
   tolerance (the compiled code sums in another order).  This is what the tests compare.
 * ``train_steps(..., steps=K, state=s)``: the numbers are made inside the compiled loop by xoshiro256**
   (:mod:`nalu_np.kernels.numba.rng`, 16 streams side by side so that the generator vectorises); ``s`` is its
@@ -36,8 +39,9 @@ Two ways, with the same training step:
   steps are split into calls.  With NumPy's generator the drawing costs several times the step's arithmetic
   (``bench/train.py``: ``numba-compiled`` against ``numba-compiled-rng``); this is what ``nalu-np sweep`` uses.
 
-The model's parameters and the optimizer's moments and step count are updated in place, so compiled runs and
-Python steps can be mixed freely.
+The model's parameters and the optimizer's state (Adam's ``exp_avg``, ``exp_avg_sq``, SGD's ``momentum``,
+RMSProp's ``square_avg``) and step count are updated in place, so compiled runs and Python steps can be mixed
+freely.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ import numpy as np
 
 __all__ = ["SimpleFunction", "SeedsRun", "draw_uniforms", "rng_state", "uniforms", "supports", "train_seeds",
            "train_steps", "predictor",
-           "predict", "train", "LAYER_KINDS", "CLAMPED_KINDS", "MAX_LAYERS"]
+           "predict", "train", "LAYER_KINDS", "CLAMPED_KINDS", "OPTIMIZER_KINDS", "MAX_LAYERS"]
 
 _OPS = {"add": 0, "sub": 1, "mul": 2, "div": 3, "squared": 4, "root": 5}
 #: the layers the engine trains, by their ``kernel`` prefix, and their kind codes in the compiled step
@@ -149,8 +153,8 @@ def uniforms(state: np.ndarray, n: int, dtype: Any = np.float32) -> np.ndarray:
 
 @dataclass
 class _Packed:
-    """A model's layers as the compiled code sees them, and the packing of its parameters (and of Adam's
-    moments) into flat vectors."""
+    """A model's layers as the compiled code sees them, and the packing of its parameters (and of the optimizer's
+    state arrays) into flat vectors."""
 
     keys: list[str]  # model.params keys in packed order
     kinds: np.ndarray
@@ -256,15 +260,33 @@ def _packing(model: Any) -> _Packed:
     )
 
 
-def _check_optimizer(model: Any, optimizer: Any) -> None:
-    from nalu_np.optim import Adam
+#: the optimizers the engine steps with, by class name, and their codes in the compiled step (``ADAM``, ``SGD``,
+#: ``RMSPROP`` of :mod:`nalu_np.kernels.numba.train`)
+OPTIMIZER_KINDS = {"Adam": 0, "SGD": 1, "RMSProp": 2}
 
-    if not isinstance(optimizer, Adam):
-        raise TypeError(f"the compiled path steps with nalu_np.optim.Adam, got {type(optimizer).__name__}")
-    if optimizer.clip_norm is not None or optimizer.clip_value is not None:
-        raise ValueError("the compiled path does not clip gradients (clip_norm / clip_value must be None)")
+
+def _check_optimizer(model: Any, optimizer: Any) -> None:
+    from nalu_np import optim
+
+    kind = type(optimizer).__name__
+    if kind not in OPTIMIZER_KINDS or type(optimizer) is not getattr(optim, kind):
+        # exactly these classes: a subclass may change the update rule the compiled step mirrors
+        raise TypeError(f"the compiled path steps with nalu_np.optim.{', '.join(OPTIMIZER_KINDS)} (not a "
+                        f"subclass), got {type(optimizer).__module__}.{type(optimizer).__qualname__}")
     if set(optimizer.params) != set(model.params) or any(optimizer.params[k] is not v for k, v in model.params.items()):
         raise ValueError("the optimizer must be built on model.params")
+
+
+def _hyper(optimizer: Any) -> tuple[int, np.ndarray]:
+    """The optimizer's code (:data:`OPTIMIZER_KINDS`) and its hyper-parameters as the compiled step takes them,
+    shape (:data:`nalu_np.kernels.numba.train.HYPER`,), float64: ``lr``, the rule's settings (Adam ``beta1,
+    beta2, eps``; SGD ``momentum``; RMSProp ``alpha, eps``; then zeros), ``clip_value``, ``clip_norm`` (``inf``
+    for none)."""
+    kind = type(optimizer).__name__
+    rule = {"Adam": lambda o: (*o.betas, o.eps), "SGD": lambda o: (o.momentum,),
+            "RMSProp": lambda o: (o.alpha, o.eps)}[kind](optimizer)
+    clips = [np.inf if c is None else c for c in (optimizer.clip_value, optimizer.clip_norm)]
+    return OPTIMIZER_KINDS[kind], np.array([optimizer.lr, *rule, *[0.0] * (3 - len(rule)), *clips], np.float64)
 
 
 @dataclass
@@ -354,9 +376,12 @@ def train_seeds(models: Sequence[Any], optimizers: Sequence[Any], tasks: Sequenc
         ``S`` models of one structure and dtype (a unit or 1 to 3 layers of the kinds :data:`LAYER_KINDS` whose
         sizes chain, mapping I -> 1, the NALU with shared weights, NumPy float32 or float64 parameters;
         :func:`supports`); trained in place.
-    optimizers : sequence of nalu_np.optim.Adam
-        One per model, built on its ``params``, with one set of hyper-parameters, without gradient clipping;
-        their moments and step counts are updated in place.  The projections are the layers' ``bounds``.
+    optimizers : sequence of nalu_np.optim.Adam, SGD or RMSProp
+        One per model, built on its ``params``, all of one class (:data:`OPTIMIZER_KINDS`; not a subclass) and one
+        set of hyper-parameters, ``clip_value`` and ``clip_norm`` included (clipping as
+        :class:`nalu_np.optim.Optimizer`: elementwise, then the global norm over all the model's parameters);
+        their state (:attr:`~nalu_np.optim.Optimizer.state`) and step counts are read and updated in place.
+        The projections are the layers' ``bounds``.
     tasks : sequence of SimpleFunction
         One per model; they may differ in ``offset`` only.
     u : ndarray, shape (S, K, B, I), optional
@@ -397,10 +422,12 @@ def train_seeds(models: Sequence[Any], optimizers: Sequence[Any], tasks: Sequenc
         raise ValueError("the models must have one structure, dtype and eps")
     for model, opt in zip(models, optimizers):
         _check_optimizer(model, opt)
-    opt0 = optimizers[0]
-    hyper = (float(opt0.lr), *map(float, opt0.betas), float(opt0.eps))
-    if any((float(o.lr), *map(float, o.betas), float(o.eps)) != hyper for o in optimizers):
-        raise ValueError("the optimizers must have one set of hyper-parameters")
+    opt_kind, hyper = _hyper(optimizers[0])
+    if any(type(o) is not type(optimizers[0]) for o in optimizers):
+        raise ValueError("the optimizers must be of one type")
+    if any(not np.array_equal(_hyper(o)[1], hyper) for o in optimizers):
+        raise ValueError("the optimizers must have one set of hyper-parameters (clipping included)")
+    slot_names = optimizers[0].slots
     task = tasks[0]
     if any(replace(t, offset=task.offset) != task for t in tasks):
         raise ValueError("the tasks may differ in their offset only")
@@ -449,8 +476,7 @@ def train_seeds(models: Sequence[Any], optimizers: Sequence[Any], tasks: Sequenc
     else:
         schedule = ([0] if first_eval else []) + list(range(every, steps, every)) + ([steps] if steps else [])
     theta = np.stack([pk.pack(m.params) for m in models])
-    m1 = np.stack([pk.pack(o.state["exp_avg"]) for o in optimizers])
-    m2 = np.stack([pk.pack(o.state["exp_avg_sq"]) for o in optimizers])
+    slots = np.stack([np.stack([pk.pack(o.state[name]) for name in slot_names]) for o in optimizers])
     t0 = np.array([o.t for o in optimizers], np.int64)
     losses = np.full((S, steps), np.nan)
     evals = np.full((S, len(schedule), len(eval_sets) + 1), np.nan)
@@ -459,10 +485,10 @@ def train_seeds(models: Sequence[Any], optimizers: Sequence[Any], tasks: Sequenc
     active = np.ones(S, np.bool_)
 
     def run(q0: int, q1: int) -> None:  # seeds q0..q1-1: views of their rows, the same compiled code for any S
-        kernel.run(pk.kinds, pk.dims, pk.offs, pk.eps, theta[q0:q1], m1[q0:q1], m2[q0:q1], pk.lo, pk.hi, u[q0:q1],
+        kernel.run(pk.kinds, pk.dims, pk.offs, pk.eps, theta[q0:q1], slots[q0:q1], pk.lo, pk.hi, u[q0:q1],
                    states[q0:q1], active[q0:q1], steps, int(batch_size), float(task.lo), float(task.hi - task.lo),
-                   _OPS[task.op], offsets[q0:q1], task.subset, task.overlap_start, t0[q0:q1], *hyper, lam_hat,
-                   start, end, l1_at, l1_beta, every, bool(first_eval), xs, lxs, ts[q0:q1], losses[q0:q1],
+                   _OPS[task.op], offsets[q0:q1], task.subset, task.overlap_start, t0[q0:q1], opt_kind, hyper,
+                   lam_hat, start, end, l1_at, l1_beta, every, bool(first_eval), xs, lxs, ts[q0:q1], losses[q0:q1],
                    evals[q0:q1], done[q0:q1], nevals[q0:q1])
 
     threads = min(S, _threads())
@@ -475,8 +501,8 @@ def train_seeds(models: Sequence[Any], optimizers: Sequence[Any], tasks: Sequenc
     at = []
     for q, (model, opt) in enumerate(zip(models, optimizers)):
         pk.unpack(theta[q], model.params)
-        pk.unpack(m1[q], opt.state["exp_avg"])
-        pk.unpack(m2[q], opt.state["exp_avg_sq"])
+        for name, row in zip(slot_names, slots[q]):
+            pk.unpack(row, opt.state[name])
         at.append(opt.t + np.array(schedule[:nevals[q]], np.int64))
         opt.t += int(done[q])
     return SeedsRun(losses=losses, evaluations=evals, steps=at, done=done, nevals=nevals)
@@ -494,8 +520,9 @@ def train_steps(model: Any, optimizer: Any, task: SimpleFunction, u: np.ndarray 
     model : Sequential or unit
         Accepted by :func:`supports` (1 to 3 layers of the kinds :data:`LAYER_KINDS`, mapping I -> 1); trained in
         place.
-    optimizer : nalu_np.optim.Adam
-        Built on ``model.params``, without gradient clipping; its moments and step count are updated in place.
+    optimizer : nalu_np.optim.Adam, SGD or RMSProp
+        Built on ``model.params``, with optional clipping (see :func:`train_seeds`); its state and step count
+        are updated in place.
         The projections are the layers' ``bounds`` (NAU ``[-1, 1]``, NMU ``[0, 1]``, none for the NALU, ...).
     task : SimpleFunction
     u : ndarray, shape (K, B, I), optional

@@ -3,7 +3,8 @@ single-module task, its case ``I = 2``, ``a = x[0]``, ``b = x[1]``) in one Numba
 
 Small-batch training in Python pays for every step in interpreter overhead (dozens of NumPy calls of a few
 microseconds each).  Here a whole run of steps -- build the batch, forward, MSE, backward, optional
-regularizer, Adam step, projection -- is one compiled call, so a step costs what its arithmetic costs.
+regularizer, optional gradient clipping, optimizer step (Adam, SGD or RMSProp), projection -- is one compiled
+call, so a step costs what its arithmetic costs.
 
 Each layer is an NAU, an NMU, a NALU with shared weights, a NAC, a NACMul, one of the study's baselines or one
 of its variants, an NPU or a RealNPU (the kind codes ``NAU``, ``NMU``, ``NALU``, ``NAC``, ``NACMUL``, ``LINEAR``,
@@ -14,14 +15,17 @@ The step is composed of the units' block functions
 (:func:`~nalu_np.kernels.numba.nau.nau_block_forward`, :func:`~nalu_np.kernels.numba.nmu.nmu_block_backward`,
 :func:`~nalu_np.kernels.numba.nalu.nalu_block_forward`, ... -- the same functions the layer kernels call on each
 block) applied to the whole batch laid out transposed, (features, batch), and of the optimizer blocks of
-:mod:`nalu_np.kernels.numba._common` (the NAU/NMU regularizers, :func:`~nalu_np.kernels.numba._common.adam_step`
-with the projection; the GatedNAUNMU's :func:`~nalu_np.kernels.numba.gated.gatednaunmu_regularizer`, the
-NPUs' :func:`~nalu_np.kernels.numba.npu.npu_regularizer`), and of the L1 term ``beta(t) sum |theta|`` over all
-parameters (the Primer's NPU recipe; :func:`_l1`).
+:mod:`nalu_np.kernels.numba._common` (the NAU/NMU regularizers,
+:func:`~nalu_np.kernels.numba._common.clip_gradient`, :func:`~nalu_np.kernels.numba._common.adam_step`,
+``sgd_step``, ``rmsprop_step`` with the projection: :func:`_optimizer_step`; the GatedNAUNMU's
+:func:`~nalu_np.kernels.numba.gated.gatednaunmu_regularizer`, the NPUs'
+:func:`~nalu_np.kernels.numba.npu.npu_regularizer`), and of the L1 term ``beta(t) sum |theta|`` over all parameters
+(the Primer's NPU recipe; :func:`_l1`).
 
 The model arrives packed: its parameters in one flat vector ``theta`` (each layer's parameters one after the
-other, in the order of its ``params``, each (I, O) matrix row-major), Adam's moments in two vectors of the same
-layout, and the projection's bounds per element in ``lo``, ``hi``.  :mod:`nalu_np.compiled` does the packing.
+other, in the order of its ``params``, each (I, O) matrix row-major), the optimizer's state (Adam's two
+moments, SGD's momentum buffer, RMSProp's mean square) in rows of the same layout, and the projection's bounds
+per element in ``lo``, ``hi``.  :mod:`nalu_np.compiled` does the packing.
 The batches are ``xlo + span * u[k]`` for given uniforms ``u`` (steps, B, I), or drawn inside the loop by
 :mod:`nalu_np.kernels.numba.rng`.
 
@@ -34,7 +38,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import EW, adam_step, log_abs, nac_weight_grad_into, nac_weight_into
+from ._common import (EW, adam_step, clip_gradient, log_abs, nac_weight_grad_into, nac_weight_into, rmsprop_step,
+                      sgd_step)
 from ._math import jit as njit
 from .dense import dense_block_backward, dense_block_forward
 from .gated import gatednaunmu_block_backward, gatednaunmu_block_forward, gatednaunmu_regularizer
@@ -47,7 +52,8 @@ from .npu import npu_block_backward, npu_block_forward, npu_regularizer
 from .rng import fill_uniform
 
 __all__ = ["MAX_LAYERS", "NAU", "NMU", "NALU", "LINEAR", "RELU", "RELU6", "NAC", "NACMUL", "CLIPPEDNACMUL", "SIGMOIDNACMUL",
-           "GATEDNAUNMU", "NPU", "REALNPU", "CLAMPEDNPU", "CLAMPEDREALNPU", "GNALU", "run", "sparsity_error", "takes_log_input",
+           "GATEDNAUNMU", "NPU", "REALNPU", "CLAMPEDNPU", "CLAMPEDREALNPU", "GNALU", "ADAM", "SGD", "RMSPROP",
+           "HYPER", "run", "sparsity_error", "takes_log_input",
            "log_input", "predict"]
 
 #: the kind codes of the layers (LINEAR, RELU, RELU6: the study's baselines, ``W`` then the bias ``b``; NAC and
@@ -58,6 +64,28 @@ __all__ = ["MAX_LAYERS", "NAU", "NMU", "NALU", "LINEAR", "RELU", "RELU6", "NAC",
 #: NALU's ``W_hat``, ``M_hat``, ``G``, used as ``ln(phi)`` times them)
 NAU, NMU, NALU, LINEAR, RELU, RELU6, NAC, NACMUL, CLIPPEDNACMUL, SIGMOIDNACMUL, GATEDNAUNMU, NPU, REALNPU, CLAMPEDNPU, \
     CLAMPEDREALNPU, GNALU = range(16)
+
+#: the optimizer codes (:class:`nalu_np.optim.Adam`, ``SGD``, ``RMSProp``) and the length of the hyper-parameter
+#: vector :func:`_optimizer_step` takes: ``lr``, the rule's own settings (Adam ``beta1, beta2, eps``; SGD
+#: ``momentum``; RMSProp ``alpha, eps``; unused entries 0), ``clip_value``, ``clip_norm`` (``inf``: off)
+ADAM, SGD, RMSPROP = range(3)
+HYPER = 6
+
+
+@njit(**EW)
+def _optimizer_step(opt, hyper, theta, grad, slots, t, lo, hi):
+    """Step ``t`` (1, 2, ...) of the optimizer ``opt`` (:data:`ADAM`, :data:`SGD`, :data:`RMSPROP`) with the
+    hyper-parameters ``hyper`` (:data:`HYPER`,) on the flat ``theta`` and its gradient ``grad`` (clipped in
+    place first, :func:`~nalu_np.kernels.numba._common.clip_gradient`), the state ``slots`` (n, P) in the order of
+    the optimizer's ``slots`` (Adam ``exp_avg``, ``exp_avg_sq``; SGD ``momentum``; RMSProp ``square_avg``),
+    then the projection to ``[lo, hi]``."""
+    clip_gradient(grad, hyper[4], hyper[5])
+    if opt == ADAM:
+        adam_step(theta, grad, slots[0], slots[1], t, hyper[0], hyper[1], hyper[2], hyper[3], lo, hi)
+    elif opt == SGD:
+        sgd_step(theta, grad, slots[0], t, hyper[0], hyper[1], lo, hi)
+    else:
+        rmsprop_step(theta, grad, slots[0], hyper[0], hyper[1], hyper[2], lo, hi)
 
 
 @njit(**EW)
@@ -446,8 +474,8 @@ def _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, ws, hs, ls, acts, ins,
 
 
 @njit(**EW)
-def _train_seed(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, state, steps, B, xlo, span, op, o, s, v,
-                t0, lr, b1, b2, adam_eps, lam_hat, lam_start, lam_end, l1_at, l1_beta, every, first, xs, lxs, ts,
+def _train_seed(kinds, dims, offs, eps, theta, slots, lo, hi, u, state, steps, B, xlo, span, op, o, s, v,
+                t0, opt, hyper, lam_hat, lam_start, lam_end, l1_at, l1_beta, every, first, xs, lxs, ts,
                 losses, evals):
     """One seed of :func:`run`: returns (steps done, evaluations written)."""
     L = kinds.shape[0]
@@ -513,7 +541,7 @@ def _train_seed(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, state, steps, 
             loss += _l1(theta, beta, grad)
         losses[k] = loss
         bad = bad or not np.isfinite(loss)
-        adam_step(theta, grad, m1, m2, step + 1, lr, b1, b2, adam_eps, lo, hi)
+        _optimizer_step(opt, hyper, theta, grad, slots, step + 1, lo, hi)
         if every > 0 and ((k + 1) % every == 0 or k + 1 == steps):
             _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, ws, hs, ls, acts, ins, evals[ne])
             ne += 1
@@ -523,11 +551,11 @@ def _train_seed(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, state, steps, 
 
 
 @njit(**EW)
-def run(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, states, active, steps, B, xlo, span, op, offsets, s,
-        v, t0, lr, b1, b2, adam_eps, lam_hat, lam_start, lam_end, l1_at, l1_beta, every, first, xs, lxs, ts, losses,
+def run(kinds, dims, offs, eps, theta, slots, lo, hi, u, states, active, steps, B, xlo, span, op, offsets, s,
+        v, t0, opt, hyper, lam_hat, lam_start, lam_end, l1_at, l1_beta, every, first, xs, lxs, ts, losses,
         evals, done, nevals):
     """``steps`` training steps of ``S`` independent runs (seeds) of one network on the packed parameters
-    ``theta[s]`` with Adam moments ``m1[s]``, ``m2[s]``, one seed after the other.
+    ``theta[s]`` with the optimizer state ``slots[s]``, one seed after the other.
 
     It releases the GIL: :func:`nalu_np.compiled.train_seeds` spreads the seeds over threads, each running
     this same compiled code on its share, so that a seed's run is bit for bit the same alone or among any
@@ -546,8 +574,11 @@ def run(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, states, active, steps,
         Start of each layer's parameters in a row of ``theta``, then the end.
     eps : float64 array, shape (L,)
         The layers' ``eps`` (used by the NALU and the log-space path).
-    theta, m1, m2 : arrays of one float dtype, shape (S, P)
-        Parameters and Adam's moments, updated in place.
+    theta : array of a float dtype, shape (S, P)
+        Parameters, updated in place.
+    slots : array of the dtype of ``theta``, shape (S, n, P)
+        The optimizer's state per seed, updated in place: Adam ``exp_avg``, ``exp_avg_sq`` (n = 2); SGD
+        ``momentum``, RMSProp ``square_avg`` (n = 1).
     lo, hi : arrays, shape (P,)
         The projection's bounds.
     u : array, shape (S, steps, B, I) or (S, 0, 1, I)
@@ -560,9 +591,11 @@ def run(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, states, active, steps,
         The task: ``x = xlo + span * u``, target ``sum(x[o:o+s]) op sum(x[o+v:o+v+s])`` with ``o = offsets[seed]``
         (the single-module task: ``I = 2``, ``o = 0``, ``s = v = 1``, so ``t = x[0] op x[1]``).
     t0 : int64 array, shape (S,)
-        Adam's steps so far, per seed.
-    lr, b1, b2, adam_eps
-        Adam's hyper-parameters.
+        The optimizer's steps so far, per seed.
+    opt : int
+        The optimizer: :data:`ADAM`, :data:`SGD` or :data:`RMSPROP`.
+    hyper : float64 array, shape (:data:`HYPER`,)
+        Its hyper-parameters, clipping included (:func:`_optimizer_step`).
     lam_hat, lam_start, lam_end
         The regularizer ``lambda(t) sum_l R_l``, ``lambda(t) = lam_hat clip((t - start) / (end - start), 0, 1)``.
     l1_at, l1_beta : int64 and float64 arrays, shape (J,)
@@ -584,8 +617,8 @@ def run(kinds, dims, offs, eps, theta, m1, m2, lo, hi, u, states, active, steps,
     for q in range(theta.shape[0]):
         if active[q]:
             done[q], nevals[q] = _train_seed(
-                kinds, dims, offs, eps, theta[q], m1[q], m2[q], lo, hi, u[q], states[q], steps, B, xlo, span,
-                op, offsets[q], s, v, t0[q], lr, b1, b2, adam_eps, lam_hat, lam_start, lam_end, l1_at, l1_beta,
+                kinds, dims, offs, eps, theta[q], slots[q], lo, hi, u[q], states[q], steps, B, xlo, span,
+                op, offsets[q], s, v, t0[q], opt, hyper, lam_hat, lam_start, lam_end, l1_at, l1_beta,
                 every, first, xs, lxs, ts[q], losses[q], evals[q])
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from nalu_np import compiled as nt
 from nalu_np import reference as ref
 from nalu_np.losses import mse
-from nalu_np.optim import Adam
+from nalu_np.optim import Optimizer
 
 
 def beta_at(t: int, l1: tuple[list[int], list[float]]) -> float:
@@ -18,12 +18,13 @@ def beta_at(t: int, l1: tuple[list[int], list[float]]) -> float:
     return ([0.0] + [b for s, b in zip(starts, betas) if s <= t])[-1]
 
 
-def python_steps(model: Any, opt: Adam, task: nt.SimpleFunction, rng: np.random.Generator, steps: int,
+def python_steps(model: Any, opt: Optimizer, task: nt.SimpleFunction, rng: np.random.Generator, steps: int,
                  regularizer: tuple[float, float, float] | None = None,
                  l1: tuple[list[int], list[float]] | None = None, batch: int = 128) -> np.ndarray:
     """The step-by-step loop: draw, the layers' forward and backward passes on the reference, MSE, the units'
     regularizer ``lambda(t) R``, the L1 term ``beta(t) sum |p|`` as
-    :meth:`nalu_np.arithmetic.SingleModuleTask.penalty` has it, Adam with the layers' projections; returns the
+    :meth:`nalu_np.arithmetic.SingleModuleTask.penalty` has it, the optimizer (Adam, SGD, RMSProp, with its
+    clipping) with the layers' projections; returns the
     loss of every step."""
     dtype = next(iter(model.params.values())).dtype
     losses = []
@@ -46,14 +47,15 @@ def python_steps(model: Any, opt: Adam, task: nt.SimpleFunction, rng: np.random.
     return np.array(losses)
 
 
-def assert_same_run(a: tuple[Any, Adam], b: tuple[Any, Adam], rtol: float) -> None:
-    """The two (model, Adam) pairs took the same steps: parameters and moments within ``rtol`` (the moments'
-    absolute tolerance scaled by their largest finite value: NALU moments can overflow to inf)."""
+def assert_same_run(a: tuple[Any, Optimizer], b: tuple[Any, Optimizer], rtol: float) -> None:
+    """The two (model, optimizer) pairs took the same steps: parameters and optimizer state (Adam's moments,
+    SGD's momentum, RMSProp's mean square) within ``rtol`` (the state's absolute tolerance scaled by its largest
+    finite value: NALU moments can overflow to inf)."""
     (ma, oa), (mb, ob) = a, b
-    assert oa.t == ob.t
+    assert oa.t == ob.t and type(oa) is type(ob)
     for k in ma.params:
         np.testing.assert_allclose(ma.params[k], mb.params[k], rtol=rtol, atol=rtol, err_msg=k)
-        for slot in ("exp_avg", "exp_avg_sq"):
+        for slot in oa.slots:
             sa, sb = oa.state[slot][k], ob.state[slot][k]
             scale = float(np.abs(sb[np.isfinite(sb)]).max(initial=0.0))
             np.testing.assert_allclose(sa, sb, rtol=rtol, atol=rtol * scale, err_msg=slot + k)
