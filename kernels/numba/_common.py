@@ -15,9 +15,10 @@ laid out the same way.  When the NALU's block values fit in ``KEEP_MAX_BYTES`` t
 the backward pass; otherwise the backward pass recomputes them from ``x`` (fresh memory beyond what malloc
 reuses costs page faults that exceed the recomputation).
 
-*rows* (NALU with ``in_features >= ROWS_MIN_IN``, e.g. ``(128, 100, 2)``): row by row, every inner loop runs
-over the contiguous inputs of one row (``log``, dot products, ``dx`` and weight-gradient updates); ``l``,
-``a``, ``m``, ``g`` are kept for the backward pass.
+*rows* (the NALU and the linear kernels of NAU, NAC and the dense layers, with ``in_features >= ROWS_MIN_IN``,
+e.g. ``(128, 100, 2)``): row by row, every inner loop runs over the contiguous inputs of one row (``log``, dot
+products; in the backward pass one pass per row and output updates ``dx`` and every weight gradient, transposed
+(O, I)); the NALU keeps ``l``, ``a``, ``m``, ``g`` for the backward pass.
 
 *blas* (``in_features * out_features >= BLAS_MIN_WEIGHTS``, e.g. ``(65536, 64, 64)``): the matrix products go
 to NumPy's BLAS, with the products that share an operand concatenated (``x @ [W_a | G]``, ``x.T @ [da | dh]``,
@@ -66,7 +67,7 @@ MAX_BLOCK_ROWS = 512
 MIN_CHUNK_ROWS = 4096  # fewer rows per thread than this: run on one thread
 BLAS_MIN_WEIGHTS = 1024  # in_features * out_features from which the matrix products go to BLAS
 BLAS_CHUNK_ROWS = 2048  # rows per chunk of the blas path
-ROWS_MIN_IN = 16  # NALU with at least this many inputs (and no BLAS) works row by row
+ROWS_MIN_IN = 16  # NALU and linear kernels with at least this many inputs (and no BLAS) work row by row
 # The fused forward keeps its block values for the backward pass up to this size: in one allocation, which
 # glibc's malloc reuses from call to call below its largest mmap threshold (32 MiB); beyond, every call would
 # page-fault fresh memory, which costs more than recomputing the values from x.
@@ -77,7 +78,11 @@ _FREE_LOCK = threading.Lock()
 
 EW = dict(error_model="numpy", fastmath={"contract"})  # elementwise: exact IEEE semantics
 SUM = dict(error_model="numpy", fastmath={"reassoc", "contract", "nsz"})  # reductions: only rounding changes
-PAR = dict(error_model="numpy", fastmath={"contract"}, parallel=True)
+# parallel: the prange loops only.  Numba's other parallel transforms would turn every np.zeros and array
+# expression of a kernel's set-up into a parallel loop, each of which starts the thread pool (~5 us a call).
+PAR = dict(error_model="numpy", fastmath={"contract"},
+           parallel=dict(prange=True, numpy=False, comprehension=False, reduction=False, setitem=False, stencil=False,
+                         fusion=False, inplace_binop=False))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -123,8 +128,15 @@ def plan(batch: int, n_in: int, n_out: int, itemsize: int) -> tuple[int, int]:
     nb = int(max(8, min(MAX_BLOCK_ROWS, BLOCK_BYTES // per_row)))
     nb -= nb % 8
     nblocks = -(-batch // nb)
-    nchunks = max(1, min(numba.get_num_threads(), nblocks, batch // MIN_CHUNK_ROWS))
-    return nb, nchunks
+    return nb, chunks(batch, nblocks)
+
+
+def chunks(batch: int, most: int) -> int:
+    """The number of chunks (threads) for ``batch`` rows: at most ``most``, one per ``MIN_CHUNK_ROWS`` rows, one
+    per thread; 1 for a batch too small to share (without asking Numba for its threads, which costs ~2 us)."""
+    if batch < 2 * MIN_CHUNK_ROWS or most < 2:
+        return 1
+    return max(1, min(numba.get_num_threads(), most, batch // MIN_CHUNK_ROWS))
 
 
 def use_blas(n_in: int, n_out: int) -> bool:
@@ -133,7 +145,7 @@ def use_blas(n_in: int, n_out: int) -> bool:
 
 
 def use_rows(n_in: int) -> bool:
-    """Whether the NALU works row by row (``in_features >= ROWS_MIN_IN``, when no BLAS)."""
+    """Whether the NALU and the linear kernels work row by row (``in_features >= ROWS_MIN_IN``, when no BLAS)."""
     return n_in >= ROWS_MIN_IN
 
 
@@ -155,14 +167,16 @@ def partials(nchunks: int, shape: tuple[int, ...]) -> np.ndarray:
 
 @njit(**EW)
 def nac_weight_into(W_hat, M_hat, W, t, s):
-    """``t = tanh(W_hat)``, ``s = sigma(M_hat)``, ``W = t s``, all (I, O), written into ``W``, ``t``, ``s``."""
-    for i in range(M_hat.shape[0]):
-        for j in range(M_hat.shape[1]):
-            tt = vtanh(W_hat[i, j])
-            ss = vsigmoid(M_hat[i, j])
-            t[i, j] = tt
-            s[i, j] = ss
-            W[i, j] = tt * ss
+    """``t = tanh(W_hat)``, ``s = sigma(M_hat)``, ``W = t s``, all (I, O), written into ``W``, ``t``, ``s``
+    (C-contiguous; the inputs may have any layout).  One flat loop, so that it vectorises for any ``O``."""
+    wh, mh = np.ascontiguousarray(W_hat).reshape(-1), np.ascontiguousarray(M_hat).reshape(-1)
+    wf, tf, sf = W.reshape(-1), t.reshape(-1), s.reshape(-1)
+    for k in range(wh.shape[0]):
+        tt = vtanh(wh[k])
+        ss = vsigmoid(mh[k])
+        tf[k] = tt
+        sf[k] = ss
+        wf[k] = tt * ss
 
 
 @njit(**EW)
@@ -175,14 +189,16 @@ def nac_weight(W_hat, M_hat):
 
 @njit(**EW)
 def nac_weight_grad_into(dW, t, s, dW_hat, dM_hat):
-    """``dW_hat = dW (1 - t^2) s``, ``dM_hat = dW t s (1 - s)`` (in the dtype of ``t``; ``dW`` may be float64)."""
+    """``dW_hat = dW (1 - t^2) s``, ``dM_hat = dW t s (1 - s)`` (in the dtype of ``t``; ``dW`` may be float64),
+    all (I, O); ``t``, ``s`` and the outputs C-contiguous.  One flat loop, as :func:`nac_weight_into`."""
     dt = t.dtype
     one = dt.type(1.0)
-    for i in range(t.shape[0]):
-        for j in range(t.shape[1]):
-            d = dt.type(dW[i, j])
-            dW_hat[i, j] = d * (one - t[i, j] * t[i, j]) * s[i, j]
-            dM_hat[i, j] = d * t[i, j] * s[i, j] * (one - s[i, j])
+    d_, tf, sf = np.ascontiguousarray(dW).reshape(-1), t.reshape(-1), s.reshape(-1)
+    dwf, dmf = dW_hat.reshape(-1), dM_hat.reshape(-1)
+    for k in range(tf.shape[0]):
+        d = dt.type(d_[k])
+        dwf[k] = d * (one - tf[k] * tf[k]) * sf[k]
+        dmf[k] = d * tf[k] * sf[k] * (one - sf[k])
 
 
 @njit(**EW)
@@ -200,6 +216,16 @@ def sum_partials(p):
     for c in range(p.shape[0]):
         out += p[c]
     return out
+
+
+@njit(**EW)
+def flush(buf, acc):
+    """``acc += buf`` (``acc`` float64, same shape), then ``buf = 0``: the rows paths sum weight gradients in
+    the dtype over a few hundred rows, then into their chunk's float64 partial sum."""
+    for o in range(buf.shape[0]):
+        for i in range(buf.shape[1]):
+            acc[o, i] += buf[o, i]
+            buf[o, i] = 0.0
 
 
 # ---------------------------------------------------------------------------------------------------------

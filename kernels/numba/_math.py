@@ -205,7 +205,7 @@ def _log32(x):
 _TANH_SMALL = 0.625  # below: the odd polynomial / rational function; above: 1 - 2 / (exp(2|x|) + 1)
 
 
-@jit(error_model="numpy", fastmath={"contract"})
+@jit(error_model="numpy", fastmath={"contract"}, inline="always")  # too big for LLVM to inline: a call keeps loops scalar
 def _tanh32(x):
     a = abs(x)
     z = x * x
@@ -313,7 +313,7 @@ _TANH_P = (-9.64399179425052238628e-1, -9.92877231001918586564e1, -1.61468768441
 _TANH_Q = (1.12811678491632931402e2, 2.23548839060100448583e3, 4.84406305325125486048e3)
 
 
-@jit(error_model="numpy", fastmath={"contract"})
+@jit(error_model="numpy", fastmath={"contract"}, inline="always")  # too big for LLVM to inline: a call keeps loops scalar
 def _tanh64(x):
     a = abs(x)
     z = x * x
@@ -381,7 +381,7 @@ def _ov_vsigmoid(z):
     return impl
 
 
-@overload(vtanh)
+@overload(vtanh, inline="always")
 def _ov_vtanh(x):
     if x == types.float32:
         return lambda x: _tanh32(x)

@@ -14,8 +14,8 @@ import numpy as np
 from numba import prange
 
 from . import _common
-from ._common import EW, PAR, SUM, Params, Work, add_log_grad_rows, block_range, check, gate_mix, grad, keep, load, \
-    log_abs, log_abs_rows, matmul, matmul_t, nac_weight, nac_weight_backward, plan, row_chunks, store, \
+from ._common import EW, PAR, SUM, Params, Work, add_log_grad_rows, block_range, check, flush, gate_mix, grad, keep, \
+    load, log_abs, log_abs_rows, matmul, matmul_t, nac_weight, nac_weight_backward, plan, row_chunks, store, \
     sum_partials, times_log_abs_grad, use_blas, use_rows
 from ._math import jit as njit, vexp, vlog, vsigmoid
 
@@ -209,19 +209,15 @@ def _bwd(x, dy, wa, wm, G, shared, eps, nb, nchunks, st, kept):
 
 
 @njit(**SUM)
-def _dot(u, v):
-    """``sum(u * v)`` of two contiguous vectors (vectorised with reassociation)."""
-    acc = u.dtype.type(0.0)
-    for i in range(u.shape[0]):
-        acc += u[i] * v[i]
-    return acc
-
-
-@njit(**EW)
-def _axpy(out, alpha, v):
-    """``out += alpha * v``."""
-    for i in range(out.shape[0]):
-        out[i] += alpha * v[i]
+def _row_dots(x, l, r, WaT, WmT, GT, o):
+    """``x[r] . WaT[o]``, ``l[r] . WmT[o]`` and ``x[r] . GT[o]`` in one pass (vectorised with reassociation)."""
+    za = zl = zg = x.dtype.type(0.0)
+    for i in range(x.shape[1]):
+        xv = x[r, i]
+        za += xv * WaT[o, i]
+        zl += l[r, i] * WmT[o, i]
+        zg += xv * GT[o, i]
+    return za, zl, zg
 
 
 @njit(**EW)
@@ -230,14 +226,12 @@ def _rows_fwd_chunk(c, nchunks, x, WaT, WmT, GT, eps, l, a, m, g, y):
     one = x.dtype.type(1.0)
     r0, r1 = c * x.shape[0] // nchunks, (c + 1) * x.shape[0] // nchunks
     for r in range(r0, r1):
-        xr = x[r]
-        lr = l[r]
-        for i in range(xr.shape[0]):
-            lr[i] = vlog(abs(xr[i]) + eps)
+        for i in range(x.shape[1]):
+            l[r, i] = vlog(abs(x[r, i]) + eps)
         for o in range(WaT.shape[0]):
-            za = _dot(xr, WaT[o])
-            mm = vexp(_dot(lr, WmT[o]))
-            gg = vsigmoid(_dot(xr, GT[o]))
+            za, zl, zg = _row_dots(x, l, r, WaT, WmT, GT, o)
+            mm = vexp(zl)
+            gg = vsigmoid(zg)
             a[r, o] = za
             m[r, o] = mm
             g[r, o] = gg
@@ -270,17 +264,9 @@ def _rows_fwd(x, Wh_a, Mh_a, Wh_m, Mh_m, G, shared, eps, nchunks):
 
 
 @njit(**EW)
-def _flush(buf, acc):
-    """``acc += buf`` (float64), then ``buf = 0``."""
-    for o in range(buf.shape[0]):
-        for i in range(buf.shape[1]):
-            acc[o, i] += buf[o, i]
-            buf[o, i] = 0.0
-
-
-@njit(**EW)
 def _rows_bwd_chunk(c, nchunks, x, dy, WaT, WmT, GT, eps, l, a, m, g, dx, pWa, pWm, pG, shared):
-    """Backward pass of the rows of chunk ``c``; the weight gradients (transposed, (O, I)) are summed in the
+    """Backward pass of the rows of chunk ``c``: per row and output, one pass over the inputs updates ``dx``, the
+    log path's ``t = dz @ W_m.T`` and the three weight gradients (transposed, (O, I)), which are summed in the
     dtype over at most 256 rows, then added into this chunk's float64 ``pWa[c], pWm[c], pG[c]``."""
     O, I = WaT.shape
     r0, r1 = c * x.shape[0] // nchunks, (c + 1) * x.shape[0] // nchunks
@@ -290,11 +276,9 @@ def _rows_bwd_chunk(c, nchunks, x, dy, WaT, WmT, GT, eps, l, a, m, g, dx, pWa, p
     bG = np.zeros((O, I), x.dtype)
     tz = np.empty(I, x.dtype)
     for r in range(r0, r1):
-        xr = x[r]
-        lr = l[r]
-        dxr = dx[r]
-        dxr[:] = 0.0
-        tz[:] = 0.0
+        for i in range(I):
+            dx[r, i] = 0.0
+            tz[i] = 0.0
         for o in range(O):
             d = dy[r, o]
             gg = g[r, o]
@@ -302,20 +286,29 @@ def _rows_bwd_chunk(c, nchunks, x, dy, WaT, WmT, GT, eps, l, a, m, g, dx, pWa, p
             da = d * gg
             dz = d * (one - gg) * mm
             dh = d * (a[r, o] - mm) * gg * (one - gg)
-            _axpy(dxr, da, WaT[o])
-            _axpy(dxr, dh, GT[o])
-            _axpy(tz, dz, WmT[o])
-            _axpy(bWa[o], da, xr)
-            _axpy(bWm[o], dz, lr)
-            _axpy(bG[o], dh, xr)
+            if shared:  # one loop per case: a possible alias of bWa and bWm would keep LLVM from vectorising
+                for i in range(I):
+                    xv = x[r, i]
+                    dx[r, i] = dx[r, i] + da * WaT[o, i] + dh * GT[o, i]
+                    tz[i] += dz * WmT[o, i]
+                    bWa[o, i] = bWa[o, i] + da * xv + dz * l[r, i]
+                    bG[o, i] += dh * xv
+            else:
+                for i in range(I):
+                    xv = x[r, i]
+                    dx[r, i] = dx[r, i] + da * WaT[o, i] + dh * GT[o, i]
+                    tz[i] += dz * WmT[o, i]
+                    bWa[o, i] += da * xv
+                    bWm[o, i] += dz * l[r, i]
+                    bG[o, i] += dh * xv
         for i in range(I):
-            v = xr[i]
-            dxr[i] += tz[i] * (np.sign(v) / (abs(v) + eps))
+            v = x[r, i]
+            dx[r, i] += tz[i] * (np.sign(v) / (abs(v) + eps))
         if (r - r0) % 256 == 255 or r == r1 - 1:
-            _flush(bWa, pWa[c])
+            flush(bWa, pWa[c])
             if not shared:
-                _flush(bWm, pWm[c])
-            _flush(bG, pG[c])
+                flush(bWm, pWm[c])
+            flush(bG, pG[c])
 
 
 @njit(**PAR)

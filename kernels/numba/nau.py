@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 from numba import prange
 
-from ._common import EW, PAR, Params, block_range, check, grad, load, matmul, matmul_t, min_distance_penalty, \
-    partials, plan, store, sum_partials, use_blas
+from ._common import EW, PAR, SUM, Params, block_range, check, chunks, flush, grad, load, matmul, matmul_t, \
+    min_distance_penalty, partials, plan, store, sum_partials, use_blas, use_rows
 from ._math import jit as njit
 
 __all__ = ["nau_forward", "nau_backward"]
@@ -94,12 +94,78 @@ def _bwd(x, dy, W, nb, nchunks, dx, pW):
             _bwd_chunk(c, nchunks, x, dy, W, nb, dx, pW)
 
 
+@njit(**SUM)
+def _row_dot(x, r, WT, o):
+    """``x[r] . WT[o]`` (vectorised with reassociation)."""
+    z = x.dtype.type(0.0)
+    for i in range(x.shape[1]):
+        z += x[r, i] * WT[o, i]
+    return z
+
+
+@njit(**EW)
+def _rows_fwd_chunk(c, nchunks, x, WT, y):
+    r0, r1 = c * x.shape[0] // nchunks, (c + 1) * x.shape[0] // nchunks
+    for r in range(r0, r1):
+        for o in range(WT.shape[0]):
+            y[r, o] = _row_dot(x, r, WT, o)
+
+
+@njit(**PAR)
+def _rows_fwd(x, W, nchunks):
+    """``x @ W`` row by row (many inputs): every inner loop runs over the contiguous inputs of one row."""
+    WT = np.ascontiguousarray(W.T)
+    y = np.empty((x.shape[0], W.shape[1]), x.dtype)
+    if nchunks == 1:
+        _rows_fwd_chunk(0, 1, x, WT, y)
+    else:
+        for c in prange(nchunks):
+            _rows_fwd_chunk(c, nchunks, x, WT, y)
+    return y
+
+
+@njit(**EW)
+def _rows_bwd_chunk(c, nchunks, x, dy, WT, dx, pWT):
+    """``dx = dy @ W.T`` on the rows of chunk ``c`` and their ``dW.T`` (O, I), summed in the dtype over at most
+    256 rows, then into the chunk's float64 ``pWT[c]``."""
+    O, I = WT.shape
+    r0, r1 = c * x.shape[0] // nchunks, (c + 1) * x.shape[0] // nchunks
+    bW = np.zeros((O, I), x.dtype)
+    for r in range(r0, r1):
+        for i in range(I):
+            dx[r, i] = 0.0
+        for o in range(O):
+            d = dy[r, o]
+            for i in range(I):
+                dx[r, i] += d * WT[o, i]
+                bW[o, i] += d * x[r, i]
+        if (r - r0) % 256 == 255 or r == r1 - 1:
+            flush(bW, pWT[c])
+
+
+@njit(**PAR)
+def _rows_bwd(x, dy, W, nchunks):
+    """``dx`` (B, I) and ``dW`` (I, O, float64) row by row."""
+    WT = np.ascontiguousarray(W.T)
+    dx = np.empty_like(x)
+    pWT = np.zeros((nchunks,) + WT.shape)
+    if nchunks == 1:
+        _rows_bwd_chunk(0, 1, x, dy, WT, dx, pWT)
+    else:
+        for c in prange(nchunks):
+            _rows_bwd_chunk(c, nchunks, x, dy, WT, dx, pWT)
+    return dx, np.ascontiguousarray(sum_partials(pWT).T)
+
+
 def linear_forward(x: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """``x @ W`` (x C-contiguous, (B, I); W (I, O)): BLAS for large weights, else the fused path."""
+    """``x @ W`` (x C-contiguous, (B, I); W (I, O)): BLAS for large weights, row by row for many inputs, else
+    the fused path."""
     B, I = x.shape
     O = W.shape[1]
     if use_blas(I, O):
         return x @ W
+    if use_rows(I):
+        return _rows_fwd(x, W, chunks(B, B))
     y = np.empty((B, O), x.dtype)
     _fwd(x, W, *plan(B, I, O, x.itemsize), y)
     return y
@@ -111,6 +177,8 @@ def linear_backward(x: np.ndarray, W: np.ndarray, dy: np.ndarray) -> tuple[np.nd
     O = W.shape[1]
     if use_blas(I, O):
         return dy @ W.T, (x.T @ dy).astype(np.float64)
+    if use_rows(I):
+        return _rows_bwd(x, dy, W, chunks(B, B))
     nb, nchunks = plan(B, I, O, x.itemsize)
     pW = partials(nchunks, (I, O))
     dx = np.empty_like(x)

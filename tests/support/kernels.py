@@ -51,8 +51,9 @@ def code_path(path: str) -> Iterator[None]:
     """Force one of the numba backend's code paths by setting its tuning knobs (in
     :mod:`nalu_np.kernels.numba._common`): ``fused`` (one chunk, the forward pass keeps its values for the
     backward pass), ``chunks`` (tiny blocks spread over several threads, so that rows, blocks and threads do not
-    divide evenly; the backward pass recomputes the forward values), ``rows`` (NALU row by row, the layout for
-    many inputs; the other units take their ``fused`` path there) and ``blas`` (matrix products in NumPy,
+    divide evenly; the backward pass recomputes the forward values), ``rows`` (NALU and the linear kernels of NAU,
+    NAC and the dense layers row by row, the layout for many inputs; the other units take their ``fused`` path
+    there) and ``blas`` (matrix products in NumPy,
     elementwise passes in Numba)."""
     from nalu_np.kernels.numba import _common as nb
 
@@ -63,7 +64,7 @@ def code_path(path: str) -> Iterator[None]:
         nb.ROWS_MIN_IN = 1 << 62
         if path == "chunks":  # tiny blocks over several threads; the backward pass recomputes the forward's
             nb.MIN_CHUNK_ROWS, nb.MAX_BLOCK_ROWS, nb.KEEP_MAX_BYTES = 1, 8, 0
-        elif path == "rows":  # NALU row by row, over several threads
+        elif path == "rows":  # NALU and linear kernels row by row, over several threads
             nb.ROWS_MIN_IN, nb.MIN_CHUNK_ROWS = 1, 1
         elif path == "blas":  # matrix products through BLAS, in chunks of 2 rows (the last one partial)
             nb.BLAS_MIN_WEIGHTS, nb.BLAS_CHUNK_ROWS = 1, 2
