@@ -219,12 +219,12 @@ def compiled_unsupported(model: Any, task: Task, backend: str | Backend | None =
     GatedNAUNMU, NPU and RealNPU, whose sizes chain) mapping the task's inputs to one output, on the simple
     function task (any of its six ops) and the single-module task (any of its four ops and nine ranges), with
     the sparsity regularizer and the task's L1 schedule (``task.l1``, the NPUs' recipe) as the penalties, with
-    Adam (no gradient clipping, the units' own projections), on the CPU (backend numpy or numba), with numba
-    installed.  The recipes that need the Python engine: the iNALU's (``task.recipe``: saturation regularizer
-    and reinitialisation), gradient clipping (``task.clip_value``) and a mirrored training range.
+    Adam, SGD or RMSProp (with or without gradient clipping, the units' own projections), on the CPU (backend
+    numpy or numba), with numba installed.  The recipes that need the Python engine: the iNALU's
+    (``task.recipe``: saturation regularizer and reinitialisation) and a mirrored training range.
     """
     from .arithmetic import SimpleFunctionTask, SingleModuleTask
-    from .optim import Adam
+    from .optim import OPTIMIZERS
 
     if not isinstance(task, (SimpleFunctionTask, SingleModuleTask)):
         return (f"the compiled engine trains the simple function task (simple-add ... simple-root) and the "
@@ -232,14 +232,14 @@ def compiled_unsupported(model: Any, task: Task, backend: str | Backend | None =
     if getattr(task, "recipe", None) is not None:
         return ("the compiled engine does not run the iNALU's recipe (the task's recipe: saturation regularizer, "
                 "reinitialisation, gradient clipping): Python engine")
-    if getattr(task, "clip_value", None) is not None:
-        return "the compiled engine does not clip gradients (the task's clip_value): Python engine"
     if task.interpolation_range.mirror:
         return ("the compiled engine draws training inputs from U[lo, hi), not from a mirrored range: Python "
                 "engine")
     name = task.optimizer if optimizer is None else optimizer
-    if not (isinstance(name, Adam) or str(name).lower() == "adam"):
-        return f"the compiled engine steps with Adam, not {getattr(name, '__name__', type(name).__name__)!r}"
+    cls = type(name) if isinstance(name, Optimizer) else OPTIMIZERS.get(str(name).lower())
+    if cls not in OPTIMIZERS.values():  # exactly these classes: the compiled step mirrors their update rules
+        label = name if isinstance(name, str) else getattr(name, "__name__", type(name).__name__)
+        return f"the compiled engine steps with Adam, SGD or RMSProp, not {label!r}"
     if get_backend(backend).name not in ("numpy", "numba"):
         return "the compiled engine runs on the CPU (backend numpy or numba)"
     from . import compiled
@@ -436,8 +436,7 @@ def train(model: Any, task: Task | str, *, steps: int | None = None, optimizer: 
     why_not = None
     if engine != "python":
         why_not = compiled_unsupported(model, task, be, optimizer) or (
-            "the compiled engine does not clip gradients or take other projections than the units' own"
-            if options else None)
+            "the compiled engine takes no other projections than the units' own" if projections is not None else None)
         if engine == "compiled" and why_not is not None:
             raise ValueError(why_not)
     used = "python" if engine == "python" or why_not is not None else "compiled"

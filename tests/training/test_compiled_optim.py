@@ -131,3 +131,24 @@ def test_the_optimizer_codes_are_the_kernels() -> None:
         code, hyper = nt._hyper(cls(params, clip_norm=3.0))
         assert code == nt.OPTIMIZER_KINDS[cls.__name__] and hyper.shape == (kernel.HYPER,)
         assert hyper[0] == cls(params).lr and hyper[-2:].tolist() == [np.inf, 3.0]
+
+
+@pytest.mark.parametrize("optimizer, clip", [("sgd", {"clip_value": 0.05}), ("rmsprop", {"clip_norm": 0.5})])
+def test_nn_train_runs_the_optimizers_and_clipping_compiled_as_the_python_engine(optimizer: str,
+                                                                                 clip: dict[str, Any]) -> None:
+    """``nn.train`` picks the compiled engine for SGD and RMSProp with clipping (``"auto"``), and with the
+    Python engine's draws (``draws="numpy"``) trains the Python engine's run to rounding."""
+    from nalu_np.arithmetic import SingleModuleTask
+
+    task = SingleModuleTask("mul", unit="NMU", steps=60, eval_every=30)
+    runs = {engine: nn.train(task.build_model(0), task, seed=3, optimizer=optimizer, lr=1e-2, engine=engine,
+                             draws="numpy", progress=False, **clip)
+            for engine in ("auto", "python")}
+    assert runs["auto"].engine == "compiled" and runs["python"].engine == "python"
+    assert runs["auto"].optimizer == runs["python"].optimizer
+    np.testing.assert_allclose(runs["auto"].loss, runs["python"].loss, rtol=1e-4)
+    for k, v in runs["python"].model.params.items():
+        np.testing.assert_allclose(runs["auto"].model.params[k], v, rtol=1e-5, atol=1e-6, err_msg=k)
+    with pytest.raises(ValueError, match="projections"):
+        nn.train(task.build_model(0), task, steps=2, engine="compiled", progress=False,
+                 projections={"W": nn.reference.clip_projection(0.0, 1.0)})
