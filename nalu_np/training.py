@@ -511,7 +511,8 @@ def train_many(models: Sequence[Any], tasks: Sequence[Task | str], seeds: Sequen
             raise ValueError(why)
     steps = positive_int(tasks[0].steps if steps is None else steps, "steps")
     eval_every = tasks[0].eval_every if eval_every is None else positive_int(eval_every, "eval_every")
-    opts = [_make_optimizer(model, None, None, task, {}) for model, task in zip(models, tasks)]
+    opts = [_make_optimizer(model, None, None, task, {} if task.clip_value is None else {"clip_value": task.clip_value})
+            for model, task in zip(models, tasks)]  # the task's clipping, as train()
     t0 = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore"):
         runs = _train_compiled(list(models), tasks, opts, steps, [int(s) for s in seeds], eval_every, draws, None)

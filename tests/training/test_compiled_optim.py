@@ -152,3 +152,19 @@ def test_nn_train_runs_the_optimizers_and_clipping_compiled_as_the_python_engine
     with pytest.raises(ValueError, match="projections"):
         nn.train(task.build_model(0), task, steps=2, engine="compiled", progress=False,
                  projections={"W": nn.reference.clip_projection(0.0, 1.0)})
+
+
+def test_train_many_clips_as_the_task_says() -> None:
+    """``nn.train_many`` on a task with ``clip_value`` trains what ``nn.train`` does for each seed (the clipping
+    included: a run without it differs)."""
+    from nalu_np.arithmetic import SingleModuleTask
+
+    task = SingleModuleTask("mul", unit="NMU", steps=40, eval_every=None)
+    task.clip_value = 1e-3
+    many = nn.train_many([task.build_model(0), task.build_model(1)], [task, task], [3, 4])
+    alone = nn.train(task.build_model(1), task, seed=4, engine="compiled", progress=False)
+    np.testing.assert_array_equal(many[1].loss, alone.loss)
+    assert many[1].optimizer["hyper"]["clip_value"] == 1e-3
+    task.clip_value = None
+    free = nn.train(task.build_model(1), task, seed=4, engine="compiled", progress=False)
+    assert not np.array_equal(free.loss, alone.loss)
