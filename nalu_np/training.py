@@ -352,7 +352,8 @@ def _train_compiled(models: list[Any], tasks: list[Any], opts: list[Optimizer], 
         sub = None if states is None else states[pick]
         run = compiled.train_seeds([models[q] for q in active], [opts[q] for q in active], [specs[q] for q in active],
                                    u, steps=None if u is not None else k, states=sub, batch_size=task.batch_size,
-                                   regularizer=regularizer, l1=l1, eval_sets=eval_sets, eval_every=every,
+                                   regularizer=regularizer, l1=l1, eval_sets=[(x, t[pick]) for x, t in eval_sets],
+                                   eval_every=every,
                                    first_eval=done == 0)
         if states is not None:
             states[pick] = sub

@@ -235,3 +235,21 @@ def test_model_projections_are_applied_after_each_step():
     assert np.abs(model.params["M_hat"]).max() > 0.1  # not projected
     nn.train(model, "add", steps=5, lr=1.0, projections={"M_hat": lambda M: M.clip(0.0, 0.0)})
     assert not model.params["M_hat"].any()  # an explicit projections argument replaces the model's
+
+
+def test_a_seed_that_diverges_leaves_the_others_of_its_batch_training() -> None:
+    """``train_many``: after a seed diverges, the next compiled calls train the others (with their own test
+    targets), each the run it has alone."""
+    pytest.importorskip("numba")
+    from nalu_np.arithmetic import SingleModuleTask
+
+    task = SingleModuleTask("mul", unit="NMU", steps=40, eval_every=10)
+    models = [task.build_model(0), task.build_model(1), task.build_model(2)]
+    for v in models[1].params.values():
+        v[...] = np.nan  # seed 4 diverges in the first call (draws="numpy": one call per evaluation)
+    many = nn.train_many(models, [task] * 3, [3, 4, 5], draws="numpy")
+    assert many[1].diverged and not many[0].diverged and not many[2].diverged
+    for q, seed in ((0, 3), (2, 5)):
+        alone = nn.train(task.build_model(q), task, seed=seed, engine="compiled", draws="numpy", progress=False)
+        np.testing.assert_array_equal(many[q].loss, alone.loss)
+        assert [e.metrics for e in many[q].evaluations] == [e.metrics for e in alone.evaluations]
