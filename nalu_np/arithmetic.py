@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -373,8 +374,15 @@ class SimpleFunctionTask(_PaperTask):
     The success threshold is the published one (:data:`SIMPLE_FUNCTION_THRESHOLDS`).  The test sets hold
     10000 samples each, drawn with the authors' RandomState seeds; training batches come from the generator
     :func:`nalu_np.train` seeds with the run's seed.
+
+    Adam runs with ``overflow="propagate"`` (:attr:`optimizer_options`): the authors trained with
+    ``torch.optim.Adam`` in PyTorch's default float32 (experiments/simple_function_static.py sets no dtype), whose
+    second moment overflows to ``inf`` for a gradient beyond ~5.8e20, freezing that weight for good, and whose
+    infinite gradients make weights NaN.  The gated NAU/NMU's 100-input NMU path does that in its first steps in
+    most seeds, which is why the paper has it at 0% on every op.
     """
 
+    optimizer_options = MappingProxyType({"overflow": "propagate"})
     in_features = 100
     out_features = 1
     hidden_size = 2

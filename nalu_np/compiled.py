@@ -280,13 +280,13 @@ def _check_optimizer(model: Any, optimizer: Any) -> None:
 def _hyper(optimizer: Any) -> tuple[int, np.ndarray]:
     """The optimizer's code (:data:`OPTIMIZER_KINDS`) and its hyper-parameters as the compiled step takes them,
     shape (:data:`nalu_np.kernels.numba.train.HYPER`,), float64: ``lr``, the rule's settings (Adam ``beta1,
-    beta2, eps``; SGD ``momentum``; RMSProp ``alpha, eps``; then zeros), ``clip_value``, ``clip_norm`` (``inf``
-    for none)."""
+    beta2, eps`` and ``overflow``, 1 for ``"propagate"``; SGD ``momentum``; RMSProp ``alpha, eps``; then zeros),
+    ``clip_value``, ``clip_norm`` (``inf`` for none)."""
     kind = type(optimizer).__name__
-    rule = {"Adam": lambda o: (*o.betas, o.eps), "SGD": lambda o: (o.momentum,),
+    rule = {"Adam": lambda o: (*o.betas, o.eps, float(o.overflow == "propagate")), "SGD": lambda o: (o.momentum,),
             "RMSProp": lambda o: (o.alpha, o.eps)}[kind](optimizer)
     clips = [np.inf if c is None else c for c in (optimizer.clip_value, optimizer.clip_norm)]
-    return OPTIMIZER_KINDS[kind], np.array([optimizer.lr, *rule, *[0.0] * (3 - len(rule)), *clips], np.float64)
+    return OPTIMIZER_KINDS[kind], np.array([optimizer.lr, *rule, *[0.0] * (4 - len(rule)), *clips], np.float64)
 
 
 @dataclass

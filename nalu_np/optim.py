@@ -36,7 +36,7 @@ import numpy as np
 
 from .backends import array_module, to_numpy
 
-__all__ = ["Optimizer", "SGD", "Adam", "RMSProp", "OPTIMIZERS", "array_module", "create"]
+__all__ = ["Optimizer", "SGD", "Adam", "RMSProp", "OPTIMIZERS", "ADAM_OVERFLOW", "array_module", "create"]
 
 Array = Any
 Projection = Callable[[Array], Any]
@@ -256,6 +256,9 @@ class SGD(Optimizer):
         xp.subtract(p, dt(self.lr) * g, out=p)
 
 
+#: Adam's ``overflow`` settings (see :class:`Adam`)
+ADAM_OVERFLOW = ("clip", "propagate")
+
 #: itemsize -> ``sqrt(max / 2)`` of float32 / float64, the largest gradient Adam's moments take (see Adam's Notes)
 _ADAM_LIMIT = {4: np.float32(math.sqrt(float(np.finfo(np.float32).max) / 2)),
                8: np.float64(math.sqrt(float(np.finfo(np.float64).max) / 2))}
@@ -272,6 +275,9 @@ class Adam(Optimizer):
         Decay rates of the first and second moment, each in ``[0, 1)``.
     eps : float
         Added to the square root of the bias-corrected second moment.
+    overflow : {"clip", "propagate"}
+        What a gradient does whose square overflows the dtype (``|g| > 1.3e19`` in float32): ``"clip"`` (the
+        default) clips it first, ``"propagate"`` lets IEEE arithmetic run as in PyTorch (see Notes).
 
     Notes
     -----
@@ -285,19 +291,32 @@ class Adam(Optimizer):
     ``epsilon`` to ``sqrt(v)`` before the bias correction instead, which is this rule with
     ``eps * sqrt(1 - beta2**t)``; the two differ only while ``sqrt(v_hat)`` is comparable to ``eps``.
 
-    A finite gradient so large that ``g**2`` would overflow the dtype (``|g| > 1.3e19`` in float32) enters the
-    moments clipped to ``sqrt(max / 2)``, the largest magnitude whose moments stay finite (``max`` the dtype's
-    largest value): with ``v = inf`` every later step of that component would be ``m / inf = 0``, the
-    parameter frozen for good.  Clipped, the step is about ``lr`` against the gradient, as Adam's step is for
-    any large gradient, and no warning is raised.  A NaN gradient makes the parameter NaN; an infinite one is
-    clipped like any other (the loss that made it is not finite, and :func:`nalu_np.train` reports the run as
-    diverged).
+    With ``overflow="clip"``, a finite gradient so large that ``g**2`` would overflow the dtype (``|g| > 1.3e19``
+    in float32) enters the moments clipped to ``sqrt(max / 2)``, the largest magnitude whose moments stay finite
+    (``max`` the dtype's largest value): with ``v = inf`` every later step of that component would be
+    ``m / inf = 0``, the parameter frozen for good.  Clipped, the step is about ``lr`` against the gradient, as
+    Adam's step is for any large gradient, and no warning is raised.  A NaN gradient makes the parameter NaN;
+    an infinite one is clipped like any other (the loss that made it is not finite, and :func:`nalu_np.train`
+    reports the run as diverged).
+
+    With ``overflow="propagate"`` the gradient enters unclipped and the step is PyTorch's operation for
+    operation, ``v = beta2 * v + ((1 - beta2) * g) * g`` (its ``addcmul``) and
+    ``p = p - (lr / (1 - beta1**t)) * (m / (sqrt(v) / sqrt(1 - beta2**t) + eps))``, so that the same components
+    overflow (the two rules differ by rounding otherwise): one with
+    ``|g| > sqrt(max / (1 - beta2))`` (``5.8e20`` in float32 with the default ``beta2``) gets ``v = inf`` and
+    never moves again; an infinite gradient makes its parameter NaN (``inf / inf``).  That is what
+    ``torch.optim.Adam`` does in float32, the dtype of the authors' runs that nalu-np's studies reproduce
+    (:attr:`nalu_np.taskbase.Task.optimizer_options`).
     """
 
     slots = ("exp_avg", "exp_avg_sq")
 
     def __init__(self, params: Mapping[str, Array], lr: float = 1e-3, *,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, **kwargs: Any) -> None:
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, overflow: str = "clip",
+                 **kwargs: Any) -> None:
+        if overflow not in ADAM_OVERFLOW:
+            raise ValueError(f"unknown overflow {overflow!r}; one of {', '.join(ADAM_OVERFLOW)}")
+        self.overflow = overflow
         try:
             b1, b2 = betas
         except (TypeError, ValueError):
@@ -307,7 +326,7 @@ class Adam(Optimizer):
         super().__init__(params, lr, **kwargs)
 
     def hyper(self) -> dict[str, Any]:
-        return {**super().hyper(), "betas": list(self.betas), "eps": self.eps}
+        return {**super().hyper(), "betas": list(self.betas), "eps": self.eps, "overflow": self.overflow}
 
     def _scratch_like(self, name: str, g: Array) -> Array:
         """A scratch array like ``g`` for the clipped gradient (kept between steps; not state)."""
@@ -320,16 +339,21 @@ class Adam(Optimizer):
         dt = p.dtype.type
         b1, b2 = self.betas
         m, v = self.state["exp_avg"][name], self.state["exp_avg_sq"][name]
+        bc1 = 1.0 - b1**self.t
+        bc2 = 1.0 - b2**self.t
+        scratch = self._scratch_like(name, g)
+        if self.overflow == "propagate":
+            with np.errstate(over="ignore", invalid="ignore"):  # quietly, as the clip mode
+                self._propagating_update(p, g, m, v, scratch, bc1, bc2, xp)
+            return
         lim = _ADAM_LIMIT[p.dtype.itemsize]  # the largest |g| whose moments stay finite (see Notes)
-        g = xp.minimum(xp.maximum(g, -lim), lim, out=self._scratch_like(name, g))
+        g = xp.minimum(xp.maximum(g, -lim), lim, out=scratch)
         xp.multiply(m, dt(b1), out=m)
         m += dt(1.0 - b1) * g
         xp.multiply(v, dt(b2), out=v)
         t = g * g
         t *= dt(1.0 - b2)
         v += t
-        bc1 = 1.0 - b1**self.t
-        bc2 = 1.0 - b2**self.t
         xp.divide(v, dt(bc2), out=t)  # t = sqrt(v / bc2) + eps, then g = lr * (m / bc1) / t (in place)
         xp.sqrt(t, out=t)
         t += dt(self.eps)
@@ -337,6 +361,26 @@ class Adam(Optimizer):
         g *= dt(self.lr)
         g /= t  # finite over positive, or NaN from a NaN gradient (quietly: NaN raises no warning)
         p -= g
+
+    def _propagating_update(self, p: Array, g: Array, m: Array, v: Array, scratch: Array, bc1: float,
+                            bc2: float, xp: ModuleType) -> None:
+        """``overflow="propagate"``: PyTorch's ``torch.optim.Adam`` operation for operation,
+        ``v = b2 v + ((1 - b2) g) g`` and ``p = p - (lr / bc1) (m / (sqrt(v) / sqrt(bc2) + eps))``, so that
+        it overflows where PyTorch's does."""
+        dt = p.dtype.type
+        b1, b2 = self.betas
+        m *= dt(b1)
+        m += dt(1.0 - b1) * g
+        v *= dt(b2)
+        t = dt(1.0 - b2) * g
+        t *= g
+        v += t
+        xp.sqrt(v, out=t)
+        t /= dt(math.sqrt(bc2))
+        t += dt(self.eps)
+        xp.divide(m, t, out=scratch)
+        scratch *= dt(self.lr / bc1)
+        p -= scratch
 
 
 class RMSProp(Optimizer):

@@ -6,7 +6,9 @@ benchmarks; both build on this module.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -118,6 +120,10 @@ class Task:
     #: gradient clipping of the task's training recipe (``clip_value`` of :mod:`nalu_np.optim`), which
     #: :func:`nalu_np.train` applies unless told otherwise; None: none
     clip_value: float | None = None
+
+    #: keyword arguments of the task's default optimizer (:attr:`optimizer`) beside ``clip_value``, e.g.
+    #: Adam's ``overflow``; they apply when :func:`nalu_np.train` builds that optimizer itself
+    optimizer_options: Mapping[str, Any] = MappingProxyType({})
 
     def start(self, model: Any, evaluations: list[Evaluation], rng: np.random.Generator) -> None:
         """Called by the Python engine before the first step of a run: ``evaluations`` is the run's list of

@@ -195,6 +195,8 @@ def _make_optimizer(model: Any, optimizer: str | Optimizer | None, lr: float | N
     projections = options.pop("projections", None)
     if projections is None and callable(getattr(model, "projections", None)):
         projections = model.projections()  # units whose weights live in a box (NAU, NMU)
+    if optimizer is None:  # the task's recipe: its optimizer with its settings
+        options = {**task.optimizer_options, **options}
     return create(task.optimizer if optimizer is None else optimizer, model.params,
                   lr=task.lr if lr is None else lr, projections=projections, **options)
 

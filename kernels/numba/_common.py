@@ -486,17 +486,28 @@ def clip(q, lo, hi):
 
 
 @njit(**EW)
-def adam_step(p, g, m, v, t, lr, b1, b2, eps, lo, hi):
+def adam_step(p, g, m, v, t, lr, b1, b2, eps, propagate, lo, hi):
     """One step of :class:`nalu_np.optim.Adam` (step number ``t``) on flat ``p`` with gradient ``g`` and moments
     ``m``, ``v`` (all updated in place), then the projection ``p = clip(p, lo, hi)`` elementwise.
 
     Notes
     -----
     ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2``,
-    ``p = clip(p - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps), lo, hi)``; a finite ``g`` beyond
-    ``sqrt(max / 2)`` of the dtype enters the moments clipped to it (see :class:`nalu_np.optim.Adam`).
+    ``p = clip(p - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps), lo, hi)``: Adam's ``overflow="clip"``
+    (``propagate`` false), where a ``g`` beyond ``sqrt(max / 2)`` of the dtype enters the moments clipped to it.
+    With ``"propagate"``, PyTorch's operations: ``v = b2 v + ((1 - b2) g) g`` unclipped and
+    ``p = clip(p - (lr / (1 - b1^t)) (m / (sqrt(v) / sqrt(1 - b2^t) + eps)), lo, hi)`` (see
+    :class:`nalu_np.optim.Adam`).
     """
     dt = p.dtype.type
+    if propagate:
+        step = dt(lr / (1.0 - b1**t))
+        root = dt(np.sqrt(1.0 - b2**t))
+        for k in range(p.shape[0]):
+            m[k] = m[k] * dt(b1) + dt(1.0 - b1) * g[k]
+            v[k] = v[k] * dt(b2) + (dt(1.0 - b2) * g[k]) * g[k]
+            p[k] = clip(p[k] - step * (m[k] / (np.sqrt(v[k]) / root + dt(eps))), lo[k], hi[k])
+        return
     bc1 = dt(1.0 - b1**t)
     bc2 = dt(1.0 - b2**t)
     lim = dt(1.3043817436596711e19) if p.itemsize == 4 else dt(9.480751908109176e153)  # sqrt(max / 2)

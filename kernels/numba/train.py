@@ -66,10 +66,11 @@ NAU, NMU, NALU, LINEAR, RELU, RELU6, NAC, NACMUL, CLIPPEDNACMUL, SIGMOIDNACMUL, 
     CLAMPEDREALNPU, GNALU = range(16)
 
 #: the optimizer codes (:class:`nalu_np.optim.Adam`, ``SGD``, ``RMSProp``) and the length of the hyper-parameter
-#: vector :func:`_optimizer_step` takes: ``lr``, the rule's own settings (Adam ``beta1, beta2, eps``; SGD
-#: ``momentum``; RMSProp ``alpha, eps``; unused entries 0), ``clip_value``, ``clip_norm`` (``inf``: off)
+#: vector :func:`_optimizer_step` takes: ``lr``, the rule's own settings (Adam ``beta1, beta2, eps`` and its
+#: ``overflow``, 0 ``"clip"`` or 1 ``"propagate"``; SGD ``momentum``; RMSProp ``alpha, eps``; unused entries 0),
+#: ``clip_value``, ``clip_norm`` (``inf``: off)
 ADAM, SGD, RMSPROP = range(3)
-HYPER = 6
+HYPER = 7
 
 
 @njit(**EW)
@@ -79,9 +80,10 @@ def _optimizer_step(opt, hyper, theta, grad, slots, t, lo, hi):
     place first, :func:`~nalu_np.kernels.numba._common.clip_gradient`), the state ``slots`` (n, P) in the order of
     the optimizer's ``slots`` (Adam ``exp_avg``, ``exp_avg_sq``; SGD ``momentum``; RMSProp ``square_avg``),
     then the projection to ``[lo, hi]``."""
-    clip_gradient(grad, hyper[4], hyper[5])
+    clip_gradient(grad, hyper[5], hyper[6])
     if opt == ADAM:
-        adam_step(theta, grad, slots[0], slots[1], t, hyper[0], hyper[1], hyper[2], hyper[3], lo, hi)
+        adam_step(theta, grad, slots[0], slots[1], t, hyper[0], hyper[1], hyper[2], hyper[3], hyper[4] != 0.0,
+                  lo, hi)
     elif opt == SGD:
         sgd_step(theta, grad, slots[0], t, hyper[0], hyper[1], lo, hi)
     else:

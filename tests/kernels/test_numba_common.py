@@ -80,25 +80,30 @@ def test_clip_is_the_reference_projection(dtype: Any) -> None:
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-def test_adam_step_is_nalu_np_optim_adam(dtype: Any) -> None:
-    """Three steps of the block on a flat vector equal :class:`nalu_np.optim.Adam` with the clip projection."""
+@pytest.mark.parametrize("overflow", nn.optim.ADAM_OVERFLOW)
+def test_adam_step_is_nalu_np_optim_adam(dtype: Any, overflow: str) -> None:
+    """Three steps of the block on a flat vector equal :class:`nalu_np.optim.Adam` with the clip projection,
+    gradients whose squares overflow included."""
     rng = np.random.default_rng(2)
     p = rng.uniform(-1.2, 1.2, 40).astype(dtype)
     lo, hi = np.full(40, -1.0, dtype), np.full(40, 1.0, dtype)
     lo[20:], hi[20:] = -np.inf, np.inf  # "G" is not projected
     params = {"W": p[:20].copy(), "G": p[20:].copy()}
-    opt = nn.optim.Adam(params, lr=0.05, projections={"W": ref.clip_projection(-1.0, 1.0)})
+    opt = nn.optim.Adam(params, lr=0.05, projections={"W": ref.clip_projection(-1.0, 1.0)}, overflow=overflow)
     m, v = np.zeros_like(p), np.zeros_like(p)
     for t in range(1, 5):
         g = rng.normal(size=40).astype(dtype)
-        if t == 2:  # squares that overflow the dtype: the gradient enters the moments clipped, as in optim.Adam
-            g[[3, 25]] = np.finfo(dtype).max / 4 * np.array([1, -1])
-        _common.adam_step(p, g, m, v, t, 0.05, 0.9, 0.999, 1e-8, lo, hi)
+        if t == 2:  # squares that overflow the dtype: clipped, or v = inf (frozen) and NaN from inf, as optim.Adam
+            g[[3, 25, 30]] = np.finfo(dtype).max / 4 * np.array([1, -1, np.inf])
+        _common.adam_step(p, g, m, v, t, 0.05, 0.9, 0.999, 1e-8, overflow == "propagate", lo, hi)
         opt.step({"W": g[:20], "G": g[20:]})
     rtol = 1e-6 if dtype == np.float32 else 1e-14
     np.testing.assert_allclose(p, np.concatenate([params["W"], params["G"]]), rtol=rtol, atol=rtol)
     np.testing.assert_allclose(m, np.concatenate([opt.state["exp_avg"][k] for k in ("W", "G")]), rtol=rtol, atol=rtol)
-    assert np.abs(p[:20]).max() <= 1.0
+    np.testing.assert_allclose(v, np.concatenate([opt.state["exp_avg_sq"][k] for k in ("W", "G")]), rtol=rtol)
+    assert np.isnan(p[30]) == (overflow == "propagate")  # from an infinite gradient
+    assert np.isinf(v[[3, 25]]).all() == (overflow == "propagate")
+    assert np.nanmax(np.abs(p[:20])) <= 1.0
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)

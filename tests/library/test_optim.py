@@ -251,3 +251,28 @@ def test_adam_with_an_overflowing_second_moment_keeps_training():
         warnings.simplefilter("error")
         opt.step({"w": np.array([np.nan, np.inf], np.float32)})
     assert np.isnan(p["w"][0]) and np.isfinite(p["w"][1]) and p["w"][1] < 1.0
+
+
+def test_adam_propagating_an_overflow_is_pytorchs_adam():
+    """``overflow="propagate"``: torch.optim.Adam's float32 arithmetic (measured with PyTorch 2.14, foreach and
+    not, from p = 0 with lr 1e-3): gradients 3e19, 1e21 and inf give v = 9e35, inf, inf and p = -1e-3, 0, NaN;
+    after a second step of gradient 1 the first weight is at -1.7e-3, the second is frozen at 0 (m / inf), the
+    third stays NaN.  No warning."""
+    import warnings
+
+    p = {"w": np.zeros(3, np.float32)}
+    opt = Adam(p, overflow="propagate")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        opt.step({"w": np.array([3e19, 1e21, np.inf], np.float32)})
+        np.testing.assert_allclose(opt.state["exp_avg_sq"]["w"], [9e35, np.inf, np.inf], rtol=1e-6)
+        np.testing.assert_allclose(opt.state["exp_avg"]["w"], [3e18, 1e20, np.inf], rtol=1e-6)
+        np.testing.assert_allclose(p["w"], [-1e-3, 0.0, np.nan], rtol=1e-5)
+        opt.step({"w": np.ones(3, np.float32)})
+    np.testing.assert_allclose(p["w"], [-1.7e-3, 0.0, np.nan], rtol=2e-2)
+    assert p["w"][1] == 0.0 and opt.hyper()["overflow"] == "propagate"
+    clipped = {"w": np.zeros(3, np.float32)}
+    Adam(clipped).step({"w": np.array([3e19, 1e21, np.inf], np.float32)})
+    assert np.isfinite(clipped["w"]).all()
+    with pytest.raises(ValueError, match="unknown overflow 'ieee'; one of clip, propagate"):
+        Adam(p, overflow="ieee")

@@ -168,3 +168,36 @@ def test_train_many_clips_as_the_task_says() -> None:
     task.clip_value = None
     free = nn.train(task.build_model(1), task, seed=4, engine="compiled", progress=False)
     assert not np.array_equal(free.loss, alone.loss)
+
+
+
+@pytest.mark.parametrize("overflow", nn.optim.ADAM_OVERFLOW)
+def test_the_gated_model_overflows_adam_as_the_authors_pytorch(overflow: str) -> None:
+    """Madsen & Johansen's task trains with Adam's ``overflow="propagate"`` (:attr:`optimizer_options`, PyTorch's
+    float32 arithmetic), and both engines step alike under either setting.  The gated NAU/NMU's first gradients
+    overflow the second moment: in seed 3 the moments of some 400 weights overflow by step 130 under
+    ``"propagate"`` and those weights stop (as in the authors' PyTorch, bench/RESULTS.md); under ``"clip"`` none
+    does.  Seed 1's first gradients are infinite: every weight is NaN after one step and the run diverges."""
+    from nalu_np.arithmetic import SimpleFunctionTask
+    from nalu_np.taskbase import seed_rngs
+
+    task = SimpleFunctionTask("add", unit="GatedNAUNMU", first_unit="GatedNAUNMU", steps=130, eval_every=None)
+    assert task.optimizer_options == {"overflow": "propagate"}
+    runs, states = {}, {}
+    for engine in ("compiled", "python"):
+        model = task.build_model(seed_rngs(3)[0])  # the initial weights of run 3, as nalu-np draws them
+        opt = Adam(model.params, projections=model.projections(), overflow=overflow)
+        runs[engine] = nn.train(model, task, seed=3, engine=engine, draws="numpy", progress=False, optimizer=opt)
+        states[engine] = np.concatenate([v.ravel() for v in opt.state["exp_avg_sq"].values()])
+        assert runs[engine].optimizer["hyper"]["overflow"] == overflow and not runs[engine].diverged
+    np.testing.assert_allclose(runs["compiled"].loss, runs["python"].loss, rtol=1e-4)
+    for k, v in runs["python"].model.params.items():
+        np.testing.assert_allclose(runs["compiled"].model.params[k], v, rtol=1e-4, atol=1e-6, err_msg=k)
+    np.testing.assert_array_equal(np.isinf(states["compiled"]), np.isinf(states["python"]))
+    assert (np.isinf(states["python"]).sum() > 300) == (overflow == "propagate")
+    assert np.isfinite(states["python"]).all() == (overflow == "clip")
+    default = {e: nn.train(task.build_model(seed_rngs(1)[0]), task, seed=1, engine=e, draws="numpy", progress=False)
+               for e in ("compiled", "python")}
+    for run in default.values():
+        assert run.optimizer["hyper"]["overflow"] == "propagate" and run.diverged and np.isinf(run.loss[1])
+        assert all(np.isnan(v).all() for v in run.model.params.values())
