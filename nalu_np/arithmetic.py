@@ -224,10 +224,17 @@ class _PaperTask(Task):
     Subclasses resolve the default ``lambda_hat`` and ramp before calling ``__init__``, set ``threshold``
     after, and implement ``_inputs_and_targets`` (x in the task's dtype, exact float64 targets)
     and ``_test_ranges``.
+
+    Adam runs with ``overflow="propagate"`` (:attr:`optimizer_options`): both papers' code trains with
+    ``torch.optim.Adam`` in PyTorch's default float32 (stable-nalu's experiments/simple_function_static.py,
+    nalm-benchmark's experiments/single_layer_benchmark.py; neither sets a dtype), whose second moment overflows
+    to ``inf`` for a gradient beyond ~5.8e20, freezing that weight for good, and whose infinite gradients make
+    weights NaN.
     """
 
     batch_size = 128
     optimizer = "adam"
+    optimizer_options = MappingProxyType({"overflow": "propagate"})
     lr = 1e-3
     eval_every: int | None = 1000
     #: samples in each test set (the papers: 10000)
@@ -375,14 +382,10 @@ class SimpleFunctionTask(_PaperTask):
     10000 samples each, drawn with the authors' RandomState seeds; training batches come from the generator
     :func:`nalu_np.train` seeds with the run's seed.
 
-    Adam runs with ``overflow="propagate"`` (:attr:`optimizer_options`): the authors trained with
-    ``torch.optim.Adam`` in PyTorch's default float32 (experiments/simple_function_static.py sets no dtype), whose
-    second moment overflows to ``inf`` for a gradient beyond ~5.8e20, freezing that weight for good, and whose
-    infinite gradients make weights NaN.  The gated NAU/NMU's 100-input NMU path does that in its first steps in
-    most seeds, which is why the paper has it at 0% on every op.
+    Adam runs with ``overflow="propagate"``, as in every task of the papers (:class:`_PaperTask`); the gated
+    NAU/NMU's 100-input NMU path overflows it in its first steps in most seeds (bench/RESULTS.md).
     """
 
-    optimizer_options = MappingProxyType({"overflow": "propagate"})
     in_features = 100
     out_features = 1
     hidden_size = 2

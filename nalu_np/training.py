@@ -237,14 +237,16 @@ def compiled_unsupported(model: Any, task: Task, backend: str | Backend | None =
     if task.interpolation_range.mirror:
         return ("the compiled engine draws training inputs from U[lo, hi), not from a mirrored range: Python "
                 "engine")
-    name = task.optimizer if optimizer is None else optimizer
-    cls = type(name) if isinstance(name, Optimizer) else OPTIMIZERS.get(str(name).lower())
-    if cls not in OPTIMIZERS.values():  # exactly these classes: the compiled step mirrors their update rules
-        label = name if isinstance(name, str) else getattr(name, "__name__", type(name).__name__)
-        return f"the compiled engine steps with Adam, SGD or RMSProp, not {label!r}"
     if get_backend(backend).name not in ("numpy", "numba"):
         return "the compiled engine runs on the CPU (backend numpy or numba)"
     from . import compiled
+
+    name = task.optimizer if optimizer is None else optimizer
+    cls = type(name) if isinstance(name, Optimizer) else OPTIMIZERS.get(str(name).lower())
+    if cls not in OPTIMIZERS.values() or cls.__name__ not in compiled.OPTIMIZER_KINDS:
+        # exactly these classes: the compiled step mirrors their update rules
+        label = name if isinstance(name, str) else getattr(name, "__name__", type(name).__name__)
+        return f"the compiled engine steps with {', '.join(compiled.OPTIMIZER_KINDS)}, not {label!r}"
 
     why = compiled.supports(model)
     if why is None and (model.in_features != task.in_features or model.out_features != 1):

@@ -101,7 +101,7 @@ def test_result_fields_and_periodic_evaluation():
     assert not np.array_equal(before["W_hat"], model.params["W_hat"])  # trained in place
     assert task.penalty_steps == list(range(200))
     assert r.optimizer == {"type": "Adam", "hyper": {"lr": 0.05, "clip_norm": None, "clip_value": None,
-                                                     "betas": [0.9, 0.999], "eps": 1e-8}}
+                                                     "betas": [0.9, 0.999], "eps": 1e-8, "overflow": "clip"}}
     assert r.wall_time > 0 and isinstance(r.success, bool) and not r.diverged
     json.dumps(r.to_dict())  # serialisable
 
