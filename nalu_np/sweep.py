@@ -95,7 +95,11 @@ class Config:
     def canonical(self) -> "Config":
         """The same configuration as the task spells it: the unit's name from the unit table, and the task's
         default unit made explicit, so ``simple-add``, ``simple-add:nau`` and ``simple-add:NAU`` are one
-        configuration (one directory, one resume)."""
+        configuration (one directory, one resume).  A task whose factory takes no unit (the seed experiments) keeps
+        none."""
+        accepted = _factory_options(self.task)
+        if self.unit is None and accepted is not None and "unit" not in accepted:
+            return Config(self.task, None, dict(self.options))
         unit = getattr(_build_task(self, 0), "unit", self.unit)
         return Config(self.task, unit if isinstance(unit, str) else self.unit, dict(self.options))
 
