@@ -126,8 +126,8 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="one target"):
         wide = nn.NAU(100, 2, dtype="float64")
         nt.train_steps(wide, Adam(wide.params, lr=1e-3), task, np.zeros((1, 2, 100)))
-    with pytest.raises(TypeError, match="layers of"):
-        nt.predict(nn.Sequential([nn.INALU(100, 2), nn.NMU(2, 1)]), np.zeros((1, 100), np.float32))
+    with pytest.raises(TypeError, match="layers of"):  # a layer without a kind: a nested Sequential
+        nt.predict(nn.Sequential([nn.Sequential([nn.NAU(100, 2)]), nn.NMU(2, 1)]), np.zeros((1, 100), np.float32))
     with pytest.raises(TypeError, match="shared weights"):
         nt.predict(nn.Sequential([nn.NALU(100, 2, shared_weights=False), nn.NMU(2, 1)]), np.zeros((1, 100), np.float32))
     with pytest.raises(ValueError, match="either u"):
@@ -233,7 +233,7 @@ def test_kind_codes_and_lazy_numba() -> None:
                               "relu": kernel.RELU, "relu6": kernel.RELU6, "nac": kernel.NAC, "nacmul": kernel.NACMUL,
                               "clippednacmul": kernel.CLIPPEDNACMUL, "sigmoidnacmul": kernel.SIGMOIDNACMUL,
                               "gatednaunmu": kernel.GATEDNAUNMU, "npu": kernel.NPU, "realnpu": kernel.REALNPU,
-                              "gnalu": kernel.GNALU}
+                              "gnalu": kernel.GNALU, "inalu": kernel.INALU}
     assert nt.CLAMPED_KINDS == {"npu": kernel.CLAMPEDNPU, "realnpu": kernel.CLAMPEDREALNPU}
     codes = list(nt.LAYER_KINDS.values()) + list(nt.CLAMPED_KINDS.values())
     assert len(set(codes)) == len(codes)
@@ -378,7 +378,7 @@ def test_train_many_is_train_seed_by_seed() -> None:
         for k in a.model.params:
             np.testing.assert_array_equal(a.model.params[k], b.model.params[k])
     with pytest.raises(ValueError, match="compiled path trains layers"):
-        nn.train_many([nn.Sequential([nn.NAU(100, 2), nn.INALU(2, 1)])], ["simple-mul"], [0])
+        nn.train_many([nn.Sequential([nn.NAU(100, 2), nn.Sequential([nn.NMU(2, 1)])])], ["simple-mul"], [0])
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
