@@ -621,25 +621,24 @@ def test_single_module_seeds_alone_and_together_and_the_sweep_uses_the_compiled_
     assert records[0]["run"]["loss_curve"] == sweep.run_seed(config, 0)["run"]["loss_curve"]
 
 
-@pytest.mark.parametrize("op,unit,model_unit,why", [("mul", "iNALU", "NALU", "recipe"),
-                                                    ("add", "iNALU", "NAU", "recipe")])
-def test_the_recipes_the_engine_cannot_run_stay_on_the_python_engine(op: str, unit: str, model_unit: str,
-                                                                      why: str) -> None:
-    """A task with the iNALU's recipe (clipping, saturation regularizer, reinitialisation) is refused whatever
-    the model -- even one the engine trains -- and "auto" trains it with the Python engine (the NPUs' L1
-    schedule runs compiled: tests/training/test_compiled_npu.py; clipping alone too)."""
+@pytest.mark.parametrize("op,unit,model_unit", [("mul", "iNALU", "NALU"), ("add", "iNALU", "NAU")])
+def test_the_recipes_run_on_the_compiled_engine(op: str, unit: str, model_unit: str) -> None:
+    """A task with the iNALU's recipe (clipping, saturation regularizer, reinitialisation) is accepted for its
+    own model and for any other model the engine trains, and "auto" trains it with the compiled engine (its
+    equality with the Python engine: tests/training/test_compiled_inalu.py; the NPUs' L1 schedule:
+    tests/training/test_compiled_npu.py; clipping alone runs compiled too)."""
     from nalu_np.arithmetic import SingleModuleTask
 
     task = SingleModuleTask(op, unit=unit, steps=20, eval_every=10)
     assert task.recipe is not None
     own = task.build_model(0)
-    assert why in nn.training.compiled_unsupported(own, task)
+    assert nn.training.compiled_unsupported(own, task) is None
     model = nn.layers.make_unit(model_unit, 2, 1, rng=0)
     assert nt.supports(model) is None
-    assert why in nn.training.compiled_unsupported(model, task)
-    with pytest.raises(ValueError, match=why):
-        nn.train(model, task, engine="compiled", progress=False)
-    assert nn.train(own, task, engine="auto", progress=False).engine == "python"
+    assert nn.training.compiled_unsupported(model, task) is None
+    assert nn.train(model, task, engine="compiled", progress=False).engine == "compiled"
+    assert nn.train(own, task, engine="auto", progress=False).engine == "compiled"
+    assert task.recipe_run is not None and task.recipe_run.reinits == 0
     clipped = SingleModuleTask("mul", unit="NMU", steps=20)
     clipped.clip_value = 0.1  # gradient clipping alone runs compiled (tests/training/test_compiled_optim.py)
     assert nn.training.compiled_unsupported(clipped.build_model(0), clipped) is None
