@@ -111,7 +111,9 @@ def layer_weights(kind, p, wts):
     """NALU, NAC, NACMul: ``wts[:3] = (W, tanh(W_hat), sigma(M_hat))`` (I, O) from the packed
     ``p = [W_hat, M_hat, ...]``; GNALU: the same of ``c W_hat``, ``c M_hat`` and ``wts[3] = c G``
     (:func:`_scale`); SigmoidNACMul: ``wts[0] = sigma(W_hat)``; ClippedNACMul: ``wts[0] = W`` (the log-space path
-    reads ``wts[0]``; nothing to do for the other kinds, whose weights are in ``p`` itself)."""
+    reads ``wts[0]``); INALU: ``wts[:7] = (W_a, tanh(W_hat_add), sigma(M_hat_add), W_m, tanh(W_hat_mul),
+    sigma(M_hat_mul), |W_m|)`` and ``wts[7][0] = sigma(g)`` (O,)
+    (:func:`~nalu_np.kernels.numba.inalu.inalu_weights_into`); nothing to do for the other kinds, whose weights are in ``p`` itself."""
     I, O = wts.shape[1], wts.shape[2]
     n = I * O
     if kind == GNALU:  # the scaled W_hat, M_hat into t, s first: nac_weight_into works element by element
