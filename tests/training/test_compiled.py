@@ -239,7 +239,8 @@ def test_kind_codes_and_lazy_numba() -> None:
     assert len(set(codes)) == len(codes)
     assert {nn.NAU.kernel, nn.NMU.kernel, nn.NALU.kernel, nn.Linear.kernel, nn.ReLU.kernel, nn.ReLU6.kernel,
             nn.NAC.kernel, nn.NACMul.kernel, nn.ClippedNACMul.kernel, nn.SigmoidNACMul.kernel,
-            nn.GatedNAUNMU.kernel, nn.NPU.kernel, nn.RealNPU.kernel, nn.GNALU.kernel, nn.INALU.kernel} == set(nt.LAYER_KINDS)
+            nn.GatedNAUNMU.kernel, nn.NPU.kernel, nn.RealNPU.kernel, nn.GNALU.kernel,
+            nn.INALU.kernel} == set(nt.LAYER_KINDS)
     code = "import sys, nalu_np, nalu_np.compiled; assert 'numba' not in sys.modules, 'numba imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
