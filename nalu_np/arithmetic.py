@@ -573,7 +573,7 @@ class SingleModuleTask(_PaperTask):
         budget (10000 of 50000 steps).
     recipe : nalu_np.primer.InaluRecipe or None
         The iNALU's gradient clipping (:attr:`clip_value`), saturation regularizer and reinitialisation of
-        stalled runs (Python engine).
+        stalled runs (both engines; :attr:`recipe_run` holds the state of the latest run).
 
     Notes
     -----
@@ -581,8 +581,9 @@ class SingleModuleTask(_PaperTask):
     the L1 term); test sets of 10000 samples.  ``a = x1``, ``b = x2`` as the authors' dataset gives them (input
     size 2, subset ratio 0.5, overlap 0: the subset offset is always 0).  The task does not depend on the seed.
     The compiled engine (:mod:`nalu_np.compiled`) trains it, as the simple function task's case ``I = 2``,
-    ``a = x[0]``, ``b = x[1]``, for the units it knows, the :attr:`l1` term included, except with :attr:`recipe`
-    (Python engine).
+    ``a = x[0]``, ``b = x[1]``, for the units it knows, the :attr:`l1` term and the iNALU's :attr:`recipe`
+    included (the recipe's switch and reinitialisations driven from Python between compiled calls, one seed
+    per call: :func:`nalu_np.training.train`).
     """
 
     in_features = 2
@@ -653,8 +654,16 @@ class SingleModuleTask(_PaperTask):
         return (beta * sum(float(abs(p).sum()) for p in params.values()),
                 {k: array_module(p).sign(p) * p.dtype.type(beta) for k, p in params.items()})
 
+    @property
+    def recipe_run(self) -> InaluRun | None:
+        """The :class:`nalu_np.primer.InaluRun` of the latest run with the iNALU's :attr:`recipe` (its
+        ``reinits``, ``losses``), None before one or without the recipe."""
+        return self._run
+
     def start(self, model: Any, evaluations: list[Evaluation], rng: Any) -> None:
-        """With the iNALU's :attr:`recipe`: a :class:`nalu_np.primer.InaluRun` keeps the run's state."""
+        """With the iNALU's :attr:`recipe`: a :class:`nalu_np.primer.InaluRun` keeps the run's state (both
+        engines call this; the Python engine then calls :meth:`after_step` each step, the compiled engine keeps
+        the store itself and updates the run's ``reinits`` and ``losses``)."""
         self._run = None if self.recipe is None else InaluRun(self.recipe, model, evaluations, rng)
 
     def after_step(self, model: Any, step: int) -> None:

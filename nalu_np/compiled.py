@@ -4,21 +4,23 @@ and the single-module task, K steps in one compiled call (:mod:`nalu_np.kernels.
 The networks are a single unit ``L(I, O)`` or ``Sequential([L1(I, H), L2(H, O)])``, ``Sequential([L1(I, H1),
 L2(H1, H2), L3(H2, O)])`` (or a one-layer Sequential), each layer an ``NAU``, ``NMU``, ``NALU`` (shared
 weights), ``NAC``, ``NACMul``, one of the study's baselines ``Linear``, ``ReLU``, ``ReLU6``, one of its
-variants ``ClippedNACMul``, ``SigmoidNACMul``, ``GatedNAUNMU``, or an ``NPU`` or ``RealNPU`` (with or without
-``clamp_gate``), in any order: e.g. Madsen & Johansen's (2020)
+variants ``ClippedNACMul``, ``SigmoidNACMul``, ``GatedNAUNMU``, an ``NPU`` or ``RealNPU`` (with or without
+``clamp_gate``), a ``GNALU`` or an ``INALU``, in any order: e.g. Madsen & Johansen's (2020)
 simple function task's NAU -> NMU for ``x``, NAU -> NAU for ``+`` and ``-``, NALU -> NALU for the NALU
 baseline, NAC -> NACMul for its NAC• model, NAU -> ClippedNACMul for NAC•,NMU; one NMU (2 -> 1) for Mistry et
-al.'s (2021) single-module task, and the Primer's NPU and RealNPU there.  ``S`` seeds of one network train together (:func:`train_seeds`), evaluated
-inside the calls.  Inputs ``x_i ~ U(lo, hi)``, ``a = sum(x[o:o+s])``, ``b = sum(x[o+v:o+v+s])`` (the simple
-function task: ``s = 25``, ``v = 13``, I = 100; the single-module task: ``o = 0``, ``s = v = 1``, I = 2, so
-``a = x[0]``, ``b = x[1]``), target ``a op b``, a fresh batch every step, MSE loss, one of the optimizers
+al.'s (2021) single-module task, and the Primer's NPU, RealNPU and iNALU there.  ``S`` seeds of one network train
+together (:func:`train_seeds`), evaluated inside the calls.  Inputs ``x_i ~ U(lo, hi)``, ``a = sum(x[o:o+s])``,
+``b = sum(x[o+v:o+v+s])`` (the simple function task: ``s = 25``, ``v = 13``, I = 100; the single-module task:
+``o = 0``, ``s = v = 1``, I = 2, so ``a = x[0]``, ``b = x[1]``), target ``a op b``, a fresh batch every step, MSE loss, one of the optimizers
 :class:`nalu_np.optim.Adam`, :class:`~nalu_np.optim.SGD` (with or without momentum) and
 :class:`~nalu_np.optim.RMSProp` (:data:`OPTIMIZER_KINDS`) with optional gradient clipping (their ``clip_value``,
 then ``clip_norm`` over all parameters, as :class:`nalu_np.optim.Optimizer`), each layer's parameters clipped
 to its ``bounds`` after each step (NAU ``[-1, 1]``, NMU ``[0, 1]``, ...), and optionally the sparsity regularizer
 ``lambda(t) * sum_l R_l`` of the layers that have one (NAU, NMU, ClippedNACMul, GatedNAUNMU, the NPUs' L1 mean of
 their weights), and optionally the L1 term ``beta(t) * sum |p|`` over all parameters with a piecewise constant
-``beta`` (the Primer's NPU recipe, :class:`nalu_np.primer.BetaSchedule`).
+``beta`` (the Primer's NPU recipe, :class:`nalu_np.primer.BetaSchedule`), and optionally the iNALU recipe's
+saturation regularizer from a given step on (:func:`train_seeds`' ``saturation``; the recipe's switch and
+reinitialisation are driven from Python, :func:`nalu_np.training.compiled_unsupported` says where).
 
 This module packs a model and its optimizer's state into flat arrays -- each layer's ``params`` in their order,
 the bounds from its ``bounds``, its kind from its ``kernel`` prefix -- calls the compiled step, and unpacks.  It
@@ -60,9 +62,11 @@ __all__ = ["SimpleFunction", "SeedsRun", "draw_uniforms", "rng_state", "uniforms
 _OPS = {"add": 0, "sub": 1, "mul": 2, "div": 3, "squared": 4, "root": 5}
 #: the layers the engine trains, by their ``kernel`` prefix, and their kind codes in the compiled step
 #: (``NAU``, ``NMU``, ``NALU``, ``LINEAR``, ``RELU``, ``RELU6``, ``NAC``, ``NACMUL``, ``CLIPPEDNACMUL``,
-#: ``SIGMOIDNACMUL``, ``GATEDNAUNMU``, ``NPU``, ``REALNPU`` of :mod:`nalu_np.kernels.numba.train`)
+#: ``SIGMOIDNACMUL``, ``GATEDNAUNMU``, ``NPU``, ``REALNPU``, ``GNALU``, ``INALU`` of
+#: :mod:`nalu_np.kernels.numba.kinds`)
 LAYER_KINDS = {"nau": 0, "nmu": 1, "nalu": 2, "dense": 3, "relu": 4, "relu6": 5, "nac": 6, "nacmul": 7,
-               "clippednacmul": 8, "sigmoidnacmul": 9, "gatednaunmu": 10, "npu": 11, "realnpu": 12, "gnalu": 15}
+               "clippednacmul": 8, "sigmoidnacmul": 9, "gatednaunmu": 10, "npu": 11, "realnpu": 12, "gnalu": 15,
+               "inalu": 16}
 #: the kind codes of the NPUs with ``clamp_gate`` (``CLAMPEDNPU``, ``CLAMPEDREALNPU``)
 CLAMPED_KINDS = {"npu": 13, "realnpu": 14}
 
@@ -161,6 +165,8 @@ class _Packed:
     dims: np.ndarray
     offs: np.ndarray
     eps: np.ndarray
+    omega: np.ndarray
+    segs: np.ndarray  # where each of the model's parameter arrays starts in the flat vector, then the end
     lo: np.ndarray
     hi: np.ndarray
     dtype: np.dtype
@@ -234,7 +240,8 @@ def _packing(model: Any) -> _Packed:
     """The packing of ``model``: each layer's ``params`` in their order, the ``bounds`` of those it projects
     (:meth:`~nalu_np.layers.Layer.projections`; the others unbounded) per element, its kind (:func:`_kind`);
     ``dims`` (L + 1,) the features between the layers, ``offs``
-    (L + 1,) where each layer's parameters start in the flat vector, then its end, ``eps`` (L,)."""
+    (L + 1,) where each layer's parameters start in the flat vector, then its end, ``eps`` and ``omega`` (L,; 0
+    for a layer without), ``segs`` where each parameter array starts, then the end."""
     why = supports(model)
     if why is not None:
         raise TypeError(why)
@@ -256,6 +263,8 @@ def _packing(model: Any) -> _Packed:
         dims=np.array([layers[0].in_features] + [layer.out_features for layer in layers], np.int64),
         offs=np.array(offs, np.int64),
         eps=np.array([float(getattr(layer, "eps", 0.0)) for layer in layers]),
+        omega=np.array([float(getattr(layer, "omega", 0.0)) for layer in layers]),
+        segs=np.cumsum([0] + [p.size for layer in layers for p in layer.params.values()]).astype(np.int64),
         lo=np.concatenate(lo).astype(dtype), hi=np.concatenate(hi).astype(dtype), dtype=dtype,
     )
 
@@ -366,6 +375,7 @@ def train_seeds(models: Sequence[Any], optimizers: Sequence[Any], tasks: Sequenc
                 u: np.ndarray | None = None, *, steps: int | None = None, states: np.ndarray | None = None,
                 batch_size: int = 128, regularizer: tuple[float, float, float] | None = None,
                 l1: tuple[Sequence[int], Sequence[float]] | None = None,
+                saturation: tuple[float, float, int] | None = None,
                 eval_sets: Sequence[tuple[np.ndarray, np.ndarray]] = (), eval_every: int = 0,
                 first_eval: bool = False) -> SeedsRun:
     """Train ``S`` runs (seeds) of one network in one compiled call, the seeds spread over the threads.
@@ -397,6 +407,10 @@ def train_seeds(models: Sequence[Any], optimizers: Sequence[Any], tasks: Sequenc
         Adds the L1 term ``beta(t) * sum |p|`` over all parameters to the loss at step ``t`` (``t =
         optimizer.t`` before the step), its gradient ``beta(t) * sign(p)`` (0 at 0): ``beta(t) = betas[j]`` from
         step ``starts[j]`` (increasing) on, 0 before ``starts[0]`` (:meth:`nalu_np.primer.BetaSchedule.pieces`).
+    saturation : (weight, omega, start), optional
+        Adds the iNALU recipe's saturation regularizer ``weight * R`` (:func:`nalu_np.primer.saturation_regularizer`
+        with ``omega``, over each of the model's parameter arrays) to the loss at the steps ``t >= start`` (``t =
+        optimizer.t`` before the step).
     eval_sets : sequence of (x, t)
         Fixed test sets: inputs ``x`` (N, I) in the models' dtype, shared by the seeds, and targets ``t``
         (S, N) per seed (float64).
@@ -418,8 +432,9 @@ def train_seeds(models: Sequence[Any], optimizers: Sequence[Any], tasks: Sequenc
     packs = [_packing(m) for m in models]
     pk = packs[0]
     if any(p.keys != pk.keys or p.dtype != pk.dtype or not np.array_equal(p.dims, pk.dims)
-           or not np.array_equal(p.kinds, pk.kinds) or not np.array_equal(p.eps, pk.eps) for p in packs):
-        raise ValueError("the models must have one structure, dtype and eps")
+           or not np.array_equal(p.kinds, pk.kinds) or not np.array_equal(p.eps, pk.eps)
+           or not np.array_equal(p.omega, pk.omega) for p in packs):
+        raise ValueError("the models must have one structure, dtype, eps and omega")
     for model, opt in zip(models, optimizers):
         _check_optimizer(model, opt)
     opt_kind, hyper = _hyper(optimizers[0])
@@ -464,6 +479,8 @@ def train_seeds(models: Sequence[Any], optimizers: Sequence[Any], tasks: Sequenc
     if regularizer is not None and not start <= end:
         raise ValueError(f"regularizer needs start <= end, got {regularizer}")
     l1_at, l1_beta = _l1_pieces(l1)
+    sat_weight, sat_omega, sat_start = (0.0, 0.0, 0) if saturation is None else (
+        float(saturation[0]), float(saturation[1]), int(saturation[2]))
     xs, lxs = _eval_layout(pk, [x for x, _ in eval_sets], int(batch_size))
     ts = np.empty((S, len(eval_sets), len(eval_sets[0][0]) if eval_sets else 0), np.float64)
     for j, (x, t) in enumerate(eval_sets):
@@ -485,11 +502,12 @@ def train_seeds(models: Sequence[Any], optimizers: Sequence[Any], tasks: Sequenc
     active = np.ones(S, np.bool_)
 
     def run(q0: int, q1: int) -> None:  # seeds q0..q1-1: views of their rows, the same compiled code for any S
-        kernel.run(pk.kinds, pk.dims, pk.offs, pk.eps, theta[q0:q1], slots[q0:q1], pk.lo, pk.hi, u[q0:q1],
-                   states[q0:q1], active[q0:q1], steps, int(batch_size), float(task.lo), float(task.hi - task.lo),
-                   _OPS[task.op], offsets[q0:q1], task.subset, task.overlap_start, t0[q0:q1], opt_kind, hyper,
-                   lam_hat, start, end, l1_at, l1_beta, every, bool(first_eval), xs, lxs, ts[q0:q1], losses[q0:q1],
-                   evals[q0:q1], done[q0:q1], nevals[q0:q1])
+        kernel.run(pk.kinds, pk.dims, pk.offs, pk.eps, pk.omega, theta[q0:q1], slots[q0:q1], pk.lo, pk.hi,
+                   u[q0:q1], states[q0:q1], active[q0:q1], steps, int(batch_size), float(task.lo),
+                   float(task.hi - task.lo), _OPS[task.op], offsets[q0:q1], task.subset, task.overlap_start,
+                   t0[q0:q1], opt_kind, hyper, lam_hat, start, end, l1_at, l1_beta, pk.segs, sat_weight, sat_omega,
+                   sat_start, every, bool(first_eval), xs, lxs, ts[q0:q1], losses[q0:q1], evals[q0:q1], done[q0:q1],
+                   nevals[q0:q1])
 
     threads = min(S, _threads())
     bounds = [S * k // threads for k in range(threads + 1)]
@@ -574,7 +592,7 @@ def predictor(model: Any, x: np.ndarray) -> Callable[[], np.ndarray]:
 
     def evaluate() -> np.ndarray:
         yT = np.empty((int(pk.dims[-1]), xT.shape[1]), pk.dtype)
-        kernel.predict(pk.kinds, pk.dims, pk.offs, pk.eps, pk.pack(model.params), xT, lx, yT)
+        kernel.predict(pk.kinds, pk.dims, pk.offs, pk.eps, pk.omega, pk.pack(model.params), xT, lx, yT)
         return np.ascontiguousarray(yT.T)
 
     return evaluate

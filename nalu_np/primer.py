@@ -129,6 +129,45 @@ class InaluRecipe:
         first, second = np.asarray(losses[:half]), np.asarray(losses[half:])
         return bool(first.mean() <= second.mean() + second.std() and second.mean() > self.loss_threshold)
 
+    def first_stall(self, start: int, count: int, values: Sequence[float], counts: Sequence[int],
+                    value: float) -> int | None:
+        """The first of the 0-based steps ``start .. start + count - 1`` after which the run is re-initialised,
+        when the store holds ``counts[j]`` copies of ``values[j]``, in order, and each of those steps stores
+        ``value``; None when there is none.
+
+        The compiled engine's check between two evaluations, where every step stores the same last evaluated
+        MSE: it decides as :meth:`stalled` on the store spelt out, with sums over the pieces (O(pieces) per
+        checked step, the checked steps of the interval at once), and calls :meth:`stalled` itself where those
+        sums are within rounding of a tie or not finite.
+        """
+        values = np.append(np.asarray(values, np.float64), np.float64(value))
+        starts = np.concatenate([[0], np.cumsum(np.asarray(counts, np.int64))])  # the new piece starts last
+        held = int(starts[-1])
+        first = max(start, 1, start + self.min_losses - held)  # t > 0 and held + (t - start + 1) > min_losses
+        ts = np.arange(-(-first // self.check_every) * self.check_every, start + count, self.check_every)
+        if ts.size == 0:
+            return None
+        n = held + ts - start + 1  # the store's size after step t
+        half = n // 2
+        ends = np.append(starts[1:], np.iinfo(np.int64).max)
+        in_first = np.clip(np.minimum(ends, half[:, None]) - starts, 0, None)
+        in_second = np.clip(np.minimum(ends, n[:, None]) - np.maximum(starts, half[:, None]), 0, None)
+        with np.errstate(invalid="ignore", over="ignore"):
+            m1 = (in_first * values).sum(axis=1) / half
+            m2 = (in_second * values).sum(axis=1) / (n - half)
+            s2 = np.sqrt((in_second * (values - m2[:, None]) ** 2).sum(axis=1) / (n - half))
+            near = 1e-10 * (np.abs(m1) + np.abs(m2) + s2 + abs(self.loss_threshold))
+            gap, above = m2 + s2 - m1, m2 - self.loss_threshold  # stalled: gap >= 0 and above > 0
+        for j, t in enumerate(ts):
+            if np.isfinite(near[j]):
+                if gap[j] < -near[j] or above[j] < -near[j]:
+                    continue
+                if gap[j] > near[j] and above[j] > near[j]:
+                    return int(t)
+            if self.stalled(int(t), np.repeat(values, np.append(np.diff(starts), n[j] - held))):
+                return int(t)
+        return None
+
 
 #: the recipe of the Primer's iNALU runs
 INALU_RECIPE = InaluRecipe()
@@ -136,7 +175,8 @@ INALU_RECIPE = InaluRecipe()
 
 class InaluRun:
     """One training run under an :class:`InaluRecipe`: the state the recipe keeps (the Python engine's
-    :meth:`nalu_np.taskbase.Task.start` and ``after_step`` hooks drive it).
+    :meth:`nalu_np.taskbase.Task.start` and ``after_step`` hooks drive it; the compiled engine starts it the same
+    way, keeps the store itself with :meth:`InaluRecipe.first_stall` and writes ``reinits`` and ``losses`` back).
 
     Parameters
     ----------

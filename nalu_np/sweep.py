@@ -95,7 +95,11 @@ class Config:
     def canonical(self) -> "Config":
         """The same configuration as the task spells it: the unit's name from the unit table, and the task's
         default unit made explicit, so ``simple-add``, ``simple-add:nau`` and ``simple-add:NAU`` are one
-        configuration (one directory, one resume)."""
+        configuration (one directory, one resume).  A task whose factory takes no unit (the seed experiments) keeps
+        none."""
+        accepted = _factory_options(self.task)
+        if self.unit is None and accepted is not None and "unit" not in accepted:
+            return Config(self.task, None, dict(self.options))
         unit = getattr(_build_task(self, 0), "unit", self.unit)
         return Config(self.task, unit if isinstance(unit, str) else self.unit, dict(self.options))
 
@@ -588,9 +592,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_workers(parser)
     parser.add_argument("--engine", choices=ENGINES, default="auto",
                         help="python: nalu_np.train step by step; compiled: the Numba training kernel (a unit or "
-                             "1 to 3 layers of NAU, NMU, NALU, NAC, NACMul, the baselines, the study's variants, NPU "
-                             "and RealNPU on the simple-* and single-* tasks, the NPUs' L1 included, not the iNALU's "
-                             "recipe, batches drawn in the kernel); "
+                             "1 to 3 layers of NAU, NMU, NALU, G-NALU, NAC, NACMul, the baselines, the study's variants, "
+                             "NPU, RealNPU and iNALU on the simple-* and single-* tasks, the NPUs' L1 and the iNALU's "
+                             "recipe included, batches drawn in the kernel); "
                              "auto (default): compiled where it applies")
     parser.add_argument("--plot", default=None, metavar="PNG", help="save a bar chart of the success rates")
     parser.add_argument("--summary", action="store_true", help="only print the table of the runs on disk")

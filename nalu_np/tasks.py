@@ -19,6 +19,7 @@ Built in (DESIGN section 7): ``"add"`` (:class:`SeedTask` with ``x1 + x2``, a NA
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import numpy as np
@@ -146,8 +147,8 @@ class SeedTask(Task):
 TaskFactory = Callable[..., Task]
 
 TASKS: dict[str, TaskFactory] = {
-    "add": lambda **kw: SeedTask("add", **kw),
-    "mul": lambda **kw: SeedTask("mul", **kw),
+    "add": functools.partial(SeedTask, "add"),  # partials: their options (dtype) can be inspected
+    "mul": functools.partial(SeedTask, "mul"),
     **arithmetic.FACTORIES,
 }
 

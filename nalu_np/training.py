@@ -18,8 +18,9 @@ on which backend:
 ``"compiled"``
     ``eval_every`` steps per call of the Numba training kernel (:mod:`nalu_np.compiled`): networks that
     :func:`nalu_np.compiled.supports` accepts (a unit or 1 to 3 layers), on the simple function task (every
-    op) and the single-module task (every op and range, the L1 schedule of the NPUs' recipe included; not the
-    iNALU's recipe), with Adam and the units' projections, on the CPU.  The batches are drawn inside the kernel
+    op) and the single-module task (every op and range, the L1 schedule of the NPUs' recipe and the iNALU's
+    recipe included: its saturation regularizer switched in the kernel, its reinitialisations between calls,
+    one seed per call), with Adam and the units' projections, on the CPU.  The batches are drawn inside the kernel
     (``draws="kernel"``,
     xoshiro256** seeded from the seed's data generator: the same distribution as the Python engine, other
     numbers) or from the Python engine's generator (``draws="numpy"``: the Python engine's run, to rounding).
@@ -40,7 +41,9 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Sequence, TextIO
 
@@ -222,8 +225,9 @@ def compiled_unsupported(model: Any, task: Task, backend: str | Backend | None =
     function task (any of its six ops) and the single-module task (any of its four ops and nine ranges), with
     the sparsity regularizer and the task's L1 schedule (``task.l1``, the NPUs' recipe) as the penalties, with
     Adam, SGD or RMSProp (with or without gradient clipping, the units' own projections), on the CPU (backend
-    numpy or numba), with numba installed.  The recipes that need the Python engine: the iNALU's
-    (``task.recipe``: saturation regularizer and reinitialisation) and a mirrored training range.
+    numpy or numba), with numba installed; with the iNALU's recipe (``task.recipe``: clipping, saturation
+    regularizer, reinitialisation of stalled runs, :func:`_train_recipe`) too.  What needs the Python engine: a
+    mirrored training range.
     """
     from .arithmetic import SimpleFunctionTask, SingleModuleTask
     from .optim import OPTIMIZERS
@@ -231,9 +235,8 @@ def compiled_unsupported(model: Any, task: Task, backend: str | Backend | None =
     if not isinstance(task, (SimpleFunctionTask, SingleModuleTask)):
         return (f"the compiled engine trains the simple function task (simple-add ... simple-root) and the "
                 f"single-module task (single-add ... single-div), not {task.name!r}")
-    if getattr(task, "recipe", None) is not None:
-        return ("the compiled engine does not run the iNALU's recipe (the task's recipe: saturation regularizer, "
-                "reinitialisation, gradient clipping): Python engine")
+    if getattr(task, "recipe", None) is not None and not callable(getattr(model, "reinitialise", None)):
+        return "the iNALU's recipe re-initialises the model: it needs a reinitialise(rng) method"
     if task.interpolation_range.mirror:
         return ("the compiled engine draws training inputs from U[lo, hi), not from a mirrored range: Python "
                 "engine")
@@ -304,6 +307,9 @@ def _train_python(model: Any, task: Task, opt: Optimizer, be: Backend, steps: in
     return np.asarray(to_numpy(history[:done]), dtype=np.float64), evaluations, diverged
 
 
+#: held while a seed of the recipe's driver starts its run (:func:`_train_recipe`)
+_START = threading.Lock()
+
 #: steps per compiled call when the batches are drawn in the kernel (a multiple of ``eval_every`` is used):
 #: bounds the losses kept per call, (seeds, CALL_STEPS) float64
 CALL_STEPS = 1 << 16
@@ -318,21 +324,16 @@ def _train_compiled(models: list[Any], tasks: list[Any], opts: list[Optimizer], 
     evaluations, diverged)."""
     from . import compiled
 
-    from .arithmetic import SingleModuleTask
-
-    def spec(task: Any) -> Any:
-        r = task.interpolation_range  # x = lo + (hi - lo) u, as Range.sample (never mirrored: compiled_unsupported)
-        if isinstance(task, SingleModuleTask):  # t = x[0] op x[1]
-            return compiled.SimpleFunction.single_module(task.op, r.lo, r.hi)
-        return compiled.SimpleFunction(op=task.op, offset=task.offset, in_features=task.in_features,
-                                       lo=r.lo, hi=r.hi, subset=task.subset_size,
-                                       overlap_start=task.subset_size - task.overlap)
-
     task = tasks[0]
-    specs = [spec(t) for t in tasks]
-    regularizer = (task.lambda_hat, task.reg_start, task.reg_end) if task.lambda_hat > 0 else None
-    schedule = getattr(task, "l1", None)  # the L1 term's strength at every optimizer step of the runs
-    l1 = None if schedule is None else schedule.pieces(max(o.t for o in opts) + steps)
+    if getattr(task, "recipe", None) is not None:  # one seed per call, the seeds on threads
+        def one(q: int) -> tuple[np.ndarray, list[Evaluation], bool]:
+            return _train_recipe(models[q], tasks[q], opts[q], steps, seeds[q], eval_every, draws,
+                                 bar if q == 0 else None)
+
+        with ThreadPoolExecutor(max_workers=max(1, min(len(models), compiled._threads()))) as pool:
+            return list(pool.map(one, range(len(models))))
+    specs = [_spec(t) for t in tasks]
+    regularizer, l1 = _penalties(task, opts, steps)
     data_rngs = [seed_rngs(seed)[1] for seed in seeds]
     states = (np.stack([compiled.rng_state(int(r.integers(2**63))) for r in data_rngs]) if draws == "kernel"
               else None)
@@ -363,9 +364,7 @@ def _train_compiled(models: list[Any], tasks: list[Any], opts: list[Optimizer], 
             states[pick] = sub
         for row, q in enumerate(active):
             losses[q].append(run.losses[row, :run.done[row]])
-            for at, values in zip(run.steps[row], run.evaluations[row, :run.nevals[row]]):
-                metrics = {f"{name}_mse": float(v) for name, v in zip(names, values)}
-                evaluations[q].append(Evaluation(int(at), {**metrics, "sparsity_error": float(values[-1])}))
+            evaluations[q].extend(_evaluations(run, row, names))
         done += k
         active = [q for row, q in enumerate(active) if not run.diverged[row]]
         if bar is not None:
@@ -375,6 +374,106 @@ def _train_compiled(models: list[Any], tasks: list[Any], opts: list[Optimizer], 
         loss = np.concatenate(losses[q]) if losses[q] else np.empty(0)
         out.append((loss, evaluations[q], not np.all(np.isfinite(loss))))
     return out
+
+
+def _spec(task: Any) -> Any:
+    """The compiled engine's :class:`nalu_np.compiled.SimpleFunction` of a simple function or single-module task."""
+    from . import compiled
+    from .arithmetic import SingleModuleTask
+
+    r = task.interpolation_range  # x = lo + (hi - lo) u, as Range.sample (never mirrored: compiled_unsupported)
+    if isinstance(task, SingleModuleTask):  # t = x[0] op x[1]
+        return compiled.SimpleFunction.single_module(task.op, r.lo, r.hi)
+    return compiled.SimpleFunction(op=task.op, offset=task.offset, in_features=task.in_features, lo=r.lo, hi=r.hi,
+                                   subset=task.subset_size, overlap_start=task.subset_size - task.overlap)
+
+
+def _penalties(task: Any, opts: list[Optimizer], steps: int) -> tuple[Any, Any]:
+    """The task's sparsity regularizer ``(lambda_hat, start, end)`` and L1 pieces as the compiled engine takes
+    them (None where it has none)."""
+    regularizer = (task.lambda_hat, task.reg_start, task.reg_end) if task.lambda_hat > 0 else None
+    schedule = getattr(task, "l1", None)  # the L1 term's strength at every optimizer step of the runs
+    return regularizer, None if schedule is None else schedule.pieces(max(o.t for o in opts) + steps)
+
+
+def _evaluations(run: Any, row: int, names: list[str]) -> list[Evaluation]:
+    """The evaluations of seed ``row`` of a compiled call (:class:`nalu_np.compiled.SeedsRun`)."""
+    out = []
+    for at, values in zip(run.steps[row], run.evaluations[row, :run.nevals[row]]):
+        metrics = {f"{name}_mse": float(v) for name, v in zip(names, values)}
+        out.append(Evaluation(int(at), {**metrics, "sparsity_error": float(values[-1])}))
+    return out
+
+
+def _train_recipe(model: Any, task: Any, opt: Optimizer, steps: int, seed: int, eval_every: int | None,
+                  draws: str, bar: "_Progress | None") -> tuple[np.ndarray, list[Evaluation], bool]:
+    """The compiled engine on a task with the iNALU's recipe (``task.recipe``): one seed, the Python engine's
+    run (:func:`_train_python` with the task's hooks) in compiled calls between the evaluations and the
+    reinitialisations.
+
+    The recipe's store holds the last evaluated interpolation MSE after every step, constant between two
+    evaluations, so it is kept as pieces, and at each evaluation :meth:`nalu_np.primer.InaluRecipe.first_stall`
+    finds the first step of the next interval after which the run is re-initialised: the call runs up to it,
+    ``model.reinitialise`` draws afresh from the generator of :meth:`nalu_np.taskbase.Task.start` (the
+    optimizer's state kept, as :class:`nalu_np.primer.InaluRun`), and the next call goes on.  Each call has the
+    saturation regularizer on from step ``after + 1`` when the last evaluated MSE is below ``below``, else off.
+    The run's :class:`~nalu_np.primer.InaluRun` (``task.recipe_run``) gets the ``reinits`` and the stored
+    ``losses``.  A run whose loss stops being finite stops at the end of its call.
+    """
+    from . import compiled
+
+    recipe = task.recipe
+    init_rng, data_rng = seed_rngs(seed)
+    state = compiled.rng_state(int(data_rng.integers(2**63)))[None] if draws == "kernel" else None
+    spec = _spec(task)
+    regularizer, l1 = _penalties(task, [opt], steps)
+    sets = task.eval_sets()
+    names = list(sets)
+    eval_sets = [(sets[name][0], np.asarray(sets[name][1], np.float64).reshape(1, -1)) for name in names]
+    B, I = task.batch_size, task.in_features
+
+    def call(k: int, saturation: Any, evaluate: bool) -> Any:  # k steps, then an evaluation if asked
+        u = None if state is not None else compiled.draw_uniforms(data_rng, k, B, I, task.dtype)[None]
+        return compiled.train_seeds([model], [opt], [spec], u, steps=None if u is not None else k, states=state,
+                                    batch_size=B, regularizer=regularizer, l1=l1, saturation=saturation,
+                                    eval_sets=eval_sets, eval_every=max(k, 1) if evaluate else 0,
+                                    first_eval=evaluate and k == 0)
+
+    evaluations = _evaluations(call(0, None, True), 0, names)
+    with _START:  # one task object may serve several seeds (train_many), each on its own thread
+        task.start(model, evaluations, init_rng)
+        run = task.recipe_run
+    every = eval_every or steps
+    values: list[float] = []
+    counts: list[int] = []  # the store: counts[j] copies of values[j]
+    losses: list[np.ndarray] = []
+    t0, t, diverged = opt.t, 0, False  # t: steps done
+    while t < steps and not diverged:
+        end = min((t // every + 1) * every, steps)  # the next evaluation
+        last = run.last_interpolation()
+        stall = recipe.first_stall(t, end - t, values, counts, last)
+        stop = end if stall is None else stall + 1
+        saturation = (recipe.weight, recipe.omega, t0 + recipe.after + 1) if last < recipe.below else None
+        out = call(stop - t, saturation, stop == end and stall is None)
+        losses.append(out.losses[0, :out.done[0]])
+        evaluations.extend(_evaluations(out, 0, names))
+        values.append(last)
+        counts.append(stop - t)
+        t = stop
+        diverged = bool(out.diverged[0])
+        if stall is not None:
+            model.reinitialise(run.rng)
+            values, counts = [], []
+            run.reinits += 1
+            if stop == end or diverged:
+                evaluations.extend(_evaluations(call(0, None, True), 0, names))
+        elif diverged and stop != end:
+            evaluations.extend(_evaluations(call(0, None, True), 0, names))
+        if bar is not None:
+            bar.report(t, float(losses[-1][-1]) if len(losses[-1]) else math.nan)
+    run.losses = np.repeat(values, counts).tolist()
+    loss = np.concatenate(losses) if losses else np.empty(0)
+    return loss, evaluations, diverged
 
 
 def train(model: Any, task: Task | str, *, steps: int | None = None, optimizer: str | Optimizer | None = None,

@@ -9,18 +9,21 @@ call, so a step costs what its arithmetic costs.
 Each layer is an NAU, an NMU, a NALU with shared weights, a NAC, a NACMul, one of the study's baselines or one
 of its variants, an NPU or a RealNPU (the kind codes ``NAU``, ``NMU``, ``NALU``, ``NAC``, ``NACMUL``, ``LINEAR``,
 ``RELU``, ``RELU6``, ``CLIPPEDNACMUL``, ``SIGMOIDNACMUL``, ``GATEDNAUNMU``, ``NPU``, ``REALNPU``, and
-``CLAMPEDNPU``, ``CLAMPEDREALNPU`` for the NPUs with ``clamp_gate``), or a G-NALU (``GNALU``: the NALU on its
-parameters scaled by ``ln(phi)``).
+``CLAMPEDNPU``, ``CLAMPEDREALNPU`` for the NPUs with ``clamp_gate``), a G-NALU (``GNALU``: the NALU on its
+parameters scaled by ``ln(phi)``) or an iNALU (``INALU``).
 The step is composed of the units' block functions
 (:func:`~nalu_np.kernels.numba.nau.nau_block_forward`, :func:`~nalu_np.kernels.numba.nmu.nmu_block_backward`,
 :func:`~nalu_np.kernels.numba.nalu.nalu_block_forward`, ... -- the same functions the layer kernels call on each
-block) applied to the whole batch laid out transposed, (features, batch), and of the optimizer blocks of
+block) applied to the whole batch laid out transposed, (features, batch), dispatched per kind by
+:mod:`nalu_np.kernels.numba.kinds` (which holds the kind codes; this module re-exports them), and of the
+optimizer blocks of
 :mod:`nalu_np.kernels.numba._common` (the NAU/NMU regularizers,
 :func:`~nalu_np.kernels.numba._common.clip_gradient`, :func:`~nalu_np.kernels.numba._common.adam_step`,
 ``sgd_step``, ``rmsprop_step`` with the projection: :func:`_optimizer_step`; the GatedNAUNMU's
 :func:`~nalu_np.kernels.numba.gated.gatednaunmu_regularizer`, the NPUs'
 :func:`~nalu_np.kernels.numba.npu.npu_regularizer`), and of the L1 term ``beta(t) sum |theta|`` over all parameters
-(the Primer's NPU recipe; :func:`_l1`).
+(the Primer's NPU recipe; :func:`_l1`), and of the iNALU recipe's saturation regularizer ``weight * R`` from a
+given step on (:func:`_saturation`).
 
 The model arrives packed: its parameters in one flat vector ``theta`` (each layer's parameters one after the
 other, in the order of its ``params``, each (I, O) matrix row-major), the optimizer's state (Adam's two
@@ -38,32 +41,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import (EW, adam_step, clip_gradient, log_abs, nac_weight_grad_into, nac_weight_into, rmsprop_step,
-                      sgd_step)
+from ._common import EW, adam_step, clip_gradient, log_abs, rmsprop_step, sgd_step
 from ._math import jit as njit
-from .dense import dense_block_backward, dense_block_forward
-from .gated import gatednaunmu_block_backward, gatednaunmu_block_forward, gatednaunmu_regularizer
-from .nac import nacmul_block_backward, nacmul_block_values, sigmoid_weight_grad_into, sigmoid_weight_into
-from .gnalu import LN_PHI
-from .nalu import nalu_block_backward, nalu_block_forward
-from .nau import nau_block_backward, nau_block_forward, nau_regularizer
-from .nmu import nmu_block_backward, nmu_block_forward, nmu_regularizer
-from .npu import npu_block_backward, npu_block_forward, npu_regularizer
+from .kinds import (CLAMPEDNPU, CLAMPEDREALNPU, CLIPPEDNACMUL, GATEDNAUNMU, GNALU, INALU, LINEAR, NAC, NACMUL,
+                    NALU, NAU, NMU, NPU, REALNPU, RELU, RELU6, SIGMOIDNACMUL, WORK_SLOTS, keeps_input_values,
+                    layer_backward, layer_forward, layer_penalty, layer_weights, sparsity_error, takes_log_input)
 from .rng import fill_uniform
 
 __all__ = ["MAX_LAYERS", "NAU", "NMU", "NALU", "LINEAR", "RELU", "RELU6", "NAC", "NACMUL", "CLIPPEDNACMUL", "SIGMOIDNACMUL",
-           "GATEDNAUNMU", "NPU", "REALNPU", "CLAMPEDNPU", "CLAMPEDREALNPU", "GNALU", "ADAM", "SGD", "RMSPROP",
+           "GATEDNAUNMU", "NPU", "REALNPU", "CLAMPEDNPU", "CLAMPEDREALNPU", "GNALU", "INALU", "ADAM", "SGD", "RMSPROP",
            "HYPER", "run", "sparsity_error", "takes_log_input",
            "log_input", "predict"]
 
-#: the kind codes of the layers (LINEAR, RELU, RELU6: the study's baselines, ``W`` then the bias ``b``; NAC and
-#: NACMUL: ``W = tanh(W_hat) sigma(M_hat)``, NACMUL in log space; CLIPPEDNACMUL, SIGMOIDNACMUL: the log-space
-#: path with ``W`` itself or ``W = sigma(W_hat)``; GATEDNAUNMU: ``W_add``, ``W_mul``, then the gate ``G``; NPU:
-#: ``W_r``, ``W_i``, then the gate ``g`` (I,); REALNPU: ``W_r``, ``g``; CLAMPEDNPU, CLAMPEDREALNPU: the same with
-#: the gate ``clip(g, 0, 1)`` in the forward pass and ``dg`` zero where ``g`` is outside ``[0, 1]``; GNALU: the
-#: NALU's ``W_hat``, ``M_hat``, ``G``, used as ``ln(phi)`` times them)
-NAU, NMU, NALU, LINEAR, RELU, RELU6, NAC, NACMUL, CLIPPEDNACMUL, SIGMOIDNACMUL, GATEDNAUNMU, NPU, REALNPU, CLAMPEDNPU, \
-    CLAMPEDREALNPU, GNALU = range(16)
 
 #: the optimizer codes (:class:`nalu_np.optim.Adam`, ``SGD``, ``RMSProp``) and the length of the hyper-parameter
 #: vector :func:`_optimizer_step` takes: ``lr``, the rule's own settings (Adam ``beta1, beta2, eps`` and its
@@ -91,210 +80,6 @@ def _optimizer_step(opt, hyper, theta, grad, slots, t, lo, hi):
 
 
 @njit(**EW)
-def _dense(kind):
-    """Whether ``kind`` is one of the baselines (an affine map with a bias)."""
-    return LINEAR <= kind <= RELU6
-
-
-@njit(**EW)
-def _nac_weights(kind):
-    """Whether ``kind``'s weight is ``tanh(c W_hat) sigma(c M_hat)`` (NALU, NAC, NACMul: ``c = 1``; GNALU:
-    :func:`_scale`)."""
-    return kind == NALU or kind == NAC or kind == NACMUL or kind == GNALU
-
-
-@njit(**EW)
-def _scale(kind):
-    """``c`` of the NAC weight and the gate: ``ln(phi)`` for the G-NALU, else 1."""
-    return LN_PHI if kind == GNALU else 1.0
-
-
-@njit(**EW)
-def _log_path(kind):
-    """Whether ``kind`` is the log-space path ``exp(log(|x| + eps) @ W)`` on its weight ``wts[0]`` (NACMul,
-    ClippedNACMul, SigmoidNACMul)."""
-    return kind == NACMUL or kind == CLIPPEDNACMUL or kind == SIGMOIDNACMUL
-
-
-@njit(**EW)
-def _npu(kind):
-    """Whether ``kind`` is an NPU or a RealNPU, with or without ``clamp_gate``."""
-    return NPU <= kind <= CLAMPEDREALNPU
-
-
-@njit(**EW)
-def _real(kind):
-    """Whether ``kind`` is a RealNPU (no ``W_i``)."""
-    return kind == REALNPU or kind == CLAMPEDREALNPU
-
-
-@njit(**EW)
-def takes_log_input(kind):
-    """Whether ``kind`` needs ``log(|x| + eps)`` of its input (NALU, GNALU and the log-space path)."""
-    return kind == NALU or kind == GNALU or _log_path(kind)
-
-
-@njit(**EW)
-def _clip_range(kind, dt):
-    """The interval a baseline layer's output is clipped to (``dense.ACTIVATIONS``), in the dtype ``dt``."""
-    if kind == RELU:
-        return dt(0.0), dt(np.inf)
-    if kind == RELU6:
-        return dt(0.0), dt(6.0)
-    return dt(-np.inf), dt(np.inf)
-
-
-@njit(**EW)
-def _layer_weights(kind, p, wts):
-    """NALU, NAC, NACMul: ``wts[:3] = (W, tanh(W_hat), sigma(M_hat))`` (I, O) from the packed
-    ``p = [W_hat, M_hat, ...]``; GNALU: the same of ``c W_hat``, ``c M_hat`` and ``wts[3] = c G``
-    (:func:`_scale`); SigmoidNACMul: ``wts[0] = sigma(W_hat)``; ClippedNACMul: ``wts[0] = W`` (the log-space path
-    reads ``wts[0]``; nothing to do for the other kinds, whose weights are in ``p`` itself)."""
-    I, O = wts.shape[1], wts.shape[2]
-    n = I * O
-    if kind == GNALU:  # the scaled W_hat, M_hat into t, s first: nac_weight_into works element by element
-        c = wts.dtype.type(LN_PHI)
-        for i in range(I):
-            for j in range(O):
-                wts[1, i, j] = p[i * O + j] * c
-                wts[2, i, j] = p[n + i * O + j] * c
-                wts[3, i, j] = p[2 * n + i * O + j] * c
-        nac_weight_into(wts[1], wts[2], wts[0], wts[1], wts[2])
-    elif _nac_weights(kind):
-        nac_weight_into(p[:n].reshape((I, O)), p[n:2 * n].reshape((I, O)), wts[0], wts[1], wts[2])
-    elif kind == SIGMOIDNACMUL:
-        sigmoid_weight_into(p[:n].reshape((I, O)), wts[0])
-    elif kind == CLIPPEDNACMUL:
-        wts[0][:, :] = p[:n].reshape((I, O))
-
-
-@njit(**EW)
-def _layer_forward(kind, p, xT, lT, eps, wts, act, ins, yT):
-    """``yT = layer(xT)``, all (features, B); for the NALU and the log-space path ``lT = log(|xT| + eps)`` must
-    be filled, and ``act`` (3, O, B) keeps the values the backward pass needs (NALU and GatedNAUNMU ``a``,
-    ``m``, ``g``; the log-space path ``m``; the baselines ``z``; the NPUs ``A``, ``phi``), ``ins`` (6, I, B) the
-    NPUs' (``|x| + eps``, ``r``, ``log r``, ``k``; rows 4, 5 are the backward pass's scratch)."""
-    I, O = wts.shape[1], wts.shape[2]
-    n = I * O
-    B = xT.shape[1]
-    if kind == NAU:
-        nau_block_forward(xT, B, p[:n].reshape((I, O)), yT)
-    elif kind == NAC:
-        nau_block_forward(xT, B, wts[0], yT)
-    elif _log_path(kind):
-        nacmul_block_values(lT, B, wts[0], act[0])
-        yT[:, :] = act[0]
-    elif kind == GATEDNAUNMU:
-        gatednaunmu_block_forward(xT, B, p[:n].reshape((I, O)), p[n:2 * n].reshape((I, O)),
-                                  p[2 * n:3 * n].reshape((I, O)), act[0], act[1], act[2], yT)
-    elif _dense(kind):
-        lo, hi = _clip_range(kind, xT.dtype.type)
-        dense_block_forward(xT, B, p[:n].reshape((I, O)), p[n:n + O], lo, hi, act[0], yT)
-    elif kind == NMU:
-        nmu_block_forward(xT, B, p[:n].reshape((I, O)), yT)
-    elif _real(kind):  # W_i = None: a specialisation of its own, so two calls
-        npu_block_forward(xT, B, p[:n].reshape((I, O)), None, p[n:n + I], eps, kind == CLAMPEDREALNPU, ins[0],
-                          ins[1], ins[2], ins[3], act[0], act[1], yT)
-    elif _npu(kind):
-        npu_block_forward(xT, B, p[:n].reshape((I, O)), p[n:2 * n].reshape((I, O)), p[2 * n:2 * n + I], eps,
-                          kind == CLAMPEDNPU, ins[0], ins[1], ins[2], ins[3], act[0], act[1], yT)
-    else:
-        G = wts[3] if kind == GNALU else p[2 * n:3 * n].reshape((I, O))
-        nalu_block_forward(xT, lT, B, wts[0], wts[0], G, act[0], act[1], act[2], yT)
-
-
-@njit(**EW)
-def _layer_backward(kind, p, xT, lT, dyT, eps, wts, act, ins, dact, dW, gp, dxT, need_dx, pre, run):
-    """Gradients of a layer into the packed gradient ``gp`` (layout of ``p``, overwritten) and, when
-    ``need_dx``, ``dxT`` (overwritten).  Scratch: ``dact`` (3, O, B), ``dW`` (I, O), ``pre`` (>= I, B),
-    ``run`` (B,), the NPUs' ``ins[4:6]``.  The NALU's shared weight gets ``dW_a + dW_m``, taken through
-    ``tanh * sigma`` into ``W_hat`` and ``M_hat``; the log-space path's ``dW`` goes through the weight of its
-    kind; a clamped NPU's ``dg`` is zeroed where ``g`` is outside ``[0, 1]`` (the chain rule of the clip)."""
-    I, O = wts.shape[1], wts.shape[2]
-    n = I * O
-    B = xT.shape[1]
-    if _npu(kind):
-        gp[:] = 0.0
-        m = n if _real(kind) else 2 * n  # where the gate starts
-        g, dg = p[m:m + I], gp[m:m + I]
-        if _real(kind):  # W_i = None: a specialisation of its own, so two calls
-            npu_block_backward(xT, dyT, B, p[:n].reshape((I, O)), None, g, kind == CLAMPEDREALNPU, ins[0], ins[1],
-                               ins[2], ins[3], act[0], act[1], dact[0], dact[1], ins[4], ins[5],
-                               gp[:n].reshape((I, O)), dW, dg, dxT, need_dx)
-        else:
-            npu_block_backward(xT, dyT, B, p[:n].reshape((I, O)), p[n:2 * n].reshape((I, O)), g, kind == CLAMPEDNPU,
-                               ins[0], ins[1], ins[2], ins[3], act[0], act[1], dact[0], dact[1], ins[4], ins[5],
-                               gp[:n].reshape((I, O)), gp[n:2 * n].reshape((I, O)), dg, dxT, need_dx)
-        if kind >= CLAMPEDNPU:
-            for i in range(I):
-                dg[i] *= 1.0 if 0.0 <= g[i] <= 1.0 else 0.0
-        return
-    if kind == NAC or _log_path(kind):
-        dW[:, :] = 0.0
-        if kind == NAC:
-            nau_block_backward(xT, dyT, B, wts[0], dW, dxT, need_dx)
-        else:
-            nacmul_block_backward(xT, lT, act[0], dyT, B, wts[0], eps, dW, dxT, need_dx)
-        if kind == CLIPPEDNACMUL:
-            gp[:n].reshape((I, O))[:, :] = dW
-        elif kind == SIGMOIDNACMUL:
-            sigmoid_weight_grad_into(dW, wts[0], gp[:n].reshape((I, O)))
-        else:
-            nac_weight_grad_into(dW, wts[1], wts[2], gp[:n].reshape((I, O)), gp[n:2 * n].reshape((I, O)))
-        return
-    if kind == GATEDNAUNMU:
-        gp[:] = 0.0
-        gatednaunmu_block_backward(xT, dyT, B, p[:n].reshape((I, O)), p[n:2 * n].reshape((I, O)),
-                                   p[2 * n:3 * n].reshape((I, O)), act[0], act[1], act[2], dact[0], dact[1],
-                                   dact[2], gp[:n].reshape((I, O)), gp[n:2 * n].reshape((I, O)),
-                                   gp[2 * n:3 * n].reshape((I, O)), dxT, need_dx, pre, run)
-        return
-    if kind == NALU or kind == GNALU:  # the G-NALU's gradients at its scaled parameters, times c
-        G = wts[3] if kind == GNALU else p[2 * n:3 * n].reshape((I, O))
-        dG = gp[2 * n:3 * n].reshape((I, O))
-        dW[:, :] = 0.0
-        dG[:, :] = 0.0
-        nalu_block_backward(xT, lT, dyT, B, wts[0], wts[0], G, eps, act[0], act[1], act[2], dact[0], dact[1],
-                            dact[2], dW, dW, dG, dxT, need_dx)
-        nac_weight_grad_into(dW, wts[1], wts[2], gp[:n].reshape((I, O)), gp[n:2 * n].reshape((I, O)))
-        if kind == GNALU:
-            c = gp.dtype.type(LN_PHI)
-            for k in range(3 * n):
-                gp[k] *= c
-        return
-    W = p[:n].reshape((I, O))
-    acc = gp[:n].reshape((I, O))
-    acc[:, :] = 0.0
-    if _dense(kind):
-        lo, hi = _clip_range(kind, xT.dtype.type)
-        gp[n:n + O] = 0.0
-        dense_block_backward(xT, act[0], dyT, B, W, lo, hi, acc, gp[n:n + O], dact[0], dxT, need_dx)
-    elif kind == NAU:
-        nau_block_backward(xT, dyT, B, W, acc, dxT, need_dx)
-    else:
-        nmu_block_backward(xT, dyT, B, W, acc, dxT, need_dx, pre, run)
-
-
-@njit(**EW)
-def _penalty(kind, I, p, lam, gp):
-    """The regularizer of a layer of ``I`` inputs: adds ``lam * dR/dp`` to ``gp`` and returns ``lam * R`` (0 for
-    the kinds without one: NALU, NAC, NACMul, SigmoidNACMul, the baselines; the NPUs' is the L1 mean of ``W_r``
-    plus that of ``W_i``)."""
-    if kind == NAU:
-        return nau_regularizer(p, lam, gp)
-    if kind == NMU or kind == CLIPPEDNACMUL:
-        return nmu_regularizer(p, lam, gp)
-    if kind == GATEDNAUNMU:
-        n = p.shape[0] // 3
-        return gatednaunmu_regularizer(p[:n], p[n:2 * n], lam, gp[:n], gp[n:2 * n])
-    if _npu(kind):
-        n = (p.shape[0] - I) // (1 if _real(kind) else 2)  # I * O: p is W_r[, W_i] and g (I,)
-        total = npu_regularizer(p[:n], lam, gp[:n])
-        return total if _real(kind) else total + npu_regularizer(p[n:2 * n], lam, gp[n:2 * n])
-    return 0.0
-
-
-@njit(**EW)
 def _beta(step, l1_at, l1_beta):
     """The L1 term's strength at ``step``: ``l1_beta[j]`` for the last ``j`` with ``l1_at[j] <= step`` (0 before
     the first piece, and without pieces)."""
@@ -315,6 +100,34 @@ def _l1(theta, beta, grad):
         total += abs(np.float64(theta[k]))
         grad[k] += np.sign(theta[k]) * b
     return beta * total
+
+
+@njit(**EW)
+def _saturation(theta, segs, weight, omega, grad):
+    """Add ``weight * dR/dtheta`` to ``grad`` and return ``weight * R`` (float64): the iNALU recipe's saturation
+    regularizer over the parameter arrays ``theta[segs[j]:segs[j + 1]]``, as
+    :func:`nalu_np.primer.saturation_regularizer`.
+
+    Notes
+    -----
+    ``R = sum_j mean(max(omega - |p_j|, 0))``, ``dR/dp = -sign(p) [|p| < omega] / size(p_j)`` (NaN passed
+    through, as NumPy's ``maximum`` and ``NaN * 0``), the gradient times ``weight`` in the dtype of ``theta``.
+    """
+    dt = theta.dtype.type
+    w, om = dt(weight), dt(omega)
+    one, zero = dt(1.0), dt(0.0)
+    total = 0.0
+    for j in range(segs.shape[0] - 1):
+        a, b = segs[j], segs[j + 1]
+        size = dt(b - a)
+        part = 0.0
+        for k in range(a, b):
+            gap = om - abs(theta[k])
+            if not gap <= zero:  # max(gap, 0), NaN passed through
+                part += np.float64(gap)
+            grad[k] += -np.sign(theta[k]) * (one if gap > zero else zero) / size * w
+        total += part / (b - a)
+    return weight * total
 
 
 @njit(**EW)
@@ -362,9 +175,9 @@ def _dim(dims, l):
 
 
 @njit(**EW)
-def _npu_dim(kinds, dims, l):
-    """``dims[l]`` for an NPU layer ``l``, else 0."""
-    return dims[l] if l < kinds.shape[0] and _npu(kinds[l]) else 0
+def _ins_dim(kinds, dims, l):
+    """``dims[l]`` for a layer ``l`` that keeps values of its inputs (:func:`keeps_input_values`), else 0."""
+    return dims[l] if l < kinds.shape[0] and keeps_input_values(kinds[l]) else 0
 
 
 @njit(**EW)
@@ -372,28 +185,30 @@ def _work(kinds, dims, dt, B):
     """Work arrays of the ``L = len(kinds)`` layers (1 to :data:`MAX_LAYERS`) for batches of ``B``, each a tuple
     of one slot per layer (the slots past ``L`` empty), with ``d_l = dims[l]``:
 
-    ``ws[l]`` (4, d_l, d_{l+1}): layer ``l``'s weights as the forward pass uses them (:func:`_layer_weights`);
+    ``ws[l]`` (:data:`WORK_SLOTS`, d_l, d_{l+1}): layer ``l``'s weights as the passes use them
+    (:func:`~nalu_np.kernels.numba.kinds.layer_weights`);
     ``hs[l]`` (d_l, B) for ``l = 1..L``: the input of layer ``l`` and output of layer ``l - 1`` (``hs[L]`` the
     network's output; ``hs[0]`` is empty: the network's input is given); ``ls[l]`` (d_l, B): ``log(|hs[l]| +
     eps_l)`` for a layer that takes it (``ls[0]`` only where the first layer does, else (0, B)); ``acts[l]``
-    (3, d_{l+1}, B): the values layer ``l``'s backward pass needs; ``ins[l]`` (6, d_l, B) an NPU layer's values
-    and scratch of its inputs' size ((6, 0, B) for the other kinds).
+    (3, d_{l+1}, B): the values layer ``l``'s backward pass needs; ``ins[l]`` (6, d_l, B) an NPU or INALU layer's
+    values and scratch of its inputs' size ((6, 0, B) for the other kinds).
     """
-    ws = (np.empty((4, _dim(dims, 0), _dim(dims, 1)), dt), np.empty((4, _dim(dims, 1), _dim(dims, 2)), dt),
-          np.empty((4, _dim(dims, 2), _dim(dims, 3)), dt))
+    n = WORK_SLOTS
+    ws = (np.empty((n, _dim(dims, 0), _dim(dims, 1)), dt), np.empty((n, _dim(dims, 1), _dim(dims, 2)), dt),
+          np.empty((n, _dim(dims, 2), _dim(dims, 3)), dt))
     hs = (np.empty((0, B), dt), np.empty((_dim(dims, 1), B), dt), np.empty((_dim(dims, 2), B), dt),
           np.empty((_dim(dims, 3), B), dt))
     ls = (np.empty((dims[0] if takes_log_input(kinds[0]) else 0, B), dt), np.empty((_dim(dims, 1), B), dt),
           np.empty((_dim(dims, 2), B), dt))
     acts = (np.empty((3, _dim(dims, 1), B), dt), np.empty((3, _dim(dims, 2), B), dt),
             np.empty((3, _dim(dims, 3), B), dt))
-    ins = (np.empty((6, _npu_dim(kinds, dims, 0), B), dt), np.empty((6, _npu_dim(kinds, dims, 1), B), dt),
-           np.empty((6, _npu_dim(kinds, dims, 2), B), dt))
+    ins = (np.empty((6, _ins_dim(kinds, dims, 0), B), dt), np.empty((6, _ins_dim(kinds, dims, 1), B), dt),
+           np.empty((6, _ins_dim(kinds, dims, 2), B), dt))
     return ws, hs, ls, acts, ins
 
 
 @njit(**EW)
-def _model_forward(kinds, eps, theta, offs, ws, hs, ls, acts, ins, have_lx):
+def _model_forward(kinds, eps, omega, theta, offs, ws, hs, ls, acts, ins, have_lx):
     """``hs[L] = L_{L-1}(... L_0(hs[0]))``, all (features, B): each layer's weights, then its pass.
 
     ``hs``, ``ls``, ``acts``, ``ws``, ``ins`` as :func:`_work` makes them, with the network's input in ``hs[0]``
@@ -403,54 +218,14 @@ def _model_forward(kinds, eps, theta, offs, ws, hs, ls, acts, ins, have_lx):
     dt = hs[0].dtype.type
     for l in range(kinds.shape[0]):
         p = theta[offs[l]:offs[l + 1]]
-        _layer_weights(kinds[l], p, ws[l])
+        layer_weights(kinds[l], p, ws[l])
         if takes_log_input(kinds[l]) and (l > 0 or not have_lx):
             log_abs(hs[l], hs[l].shape[1], dt(eps[l]), ls[l])
-        _layer_forward(kinds[l], p, hs[l], ls[l], dt(eps[l]), ws[l], acts[l], ins[l], hs[l + 1])
+        layer_forward(kinds[l], p, hs[l], ls[l], dt(eps[l]), dt(omega[l]), ws[l], acts[l], ins[l], hs[l + 1])
 
 
 @njit(**EW)
-def _distance(w):
-    """``min(|w|, |1 - |w||)`` in float64: the distance of a weight to the nearest of -1, 0, 1."""
-    a = abs(np.float64(w))
-    return min(a, abs(1.0 - a))
-
-
-@njit(**EW)
-def _sigmoid64(m):
-    """The logistic function of ``m`` in float64 (stable)."""
-    m = np.float64(m)
-    return 1.0 / (1.0 + np.exp(-m)) if m >= 0 else np.exp(m) / (1.0 + np.exp(m))
-
-
-@njit(**EW)
-def sparsity_error(kinds, dims, offs, theta):
-    """Madsen & Johansen's sparsity error of the packed model ``theta``: the largest :func:`_distance` over the
-    weights as the forward pass uses them (NAU, NMU, ClippedNACMul: ``W``; GatedNAUNMU: ``W_add`` and ``W_mul``;
-    NPU: ``W_r`` and ``W_i``, RealNPU: ``W_r``;
-    NAC, NACMul, NALU: ``tanh(W_hat) sigma(M_hat)``, GNALU: ``tanh(c W_hat) sigma(c M_hat)``, SigmoidNACMul:
-    ``sigma(W_hat)``, in float64; the gates and a
-    baseline's bias left out), as :func:`nalu_np.arithmetic.sparsity_error`."""
-    worst = 0.0
-    for layer in range(kinds.shape[0]):
-        kind = kinds[layer]
-        n = dims[layer] * dims[layer + 1]
-        p = theta[offs[layer]:offs[layer + 1]]
-        for k in range(2 * n if kind == GATEDNAUNMU or (_npu(kind) and not _real(kind)) else n):
-            if _nac_weights(kind):
-                c = _scale(kind)
-                d = _distance(np.tanh(c * np.float64(p[k])) * _sigmoid64(c * np.float64(p[n + k])))
-            elif kind == SIGMOIDNACMUL:
-                d = _distance(_sigmoid64(p[k]))
-            else:
-                d = _distance(p[k])
-            if not d <= worst:  # NaN wins, as numpy's max
-                worst = d
-    return worst
-
-
-@njit(**EW)
-def _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, ws, hs, ls, acts, ins, row):
+def _evaluate(kinds, dims, offs, eps, omega, theta, xs, lxs, ts, ws, hs, ls, acts, ins, row):
     """``row[j] = mean((y - t)^2)`` on each test set ``j`` (float64) and ``row[-1]`` the sparsity error.
 
     ``xs`` (sets, blocks, I, nb) holds each set's inputs in blocks of ``nb`` columns, the last block padded;
@@ -466,7 +241,7 @@ def _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, ws, hs, ls, acts, ins,
         for blk in range(xs.shape[1]):
             hb = (xs[j, blk], hs[1], hs[2], hs[3])
             lb = (lxs[j, blk], ls[1], ls[2])
-            _model_forward(kinds, eps, theta, offs, ws, hb, lb, acts, ins, True)
+            _model_forward(kinds, eps, omega, theta, offs, ws, hb, lb, acts, ins, True)
             yT = hb[L]
             for b in range(min(nb, N - blk * nb)):
                 d = np.float64(yT[0, b]) - ts[j, blk * nb + b]
@@ -476,9 +251,9 @@ def _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, ws, hs, ls, acts, ins,
 
 
 @njit(**EW)
-def _train_seed(kinds, dims, offs, eps, theta, slots, lo, hi, u, state, steps, B, xlo, span, op, o, s, v,
-                t0, opt, hyper, lam_hat, lam_start, lam_end, l1_at, l1_beta, every, first, xs, lxs, ts,
-                losses, evals):
+def _train_seed(kinds, dims, offs, eps, omega, theta, slots, lo, hi, u, state, steps, B, xlo, span, op, o, s, v,
+                t0, opt, hyper, lam_hat, lam_start, lam_end, l1_at, l1_beta, segs, sat_weight, sat_omega, sat_start,
+                every, first, xs, lxs, ts, losses, evals):
     """One seed of :func:`run`: returns (steps done, evaluations written)."""
     L = kinds.shape[0]
     I, O = dims[0], dims[L]
@@ -506,7 +281,7 @@ def _train_seed(kinds, dims, offs, eps, theta, slots, lo, hi, u, state, steps, B
     yT, dyT = hs[L], dys[L - 1]
     ne = 0
     if every > 0 and first:
-        _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, ws, hs, ls, acts, ins, evals[ne])
+        _evaluate(kinds, dims, offs, eps, omega, theta, xs, lxs, ts, ws, hs, ls, acts, ins, evals[ne])
         ne += 1
     given = u.shape[0] == steps
     bad = False
@@ -519,7 +294,7 @@ def _train_seed(kinds, dims, offs, eps, theta, slots, lo, hi, u, state, steps, B
         else:
             fill_uniform(state, dt.type(xlo), dt.type(span), xflat)
         _targets(xT, op, o, s, v, sa, sc, t)
-        _model_forward(kinds, eps, theta, offs, ws, hs, ls, acts, ins, False)
+        _model_forward(kinds, eps, omega, theta, offs, ws, hs, ls, acts, ins, False)
         loss = 0.0
         for j in range(O):
             for b in range(B):
@@ -529,23 +304,26 @@ def _train_seed(kinds, dims, offs, eps, theta, slots, lo, hi, u, state, steps, B
         loss /= B * O
         for l in range(L - 1, -1, -1):  # layer l's gradients, and for l > 0 the gradient at its input
             below = max(l - 1, 0)  # (layer 0 writes no input gradient: dys[0] is only a placeholder there)
-            _layer_backward(kinds[l], theta[offs[l]:offs[l + 1]], hs[l], ls[l], dys[l], dt.type(eps[l]), ws[l],
-                            acts[l], ins[l], dacts[l], dWs[l], grad[offs[l]:offs[l + 1]], dys[below], l > 0, pre,
-                            run_)
+            layer_backward(kinds[l], theta[offs[l]:offs[l + 1]], hs[l], ls[l], dys[l], dt.type(eps[l]),
+                           dt.type(omega[l]), ws[l], acts[l], ins[l], dacts[l], dWs[l], grad[offs[l]:offs[l + 1]],
+                           dys[below], l > 0, pre, run_)
         lam = _schedule(step, lam_hat, lam_start, lam_end)
         if lam != 0.0:
             penalty = 0.0
             for l in range(L):
-                penalty += _penalty(kinds[l], dims[l], theta[offs[l]:offs[l + 1]], lam, grad[offs[l]:offs[l + 1]])
+                penalty += layer_penalty(kinds[l], dims[l], theta[offs[l]:offs[l + 1]], lam,
+                                         grad[offs[l]:offs[l + 1]])
             loss += penalty
         beta = _beta(step, l1_at, l1_beta)
         if beta != 0.0:
             loss += _l1(theta, beta, grad)
+        if sat_weight != 0.0 and step >= sat_start:
+            loss += _saturation(theta, segs, sat_weight, sat_omega, grad)
         losses[k] = loss
         bad = bad or not np.isfinite(loss)
         _optimizer_step(opt, hyper, theta, grad, slots, step + 1, lo, hi)
         if every > 0 and ((k + 1) % every == 0 or k + 1 == steps):
-            _evaluate(kinds, dims, offs, eps, theta, xs, lxs, ts, ws, hs, ls, acts, ins, evals[ne])
+            _evaluate(kinds, dims, offs, eps, omega, theta, xs, lxs, ts, ws, hs, ls, acts, ins, evals[ne])
             ne += 1
             if bad:
                 return k + 1, ne
@@ -553,9 +331,9 @@ def _train_seed(kinds, dims, offs, eps, theta, slots, lo, hi, u, state, steps, B
 
 
 @njit(**EW)
-def run(kinds, dims, offs, eps, theta, slots, lo, hi, u, states, active, steps, B, xlo, span, op, offsets, s,
-        v, t0, opt, hyper, lam_hat, lam_start, lam_end, l1_at, l1_beta, every, first, xs, lxs, ts, losses,
-        evals, done, nevals):
+def run(kinds, dims, offs, eps, omega, theta, slots, lo, hi, u, states, active, steps, B, xlo, span, op, offsets,
+        s, v, t0, opt, hyper, lam_hat, lam_start, lam_end, l1_at, l1_beta, segs, sat_weight, sat_omega, sat_start,
+        every, first, xs, lxs, ts, losses, evals, done, nevals):
     """``steps`` training steps of ``S`` independent runs (seeds) of one network on the packed parameters
     ``theta[s]`` with the optimizer state ``slots[s]``, one seed after the other.
 
@@ -575,7 +353,9 @@ def run(kinds, dims, offs, eps, theta, slots, lo, hi, u, states, active, steps, 
     offs : int64 array, shape (L + 1,)
         Start of each layer's parameters in a row of ``theta``, then the end.
     eps : float64 array, shape (L,)
-        The layers' ``eps`` (used by the NALU and the log-space path).
+        The layers' ``eps`` (used by the NALU, the log-space path, the NPUs and the INALU).
+    omega : float64 array, shape (L,)
+        The layers' ``omega`` (the INALU's bound of its log-space sum; ignored by the other kinds).
     theta : array of a float dtype, shape (S, P)
         Parameters, updated in place.
     slots : array of the dtype of ``theta``, shape (S, n, P)
@@ -604,13 +384,18 @@ def run(kinds, dims, offs, eps, theta, slots, lo, hi, u, states, active, steps, 
         The L1 term ``beta(t) sum |theta|`` over all parameters, ``beta`` piecewise constant: ``l1_beta[j]`` from
         step ``l1_at[j]`` (increasing) on, 0 before ``l1_at[0]``; J = 0: none.  Its gradient is
         ``beta sign(theta)``.
+    segs : int64 array, shape (arrays + 1,)
+        Where each of the model's parameter arrays starts in a row of ``theta``, then the end.
+    sat_weight, sat_omega, sat_start
+        The iNALU recipe's saturation regularizer ``sat_weight * R`` (:func:`_saturation` over the arrays of
+        ``segs`` with ``sat_omega``) at the steps ``t >= sat_start``; ``sat_weight = 0``: none.
     every : int
         Evaluate after every ``every`` steps of the call and after its last step (0: never); with ``first``
         also before the first.  A seed whose loss was not finite stops at its next evaluation.
     xs, lxs, ts
         The test sets, as :func:`_evaluate` takes them (targets per seed: ``ts`` (S, sets, N)).
     losses : float64 array, shape (S, steps)
-        Out: the loss of each step before its update (MSE plus regularizer plus L1 term).
+        Out: the loss of each step before its update (MSE plus regularizer plus L1 term plus saturation term).
     evals : float64 array, shape (S, evaluations, sets + 1)
         Out: each evaluation's test-set MSEs and sparsity error.
     done, nevals : int64 arrays, shape (S,)
@@ -619,9 +404,9 @@ def run(kinds, dims, offs, eps, theta, slots, lo, hi, u, states, active, steps, 
     for q in range(theta.shape[0]):
         if active[q]:
             done[q], nevals[q] = _train_seed(
-                kinds, dims, offs, eps, theta[q], slots[q], lo, hi, u[q], states[q], steps, B, xlo, span,
-                op, offsets[q], s, v, t0[q], opt, hyper, lam_hat, lam_start, lam_end, l1_at, l1_beta,
-                every, first, xs, lxs, ts[q], losses[q], evals[q])
+                kinds, dims, offs, eps, omega, theta[q], slots[q], lo, hi, u[q], states[q], steps, B, xlo, span,
+                op, offsets[q], s, v, t0[q], opt, hyper, lam_hat, lam_start, lam_end, l1_at, l1_beta, segs,
+                sat_weight, sat_omega, sat_start, every, first, xs, lxs, ts[q], losses[q], evals[q])
 
 
 @njit(**EW)
@@ -635,9 +420,9 @@ def log_input(kinds, eps, xT):
 
 
 @njit(**EW)
-def predict(kinds, dims, offs, eps, theta, xT, lx, yT):
+def predict(kinds, dims, offs, eps, omega, theta, xT, lx, yT):
     """``yT = L_{L-1}(... L_0(xT))`` for a batch of any size, (features, B); ``lx`` from :func:`log_input`."""
     ws, hw, ls, acts, ins = _work(kinds, dims, theta.dtype, xT.shape[1])
     hs = (xT, hw[1], hw[2], hw[3])
-    _model_forward(kinds, eps, theta, offs, ws, hs, (lx, ls[1], ls[2]), acts, ins, True)
+    _model_forward(kinds, eps, omega, theta, offs, ws, hs, (lx, ls[1], ls[2]), acts, ins, True)
     yT[:, :] = hs[kinds.shape[0]]

@@ -126,8 +126,8 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="one target"):
         wide = nn.NAU(100, 2, dtype="float64")
         nt.train_steps(wide, Adam(wide.params, lr=1e-3), task, np.zeros((1, 2, 100)))
-    with pytest.raises(TypeError, match="layers of"):
-        nt.predict(nn.Sequential([nn.INALU(100, 2), nn.NMU(2, 1)]), np.zeros((1, 100), np.float32))
+    with pytest.raises(TypeError, match="layers of"):  # a layer without a kind: a nested Sequential
+        nt.predict(nn.Sequential([nn.Sequential([nn.NAU(100, 2)]), nn.NMU(2, 1)]), np.zeros((1, 100), np.float32))
     with pytest.raises(TypeError, match="shared weights"):
         nt.predict(nn.Sequential([nn.NALU(100, 2, shared_weights=False), nn.NMU(2, 1)]), np.zeros((1, 100), np.float32))
     with pytest.raises(ValueError, match="either u"):
@@ -233,13 +233,14 @@ def test_kind_codes_and_lazy_numba() -> None:
                               "relu": kernel.RELU, "relu6": kernel.RELU6, "nac": kernel.NAC, "nacmul": kernel.NACMUL,
                               "clippednacmul": kernel.CLIPPEDNACMUL, "sigmoidnacmul": kernel.SIGMOIDNACMUL,
                               "gatednaunmu": kernel.GATEDNAUNMU, "npu": kernel.NPU, "realnpu": kernel.REALNPU,
-                              "gnalu": kernel.GNALU}
+                              "gnalu": kernel.GNALU, "inalu": kernel.INALU}
     assert nt.CLAMPED_KINDS == {"npu": kernel.CLAMPEDNPU, "realnpu": kernel.CLAMPEDREALNPU}
     codes = list(nt.LAYER_KINDS.values()) + list(nt.CLAMPED_KINDS.values())
     assert len(set(codes)) == len(codes)
     assert {nn.NAU.kernel, nn.NMU.kernel, nn.NALU.kernel, nn.Linear.kernel, nn.ReLU.kernel, nn.ReLU6.kernel,
             nn.NAC.kernel, nn.NACMul.kernel, nn.ClippedNACMul.kernel, nn.SigmoidNACMul.kernel,
-            nn.GatedNAUNMU.kernel, nn.NPU.kernel, nn.RealNPU.kernel, nn.GNALU.kernel} == set(nt.LAYER_KINDS)
+            nn.GatedNAUNMU.kernel, nn.NPU.kernel, nn.RealNPU.kernel, nn.GNALU.kernel,
+            nn.INALU.kernel} == set(nt.LAYER_KINDS)
     code = "import sys, nalu_np, nalu_np.compiled; assert 'numba' not in sys.modules, 'numba imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -378,7 +379,7 @@ def test_train_many_is_train_seed_by_seed() -> None:
         for k in a.model.params:
             np.testing.assert_array_equal(a.model.params[k], b.model.params[k])
     with pytest.raises(ValueError, match="compiled path trains layers"):
-        nn.train_many([nn.Sequential([nn.NAU(100, 2), nn.INALU(2, 1)])], ["simple-mul"], [0])
+        nn.train_many([nn.Sequential([nn.NAU(100, 2), nn.Sequential([nn.NMU(2, 1)])])], ["simple-mul"], [0])
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
@@ -621,25 +622,24 @@ def test_single_module_seeds_alone_and_together_and_the_sweep_uses_the_compiled_
     assert records[0]["run"]["loss_curve"] == sweep.run_seed(config, 0)["run"]["loss_curve"]
 
 
-@pytest.mark.parametrize("op,unit,model_unit,why", [("mul", "iNALU", "NALU", "recipe"),
-                                                    ("add", "iNALU", "NAU", "recipe")])
-def test_the_recipes_the_engine_cannot_run_stay_on_the_python_engine(op: str, unit: str, model_unit: str,
-                                                                      why: str) -> None:
-    """A task with the iNALU's recipe (clipping, saturation regularizer, reinitialisation) is refused whatever
-    the model -- even one the engine trains -- and "auto" trains it with the Python engine (the NPUs' L1
-    schedule runs compiled: tests/training/test_compiled_npu.py; clipping alone too)."""
+@pytest.mark.parametrize("op,unit,model_unit", [("mul", "iNALU", "NALU"), ("add", "iNALU", "NAU")])
+def test_the_recipes_run_on_the_compiled_engine(op: str, unit: str, model_unit: str) -> None:
+    """A task with the iNALU's recipe (clipping, saturation regularizer, reinitialisation) is accepted for its
+    own model and for any other model the engine trains, and "auto" trains it with the compiled engine (its
+    equality with the Python engine: tests/training/test_compiled_inalu.py; the NPUs' L1 schedule:
+    tests/training/test_compiled_npu.py; clipping alone runs compiled too)."""
     from nalu_np.arithmetic import SingleModuleTask
 
     task = SingleModuleTask(op, unit=unit, steps=20, eval_every=10)
     assert task.recipe is not None
     own = task.build_model(0)
-    assert why in nn.training.compiled_unsupported(own, task)
+    assert nn.training.compiled_unsupported(own, task) is None
     model = nn.layers.make_unit(model_unit, 2, 1, rng=0)
     assert nt.supports(model) is None
-    assert why in nn.training.compiled_unsupported(model, task)
-    with pytest.raises(ValueError, match=why):
-        nn.train(model, task, engine="compiled", progress=False)
-    assert nn.train(own, task, engine="auto", progress=False).engine == "python"
+    assert nn.training.compiled_unsupported(model, task) is None
+    assert nn.train(model, task, engine="compiled", progress=False).engine == "compiled"
+    assert nn.train(own, task, engine="auto", progress=False).engine == "compiled"
+    assert task.recipe_run is not None and task.recipe_run.reinits == 0
     clipped = SingleModuleTask("mul", unit="NMU", steps=20)
     clipped.clip_value = 0.1  # gradient clipping alone runs compiled (tests/training/test_compiled_optim.py)
     assert nn.training.compiled_unsupported(clipped.build_model(0), clipped) is None

@@ -237,9 +237,9 @@ def test_compiled_engine_draws_its_own_batches_reproducibly():
 
 
 def test_engine_choice():
-    add = sw.Config("simple-add", "INALU", TINY)
-    assert sw.run_seed(add, 0, engine="auto")["engine"] == "python"  # INALU -> INALU: no compiled path
-    with pytest.raises(ValueError, match="layers of"):
+    add = sw.Config("add")  # the seed article's full-batch task: no compiled path
+    assert sw.run_seed(add, 0, engine="auto")["engine"] == "python"
+    with pytest.raises(ValueError, match="compiled engine trains the simple function task"):
         sw.run_seed(add, 0, engine="compiled")
     with pytest.raises(ValueError, match="engine"):
         sw.run_seed(add, 0, engine="fast")

@@ -131,8 +131,8 @@ def test_an_engine_that_cannot_run_is_refused_before_any_work(tmp_path):
     """--engine compiled on a configuration it cannot train fails at once: no directory, no pool, no run."""
     pytest.importorskip("numba")
     out = tmp_path / "runs"
-    with pytest.raises(ValueError, match="compiled path trains layers of"):
-        sw.run_sweep(sw.Config("simple-add", "INALU", TINY), range(3), str(out), engine="compiled", progress=False)
+    with pytest.raises(ValueError, match="compiled engine trains the simple function task"):
+        sw.run_sweep(sw.Config("add"), range(3), str(out), engine="compiled", progress=False)  # full-batch seed task
     assert not out.exists()
-    p = _cli("sweep", "simple-add:INALU", "--engine", "compiled", "--out", "runs", cwd=tmp_path)
-    assert p.returncode == 2 and "compiled path" in p.stderr and not out.exists()
+    p = _cli("sweep", "add", "--engine", "compiled", "--out", "runs", cwd=tmp_path)
+    assert p.returncode == 2 and "compiled engine" in p.stderr and not out.exists()
