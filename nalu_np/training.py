@@ -509,7 +509,8 @@ def train(model: Any, task: Task | str, *, steps: int | None = None, optimizer: 
     clip_norm, clip_value, projections
         Passed to the optimizer (see :mod:`nalu_np.optim`); ``clip_value`` defaults to ``task.clip_value`` (the
         task's recipe, e.g. the iNALU's 0.1 in the single-module benchmark), the projections to
-        ``model.projections()`` when the model has that method.  Python engine only.
+        ``model.projections()`` when the model has that method.  The compiled engine clips as the Python one
+        and takes no other projections than the units' own.
     eval_every : int, optional
         Default ``task.eval_every``; ``None`` evaluates before and after training only.
     log_every : int, optional
