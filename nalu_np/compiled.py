@@ -2,8 +2,8 @@
 and the single-module task, K steps in one compiled call (:mod:`nalu_np.kernels.numba.train`).
 
 The networks are a single unit ``L(I, O)`` or ``Sequential([L1(I, H), L2(H, O)])``, ``Sequential([L1(I, H1),
-L2(H1, H2), L3(H2, O)])`` (or a one-layer Sequential), each layer an ``NAU``, ``NMU``, ``NALU`` (shared
-weights), ``NAC``, ``NACMul``, one of the study's baselines ``Linear``, ``ReLU``, ``ReLU6``, one of its
+L2(H1, H2), L3(H2, O)])`` (or a one-layer Sequential), each layer an ``NAU``, ``NMU``, ``NALU`` (shared or
+separate weights), ``NAC``, ``NACMul``, one of the study's baselines ``Linear``, ``ReLU``, ``ReLU6``, one of its
 variants ``ClippedNACMul``, ``SigmoidNACMul``, ``GatedNAUNMU``, an ``NPU`` or ``RealNPU`` (with or without
 ``clamp_gate``), a ``GNALU`` or an ``INALU``, in any order: e.g. Madsen & Johansen's (2020)
 simple function task's NAU -> NMU for ``x``, NAU -> NAU for ``+`` and ``-``, NALU -> NALU for the NALU
@@ -57,7 +57,7 @@ import numpy as np
 
 __all__ = ["SimpleFunction", "SeedsRun", "draw_uniforms", "rng_state", "uniforms", "supports", "train_seeds",
            "train_steps", "predictor",
-           "predict", "train", "LAYER_KINDS", "CLAMPED_KINDS", "OPTIMIZER_KINDS", "MAX_LAYERS"]
+           "predict", "train", "LAYER_KINDS", "CLAMPED_KINDS", "SEPARATE_KINDS", "OPTIMIZER_KINDS", "MAX_LAYERS"]
 
 _OPS = {"add": 0, "sub": 1, "mul": 2, "div": 3, "squared": 4, "root": 5}
 #: the layers the engine trains, by their ``kernel`` prefix, and their kind codes in the compiled step
@@ -69,6 +69,9 @@ LAYER_KINDS = {"nau": 0, "nmu": 1, "nalu": 2, "dense": 3, "relu": 4, "relu6": 5,
                "inalu": 16}
 #: the kind codes of the NPUs with ``clamp_gate`` (``CLAMPEDNPU``, ``CLAMPEDREALNPU``)
 CLAMPED_KINDS = {"npu": 13, "realnpu": 14}
+#: the kind code of the NALU with ``shared_weights=False`` (``SEPARATENALU``: ``W_hat_add``, ``M_hat_add``,
+#: ``W_hat_mul``, ``M_hat_mul``, ``G``)
+SEPARATE_KINDS = {"nalu": 17}
 
 
 @dataclass(frozen=True)
@@ -202,8 +205,8 @@ def supports(model: Any) -> str | None:
     """Why the compiled path cannot train ``model``, or None when it can.
 
     It trains a unit or a ``Sequential`` of 1 to :data:`MAX_LAYERS` layers whose sizes chain, each of the kinds
-    :data:`LAYER_KINDS` (the NALU with shared weights; the NPUs with or without ``clamp_gate``), with NumPy
-    float32 or float64 parameters of one dtype.
+    :data:`LAYER_KINDS` (the NALU with shared or separate weights; the NPUs with or without ``clamp_gate``), with
+    NumPy float32 or float64 parameters of one dtype.
     """
     if importlib.util.find_spec("numba") is None:
         return "the compiled path needs numba (pip install 'nalu-np[numba]')"
@@ -218,8 +221,6 @@ def supports(model: Any) -> str | None:
 
         known = ", ".join(name for name, spec in UNITS.items() if spec.kernel in LAYER_KINDS)
         return f"the compiled path trains layers of {known}, got {names}"
-    if any(k == "nalu" and not layer.shared_weights for k, layer in zip(kernels, layers)):
-        return "the compiled path trains the NALU with shared weights only"
     if any(a.out_features != b.in_features for a, b in zip(layers, layers[1:])):
         return "the layers' sizes do not chain"
     dtypes = {p.dtype for p in model.params.values()}
@@ -232,8 +233,12 @@ def supports(model: Any) -> str | None:
 
 def _kind(layer: Any) -> int:
     """The kind code of ``layer`` from its ``kernel`` prefix (:data:`CLAMPED_KINDS` for an NPU with
-    ``clamp_gate``)."""
-    return (CLAMPED_KINDS if getattr(layer, "clamp_gate", False) else LAYER_KINDS)[layer.kernel]
+    ``clamp_gate``, :data:`SEPARATE_KINDS` for a NALU with ``shared_weights=False``)."""
+    if getattr(layer, "clamp_gate", False):
+        return CLAMPED_KINDS[layer.kernel]
+    if not getattr(layer, "shared_weights", True):
+        return SEPARATE_KINDS[layer.kernel]
+    return LAYER_KINDS[layer.kernel]
 
 
 def _packing(model: Any) -> _Packed:
@@ -384,7 +389,7 @@ def train_seeds(models: Sequence[Any], optimizers: Sequence[Any], tasks: Sequenc
     ----------
     models : sequence of Sequential or unit
         ``S`` models of one structure and dtype (a unit or 1 to 3 layers of the kinds :data:`LAYER_KINDS` whose
-        sizes chain, mapping I -> 1, the NALU with shared weights, NumPy float32 or float64 parameters;
+        sizes chain, mapping I -> 1, the NALU with shared or separate weights, NumPy float32 or float64 parameters;
         :func:`supports`); trained in place.
     optimizers : sequence of nalu_np.optim.Adam, SGD or RMSProp
         One per model, built on its ``params``, all of one class (:data:`OPTIMIZER_KINDS`; not a subclass) and one

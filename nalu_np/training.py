@@ -220,7 +220,7 @@ def compiled_unsupported(model: Any, task: Task, backend: str | Backend | None =
     """Why the compiled engine cannot train ``model`` on ``task``, or None when it can.
 
     It trains what :func:`nalu_np.compiled.supports` accepts (a unit or a Sequential of 1 to 3 layers of NAU,
-    NMU, NALU with shared weights, NAC, NACMul, Linear, ReLU, ReLU6, ClippedNACMul, SigmoidNACMul,
+    NMU, NALU (shared or separate weights), NAC, NACMul, Linear, ReLU, ReLU6, ClippedNACMul, SigmoidNACMul,
     GatedNAUNMU, NPU and RealNPU, whose sizes chain) mapping the task's inputs to one output, on the simple
     function task (any of its six ops) and the single-module task (any of its four ops and nine ranges), with
     the sparsity regularizer and the task's L1 schedule (``task.l1``, the NPUs' recipe) as the penalties, with

@@ -26,9 +26,9 @@ from .nmu import nmu_block_backward, nmu_block_forward, nmu_regularizer
 from .npu import npu_block_backward, npu_block_forward, npu_regularizer
 
 __all__ = ["NAU", "NMU", "NALU", "LINEAR", "RELU", "RELU6", "NAC", "NACMUL", "CLIPPEDNACMUL", "SIGMOIDNACMUL",
-           "GATEDNAUNMU", "NPU", "REALNPU", "CLAMPEDNPU", "CLAMPEDREALNPU", "GNALU", "INALU", "WORK_SLOTS",
-           "takes_log_input", "keeps_input_values", "layer_weights", "layer_forward", "layer_backward",
-           "layer_penalty", "sparsity_error"]
+           "GATEDNAUNMU", "NPU", "REALNPU", "CLAMPEDNPU", "CLAMPEDREALNPU", "GNALU", "INALU", "SEPARATENALU",
+           "WORK_SLOTS", "takes_log_input", "keeps_input_values", "layer_weights", "layer_forward",
+           "layer_backward", "layer_penalty", "sparsity_error"]
 
 #: the kind codes of the layers (LINEAR, RELU, RELU6: the study's baselines, ``W`` then the bias ``b``; NAC and
 #: NACMUL: ``W = tanh(W_hat) sigma(M_hat)``, NACMUL in log space; CLIPPEDNACMUL, SIGMOIDNACMUL: the log-space
@@ -36,13 +36,15 @@ __all__ = ["NAU", "NMU", "NALU", "LINEAR", "RELU", "RELU6", "NAC", "NACMUL", "CL
 #: ``W_r``, ``W_i``, then the gate ``g`` (I,); REALNPU: ``W_r``, ``g``; CLAMPEDNPU, CLAMPEDREALNPU: the same with
 #: the gate ``clip(g, 0, 1)`` in the forward pass and ``dg`` zero where ``g`` is outside ``[0, 1]``; GNALU: the
 #: NALU's ``W_hat``, ``M_hat``, ``G``, used as ``ln(phi)`` times them; INALU: ``W_hat_add``, ``M_hat_add``,
-#: ``W_hat_mul``, ``M_hat_mul``, then the gate ``g`` (O,))
+#: ``W_hat_mul``, ``M_hat_mul``, then the gate ``g`` (O,); SEPARATENALU: the NALU with separate weights,
+#: ``W_hat_add``, ``M_hat_add``, ``W_hat_mul``, ``M_hat_mul``, then ``G`` (I, O))
 NAU, NMU, NALU, LINEAR, RELU, RELU6, NAC, NACMUL, CLIPPEDNACMUL, SIGMOIDNACMUL, GATEDNAUNMU, NPU, REALNPU, CLAMPEDNPU, \
-    CLAMPEDREALNPU, GNALU, INALU = range(17)
+    CLAMPEDREALNPU, GNALU, INALU, SEPARATENALU = range(18)
 
 #: the (I, O) slots of a layer's ``wts``: the INALU's ``W_a``, ``tanh(W_hat_add)``, ``sigma(M_hat_add)``, ``W_m``,
 #: ``tanh(W_hat_mul)``, ``sigma(M_hat_mul)``, ``|W_m|``, ``G`` (in row 0 of slot 7) and two sums of its backward
-#: pass; the other kinds use the first four at most
+#: pass; the separate-weights NALU's first six the same, slot 8 the sum of its ``dW_m``; the other kinds use the
+#: first four at most
 WORK_SLOTS = 10
 
 
@@ -57,6 +59,19 @@ def _nac_weights(kind):
     """Whether ``kind``'s weight is ``tanh(c W_hat) sigma(c M_hat)`` (NALU, NAC, NACMul: ``c = 1``; GNALU:
     :func:`_scale`)."""
     return kind == NALU or kind == NAC or kind == NACMUL or kind == GNALU
+
+
+@njit(**EW)
+def _two_paths(kind):
+    """Whether ``kind`` has separate weights ``W_hat_add``, ``M_hat_add``, ``W_hat_mul``, ``M_hat_mul`` (each
+    pair used as ``tanh(W_hat) sigma(M_hat)``) first in its parameters: the INALU and the separate-weights NALU."""
+    return kind == INALU or kind == SEPARATENALU
+
+
+@njit(**EW)
+def _nalu(kind):
+    """Whether ``kind`` runs the NALU's block functions: the NALU (shared or separate weights) and the G-NALU."""
+    return kind == NALU or kind == GNALU or kind == SEPARATENALU
 
 
 @njit(**EW)
@@ -86,8 +101,8 @@ def _real(kind):
 
 @njit(**EW)
 def takes_log_input(kind):
-    """Whether ``kind`` needs ``log(|x| + eps)`` of its input (NALU, GNALU and the log-space path)."""
-    return kind == NALU or kind == GNALU or _log_path(kind)
+    """Whether ``kind`` needs ``log(|x| + eps)`` of its input (the NALUs, GNALU and the log-space path)."""
+    return _nalu(kind) or _log_path(kind)
 
 
 @njit(**EW)
@@ -113,7 +128,9 @@ def layer_weights(kind, p, wts):
     (:func:`_scale`); SigmoidNACMul: ``wts[0] = sigma(W_hat)``; ClippedNACMul: ``wts[0] = W`` (the log-space path
     reads ``wts[0]``); INALU: ``wts[:7] = (W_a, tanh(W_hat_add), sigma(M_hat_add), W_m, tanh(W_hat_mul),
     sigma(M_hat_mul), |W_m|)`` and ``wts[7][0] = sigma(g)`` (O,)
-    (:func:`~nalu_np.kernels.numba.inalu.inalu_weights_into`); nothing to do for the other kinds, whose weights are in ``p`` itself."""
+    (:func:`~nalu_np.kernels.numba.inalu.inalu_weights_into`); SEPARATENALU: ``wts[:6] = (W_a, tanh(W_hat_add),
+    sigma(M_hat_add), W_m, tanh(W_hat_mul), sigma(M_hat_mul))``; nothing to do for the other kinds, whose weights
+    are in ``p`` itself."""
     I, O = wts.shape[1], wts.shape[2]
     n = I * O
     if kind == GNALU:  # the scaled W_hat, M_hat into t, s first: nac_weight_into works element by element
@@ -124,6 +141,9 @@ def layer_weights(kind, p, wts):
                 wts[2, i, j] = p[n + i * O + j] * c
                 wts[3, i, j] = p[2 * n + i * O + j] * c
         nac_weight_into(wts[1], wts[2], wts[0], wts[1], wts[2])
+    elif kind == SEPARATENALU:
+        nac_weight_into(p[:n].reshape((I, O)), p[n:2 * n].reshape((I, O)), wts[0], wts[1], wts[2])
+        nac_weight_into(p[2 * n:3 * n].reshape((I, O)), p[3 * n:4 * n].reshape((I, O)), wts[3], wts[4], wts[5])
     elif _nac_weights(kind):
         nac_weight_into(p[:n].reshape((I, O)), p[n:2 * n].reshape((I, O)), wts[0], wts[1], wts[2])
     elif kind == SIGMOIDNACMUL:
@@ -135,6 +155,26 @@ def layer_weights(kind, p, wts):
         inalu_weights_into(p[:n].reshape((I, O)), p[n:2 * n].reshape((I, O)), p[2 * n:3 * n].reshape((I, O)),
                            p[3 * n:m].reshape((I, O)), p[m:m + O], wts[0], wts[1], wts[2], wts[3], wts[4], wts[5],
                            wts[6], wts[7][0])
+
+
+@njit(**EW)
+def _nalu_gate_start(kind, n):
+    """Where the gate ``G`` of a NALU kind starts in its packed parameters, ``n = I * O``: after the shared
+    ``W_hat``, ``M_hat`` (NALU, GNALU) or after the four separate ones (SEPARATENALU)."""
+    return 4 * n if kind == SEPARATENALU else 2 * n
+
+
+@njit(**EW)
+def _nalu_weights(kind, p, wts):
+    """``(W_m, G)`` (I, O) of a NALU kind as its passes use them, after :func:`layer_weights` (``W_a`` is
+    ``wts[0]``): ``W_m = W_a`` for shared weights, ``wts[3]`` for separate ones; ``G`` the GNALU's scaled
+    ``wts[3]``, else taken from ``p``."""
+    I, O = wts.shape[1], wts.shape[2]
+    n = I * O
+    m = _nalu_gate_start(kind, n)
+    Wm = wts[3] if kind == SEPARATENALU else wts[0]
+    G = wts[3] if kind == GNALU else p[m:m + n].reshape((I, O))
+    return Wm, G
 
 
 @njit(**EW)
@@ -172,9 +212,9 @@ def layer_forward(kind, p, xT, lT, eps, omega, wts, act, ins, yT):
     elif _npu(kind):
         npu_block_forward(xT, B, p[:n].reshape((I, O)), p[n:2 * n].reshape((I, O)), p[2 * n:2 * n + I], eps,
                           kind == CLAMPEDNPU, ins[0], ins[1], ins[2], ins[3], act[0], act[1], yT)
-    else:
-        G = wts[3] if kind == GNALU else p[2 * n:3 * n].reshape((I, O))
-        nalu_block_forward(xT, lT, B, wts[0], wts[0], G, act[0], act[1], act[2], yT)
+    else:  # the NALUs
+        Wm, G = _nalu_weights(kind, p, wts)
+        nalu_block_forward(xT, lT, B, wts[0], Wm, G, act[0], act[1], act[2], yT)
 
 
 @njit(**EW)
@@ -182,9 +222,11 @@ def layer_backward(kind, p, xT, lT, dyT, eps, omega, wts, act, ins, dact, dW, gp
     """Gradients of a layer into the packed gradient ``gp`` (layout of ``p``, overwritten) and, when
     ``need_dx``, ``dxT`` (overwritten).  Scratch: ``dact`` (3, O, B), ``dW`` (I, O), ``pre`` (>= I, B),
     ``run`` (B,), the NPUs' ``ins[4:6]``.  The NALU's shared weight gets ``dW_a + dW_m``, taken through
-    ``tanh * sigma`` into ``W_hat`` and ``M_hat``; the log-space path's ``dW`` goes through the weight of its
-    kind; a clamped NPU's ``dg`` is zeroed where ``g`` is outside ``[0, 1]`` (the chain rule of the clip); the
-    INALU sums into ``dW`` and ``wts[8:10]`` (scratch ``ins[2:4]``), then takes them on to its raw parameters."""
+    ``tanh * sigma`` into ``W_hat`` and ``M_hat``; with separate weights ``dW_a`` (summed in ``dW``) and ``dW_m``
+    (in ``wts[8]``) go each through its own path's ``tanh * sigma``; the log-space path's ``dW`` goes through
+    the weight of its kind; a clamped NPU's ``dg`` is zeroed where ``g`` is outside ``[0, 1]`` (the chain rule of
+    the clip); the INALU sums into ``dW`` and ``wts[8:10]`` (scratch ``ins[2:4]``), then takes them on to its raw
+    parameters."""
     I, O = wts.shape[1], wts.shape[2]
     n = I * O
     B = xT.shape[1]
@@ -237,14 +279,20 @@ def layer_backward(kind, p, xT, lT, dyT, eps, omega, wts, act, ins, dact, dW, gp
                                    dact[2], gp[:n].reshape((I, O)), gp[n:2 * n].reshape((I, O)),
                                    gp[2 * n:3 * n].reshape((I, O)), dxT, need_dx, pre, run)
         return
-    if kind == NALU or kind == GNALU:  # the G-NALU's gradients at its scaled parameters, times c
-        G = wts[3] if kind == GNALU else p[2 * n:3 * n].reshape((I, O))
-        dG = gp[2 * n:3 * n].reshape((I, O))
+    if _nalu(kind):  # the G-NALU's gradients at its scaled parameters, times c
+        Wm, G = _nalu_weights(kind, p, wts)
+        m = _nalu_gate_start(kind, n)
+        dG = gp[m:m + n].reshape((I, O))
+        dWm = wts[8] if kind == SEPARATENALU else dW  # shared weights: one sum dW_a + dW_m
         dW[:, :] = 0.0
+        dWm[:, :] = 0.0
         dG[:, :] = 0.0
-        nalu_block_backward(xT, lT, dyT, B, wts[0], wts[0], G, eps, act[0], act[1], act[2], dact[0], dact[1],
-                            dact[2], dW, dW, dG, dxT, need_dx)
+        nalu_block_backward(xT, lT, dyT, B, wts[0], Wm, G, eps, act[0], act[1], act[2], dact[0], dact[1],
+                            dact[2], dW, dWm, dG, dxT, need_dx)
         nac_weight_grad_into(dW, wts[1], wts[2], gp[:n].reshape((I, O)), gp[n:2 * n].reshape((I, O)))
+        if kind == SEPARATENALU:
+            nac_weight_grad_into(dWm, wts[4], wts[5], gp[2 * n:3 * n].reshape((I, O)),
+                                 gp[3 * n:4 * n].reshape((I, O)))
         if kind == GNALU:
             c = gp.dtype.type(LN_PHI)
             for k in range(3 * n):
@@ -266,8 +314,8 @@ def layer_backward(kind, p, xT, lT, dyT, eps, omega, wts, act, ins, dact, dW, gp
 @njit(**EW)
 def layer_penalty(kind, I, p, lam, gp):
     """The regularizer of a layer of ``I`` inputs: adds ``lam * dR/dp`` to ``gp`` and returns ``lam * R`` (0 for
-    the kinds without one: NALU, NAC, NACMul, SigmoidNACMul, the baselines, the INALU; the NPUs' is the L1 mean of
-    ``W_r`` plus that of ``W_i``)."""
+    the kinds without one: the NALUs, NAC, NACMul, SigmoidNACMul, the baselines, the INALU; the NPUs' is the L1
+    mean of ``W_r`` plus that of ``W_i``)."""
     if kind == NAU:
         return nau_regularizer(p, lam, gp)
     if kind == NMU or kind == CLIPPEDNACMUL:
@@ -301,16 +349,16 @@ def sparsity_error(kinds, dims, offs, theta):
     """Madsen & Johansen's sparsity error of the packed model ``theta``: the largest :func:`_distance` over the
     weights as the forward pass uses them (NAU, NMU, ClippedNACMul: ``W``; GatedNAUNMU: ``W_add`` and ``W_mul``;
     NPU: ``W_r`` and ``W_i``, RealNPU: ``W_r``;
-    NAC, NACMul, NALU: ``tanh(W_hat) sigma(M_hat)``, INALU: that of both paths, GNALU: ``tanh(c W_hat)
-    sigma(c M_hat)``, SigmoidNACMul: ``sigma(W_hat)``, in float64; the gates and a baseline's bias left out), as
-    :func:`nalu_np.arithmetic.sparsity_error`."""
+    NAC, NACMul, NALU: ``tanh(W_hat) sigma(M_hat)``, INALU and the separate-weights NALU: that of both paths,
+    GNALU: ``tanh(c W_hat) sigma(c M_hat)``, SigmoidNACMul: ``sigma(W_hat)``, in float64; the gates and a
+    baseline's bias left out), as :func:`nalu_np.arithmetic.sparsity_error`."""
     worst = 0.0
     for layer in range(kinds.shape[0]):
         kind = kinds[layer]
         n = dims[layer] * dims[layer + 1]
         p = theta[offs[layer]:offs[layer + 1]]
-        for k in range(2 * n if kind == GATEDNAUNMU or kind == INALU or (_npu(kind) and not _real(kind)) else n):
-            if kind == INALU:  # W_a from p[k], p[n + k]; W_m from p[2 n + k'], p[3 n + k'] for k = n + k'
+        for k in range(2 * n if kind == GATEDNAUNMU or _two_paths(kind) or (_npu(kind) and not _real(kind)) else n):
+            if _two_paths(kind):  # W_a from p[k], p[n + k]; W_m from p[2 n + k'], p[3 n + k'] for k = n + k'
                 j = k if k < n else k + n
                 d = _distance(np.tanh(np.float64(p[j])) * _sigmoid64(p[j + n]))
             elif _nac_weights(kind):

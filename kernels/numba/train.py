@@ -6,11 +6,12 @@ microseconds each).  Here a whole run of steps -- build the batch, forward, MSE,
 regularizer, optional gradient clipping, optimizer step (Adam, SGD or RMSProp), projection -- is one compiled
 call, so a step costs what its arithmetic costs.
 
-Each layer is an NAU, an NMU, a NALU with shared weights, a NAC, a NACMul, one of the study's baselines or one
-of its variants, an NPU or a RealNPU (the kind codes ``NAU``, ``NMU``, ``NALU``, ``NAC``, ``NACMUL``, ``LINEAR``,
-``RELU``, ``RELU6``, ``CLIPPEDNACMUL``, ``SIGMOIDNACMUL``, ``GATEDNAUNMU``, ``NPU``, ``REALNPU``, and
-``CLAMPEDNPU``, ``CLAMPEDREALNPU`` for the NPUs with ``clamp_gate``), a G-NALU (``GNALU``: the NALU on its
-parameters scaled by ``ln(phi)``) or an iNALU (``INALU``).
+Each layer is an NAU, an NMU, a NALU with shared or separate weights, a NAC, a NACMul, one of the study's
+baselines or one of its variants, an NPU or a RealNPU (the kind codes ``NAU``, ``NMU``, ``NALU``, ``NAC``,
+``NACMUL``, ``LINEAR``, ``RELU``, ``RELU6``, ``CLIPPEDNACMUL``, ``SIGMOIDNACMUL``, ``GATEDNAUNMU``, ``NPU``,
+``REALNPU``, and ``CLAMPEDNPU``, ``CLAMPEDREALNPU`` for the NPUs with ``clamp_gate``, ``SEPARATENALU`` for the
+NALU with separate weights), a G-NALU (``GNALU``: the NALU on its parameters scaled by ``ln(phi)``) or an iNALU
+(``INALU``).
 The step is composed of the units' block functions
 (:func:`~nalu_np.kernels.numba.nau.nau_block_forward`, :func:`~nalu_np.kernels.numba.nmu.nmu_block_backward`,
 :func:`~nalu_np.kernels.numba.nalu.nalu_block_forward`, ... -- the same functions the layer kernels call on each
@@ -44,13 +45,14 @@ import numpy as np
 from ._common import EW, adam_step, clip_gradient, log_abs, rmsprop_step, sgd_step
 from ._math import jit as njit
 from .kinds import (CLAMPEDNPU, CLAMPEDREALNPU, CLIPPEDNACMUL, GATEDNAUNMU, GNALU, INALU, LINEAR, NAC, NACMUL,
-                    NALU, NAU, NMU, NPU, REALNPU, RELU, RELU6, SIGMOIDNACMUL, WORK_SLOTS, keeps_input_values,
-                    layer_backward, layer_forward, layer_penalty, layer_weights, sparsity_error, takes_log_input)
+                    NALU, NAU, NMU, NPU, REALNPU, RELU, RELU6, SEPARATENALU, SIGMOIDNACMUL, WORK_SLOTS,
+                    keeps_input_values, layer_backward, layer_forward, layer_penalty, layer_weights, sparsity_error,
+                    takes_log_input)
 from .rng import fill_uniform
 
 __all__ = ["MAX_LAYERS", "NAU", "NMU", "NALU", "LINEAR", "RELU", "RELU6", "NAC", "NACMUL", "CLIPPEDNACMUL", "SIGMOIDNACMUL",
-           "GATEDNAUNMU", "NPU", "REALNPU", "CLAMPEDNPU", "CLAMPEDREALNPU", "GNALU", "INALU", "ADAM", "SGD", "RMSPROP",
-           "HYPER", "run", "sparsity_error", "takes_log_input",
+           "GATEDNAUNMU", "NPU", "REALNPU", "CLAMPEDNPU", "CLAMPEDREALNPU", "GNALU", "INALU", "SEPARATENALU", "ADAM",
+           "SGD", "RMSPROP", "HYPER", "run", "sparsity_error", "takes_log_input",
            "log_input", "predict"]
 
 

@@ -128,8 +128,10 @@ def test_bad_arguments() -> None:
         nt.train_steps(wide, Adam(wide.params, lr=1e-3), task, np.zeros((1, 2, 100)))
     with pytest.raises(TypeError, match="layers of"):  # a layer without a kind: a nested Sequential
         nt.predict(nn.Sequential([nn.Sequential([nn.NAU(100, 2)]), nn.NMU(2, 1)]), np.zeros((1, 100), np.float32))
-    with pytest.raises(TypeError, match="shared weights"):
-        nt.predict(nn.Sequential([nn.NALU(100, 2, shared_weights=False), nn.NMU(2, 1)]), np.zeros((1, 100), np.float32))
+    separate = nn.Sequential([nn.NALU(100, 2, shared_weights=False), nn.NMU(2, 1)])  # the SEPARATENALU kind
+    assert nt.supports(separate) is None
+    np.testing.assert_allclose(nt.predict(separate, np.zeros((1, 100), np.float32)),
+                               separate.forward(np.zeros((1, 100), np.float32), backend="numpy")[0], rtol=2e-4)
     with pytest.raises(ValueError, match="either u"):
         nt.train_steps(model, opt, task)
     with pytest.raises(ValueError, match="both steps and state"):
@@ -235,7 +237,8 @@ def test_kind_codes_and_lazy_numba() -> None:
                               "gatednaunmu": kernel.GATEDNAUNMU, "npu": kernel.NPU, "realnpu": kernel.REALNPU,
                               "gnalu": kernel.GNALU, "inalu": kernel.INALU}
     assert nt.CLAMPED_KINDS == {"npu": kernel.CLAMPEDNPU, "realnpu": kernel.CLAMPEDREALNPU}
-    codes = list(nt.LAYER_KINDS.values()) + list(nt.CLAMPED_KINDS.values())
+    assert nt.SEPARATE_KINDS == {"nalu": kernel.SEPARATENALU}
+    codes = list(nt.LAYER_KINDS.values()) + list(nt.CLAMPED_KINDS.values()) + list(nt.SEPARATE_KINDS.values())
     assert len(set(codes)) == len(codes)
     assert {nn.NAU.kernel, nn.NMU.kernel, nn.NALU.kernel, nn.Linear.kernel, nn.ReLU.kernel, nn.ReLU6.kernel,
             nn.NAC.kernel, nn.NACMul.kernel, nn.ClippedNACMul.kernel, nn.SigmoidNACMul.kernel,
