@@ -380,10 +380,8 @@ class SimpleFunctionTask(_PaperTask):
     -----
     The success threshold is the published one (:data:`SIMPLE_FUNCTION_THRESHOLDS`).  The test sets hold
     10000 samples each, drawn with the authors' RandomState seeds; training batches come from the generator
-    :func:`nalu_np.train` seeds with the run's seed.
-
-    Adam runs with ``overflow="propagate"``, as in every task of the papers (:class:`_PaperTask`); the gated
-    NAU/NMU's 100-input NMU path overflows it in its first steps in most seeds (bench/RESULTS.md).
+    :func:`nalu_np.train` seeds with the run's seed.  Adam runs with ``overflow="propagate"`` (:class:`_PaperTask`),
+    which the gated NAU/NMU's 100-input NMU path overflows in its first steps in most seeds (bench/RESULTS.md).
     """
 
     in_features = 100
