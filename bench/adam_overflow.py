@@ -26,7 +26,7 @@ from nalu_np import arithmetic, studies
 from nalu_np.losses import mse
 from nalu_np.taskbase import seed_rngs
 
-from agreement import _pairs, load_stable_nalu, torch_network, use_authors_clamp
+from agreement import _pairs, load_peers, torch_network
 
 
 def _inf_and_nan(moments: list[Any], params: list[Any]) -> tuple[int, int]:
@@ -86,14 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--overflow", choices=nn.optim.ADAM_OVERFLOW, default="propagate", help="nalu-np's Adam")
     a = ap.parse_args(argv)
-    try:
-        import torch
-    except ImportError:
-        print("bench/adam_overflow.py needs PyTorch (pip install torch)", file=sys.stderr)
+    loaded = load_peers(a.stable_nalu, "bench/adam_overflow.py")
+    if loaded is None:
         return 2
-    torch.set_num_threads(1)
-    use_authors_clamp(torch)
-    sn = load_stable_nalu(a.stable_nalu)
+    torch, sn, _ = loaded
     same = True
     print(f"PyTorch {torch.__version__}; {a.model} on {a.op}, float32, {a.steps} steps, nalu-np overflow={a.overflow}")
     for seed in a.seeds:

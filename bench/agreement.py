@@ -128,6 +128,20 @@ def load_stable_nalu(path: str) -> Any:
     return stable_nalu
 
 
+def load_peers(path: str, script: str, authors_clamp: bool = True) -> tuple[Any, Any, bool] | None:
+    """PyTorch on one thread (with the authors' ``torch.clamp`` if asked, :func:`use_authors_clamp`) and the
+    ``stable_nalu`` package of the checkout ``path``: ``(torch, stable_nalu, patched)``, or None (with a message
+    naming ``script``) where PyTorch is missing."""
+    try:
+        import torch
+    except ImportError:
+        print(f"{script} needs PyTorch (pip install torch)", file=sys.stderr)
+        return None
+    torch.set_num_threads(1)
+    patched = authors_clamp and use_authors_clamp(torch)
+    return torch, load_stable_nalu(path), patched
+
+
 def _flags(model: Any) -> dict[str, Any]:
     """The experiment script's arguments for ``model`` (its flags over the argparse defaults)."""
     args = {"layer_type": None, "first_layer": None, "nac_mul": "none", "nalu_two_nac": False, "nalu_mul": "normal"}
@@ -201,7 +215,8 @@ def compare(sn: Any, torch: Any, name: str, op: str, seed: int, steps: int, ever
 
     load_ours()
     optimizer = torch.optim.Adam(net.parameters(), lr=task.lr)
-    opt = nn.optim.create(task.optimizer, ours.params, lr=task.lr, projections=ours.projections())
+    opt = nn.optim.create(task.optimizer, ours.params, lr=task.lr, projections=ours.projections(),
+                          **task.optimizer_options)
     _, data_rng = seed_rngs(seed)
     rows = []
     t0 = time.perf_counter()
@@ -268,16 +283,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="give the authors' network nalu-np's weights before every step and compare the gradients")
     ap.add_argument("--json", metavar="FILE", help="write the results here")
     a = ap.parse_args(argv)
-    try:
-        import torch
-    except ImportError:
-        print("bench/agreement.py needs PyTorch (pip install torch)", file=sys.stderr)
+    loaded = load_peers(a.stable_nalu, "bench/agreement.py", a.torch_clamp == "authors")
+    if loaded is None:
         return 2
-    torch.set_num_threads(1)
-    patched = a.torch_clamp == "authors" and use_authors_clamp(torch)
+    torch, sn, patched = loaded
     print(f"PyTorch {torch.__version__}; torch.clamp passes the gradient at its bounds: "
           f"{clamp_passes_bound_gradient(torch)}{' (patched to the authors PyTorch 1.x)' if patched else ''}")
-    sn = load_stable_nalu(a.stable_nalu)
 
     def per_model(values: list[Any]) -> list[Any]:
         return values * len(a.models) if len(values) == 1 else values

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from pytest import approx as _approx
 
 from nalu_np import compiled as nt
 from nalu_np import reference as ref
@@ -59,3 +60,24 @@ def assert_same_run(a: tuple[Any, Optimizer], b: tuple[Any, Optimizer], rtol: fl
             sa, sb = oa.state[slot][k], ob.state[slot][k]
             scale = float(np.abs(sb[np.isfinite(sb)]).max(initial=0.0))
             np.testing.assert_allclose(sa, sb, rtol=rtol, atol=rtol * scale, err_msg=slot + k)
+
+
+def rtol_of(dtype: Any) -> float:
+    """The tolerance of a compiled run against the step-by-step one in ``dtype``."""
+    return 1e-9 if dtype == np.float64 else 2e-4
+
+
+def assert_same_train(jit: Any, py: Any, dtype: Any, eval_steps: list[int]) -> None:
+    """Two :class:`nalu_np.TrainResult` of one run, compiled and Python engine: the engines, the losses (which
+    moved), the parameters and the evaluations (at ``eval_steps``) agree to :func:`rtol_of`."""
+    assert (py.engine, jit.engine) == ("python", "compiled")
+    rtol = rtol_of(dtype)
+    np.testing.assert_allclose(jit.loss, py.loss, rtol=rtol)
+    assert py.loss[-1] != py.loss[0]
+    for k in py.model.params:
+        np.testing.assert_allclose(jit.model.params[k], py.model.params[k], rtol=rtol, atol=rtol, err_msg=k)
+    assert [e.step for e in jit.evaluations] == [e.step for e in py.evaluations] == eval_steps
+    for a, b in zip(py.evaluations, jit.evaluations):
+        assert set(a.metrics) == set(b.metrics)
+        for k, v in a.metrics.items():
+            assert b.metrics[k] == _approx(v, rel=1e-7 if dtype == np.float64 else 1e-3, abs=1e-12), k

@@ -18,14 +18,11 @@ from nalu_np import compiled as nt  # noqa: E402
 from nalu_np.arithmetic import SimpleFunctionTask, SingleModuleTask, sparsity_error  # noqa: E402
 from nalu_np.optim import Adam  # noqa: E402
 from nalu_np.tasks import seed_rngs  # noqa: E402
-from support.engine import assert_same_run, python_steps  # noqa: E402
+from support.engine import assert_same_run, assert_same_train, python_steps, rtol_of  # noqa: E402
 
 DTYPES = (np.float32, np.float64)
 DTYPE_IDS = ["float32", "float64"]
 
-
-def rtol_of(dtype: Any) -> float:
-    return 1e-9 if dtype == np.float64 else 2e-4
 
 
 def separate_nalu(i: int, o: int, rng: int, dtype: Any, preset: str | None) -> nn.NALU:
@@ -149,17 +146,7 @@ def test_the_single_module_task_matches_the_python_engine(op: str, range_index: 
         runs[engine] = nn.train(task.build_model(seed_rngs(1)[0], preset="seed-000"), task, seed=1, engine=engine,
                                 draws="numpy", progress=False)
     py, jit = runs["python"], runs["auto"]
-    assert (py.engine, jit.engine) == ("python", "compiled")
-    rtol = rtol_of(dtype)
-    np.testing.assert_allclose(jit.loss, py.loss, rtol=rtol)
-    assert py.loss[-1] != py.loss[0]
-    for k in py.model.params:
-        np.testing.assert_allclose(jit.model.params[k], py.model.params[k], rtol=rtol, atol=rtol, err_msg=k)
-    assert [e.step for e in jit.evaluations] == [e.step for e in py.evaluations] == [0, 4, 8, 12]
-    for a, b in zip(py.evaluations, jit.evaluations):
-        assert set(a.metrics) == set(b.metrics)
-        for k, v in a.metrics.items():
-            assert b.metrics[k] == pytest.approx(v, rel=1e-7 if dtype == np.float64 else 1e-3, abs=1e-12), k
+    assert_same_train(jit, py, dtype, [0, 4, 8, 12])
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)

@@ -15,14 +15,11 @@ pytest.importorskip("numba")
 import nalu_np as nn  # noqa: E402
 from nalu_np import compiled as nt  # noqa: E402
 from nalu_np.optim import Adam  # noqa: E402
-from support.engine import assert_same_run, python_steps  # noqa: E402
+from support.engine import assert_same_run, assert_same_train, python_steps, rtol_of  # noqa: E402
 
 DTYPES = (np.float32, np.float64)
 DTYPE_IDS = ["float32", "float64"]
 
-
-def rtol_of(dtype: Any) -> float:
-    return 1e-9 if dtype == np.float64 else 2e-4
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -230,16 +227,7 @@ def test_the_primers_npu_cells_are_the_python_engines_run(unit: str, op: str, rn
     runs = {engine: nn.train(task.build_model(seed_rngs(2)[0]), task, seed=2, engine=engine, draws="numpy",
                              progress=False) for engine in ("python", "compiled")}
     py, jit = runs["python"], runs["compiled"]
-    assert (py.engine, jit.engine) == ("python", "compiled")
-    rtol = rtol_of(dtype)
-    np.testing.assert_allclose(jit.loss, py.loss, rtol=rtol)
-    assert py.loss[-1] != py.loss[0]
-    for k in py.model.params:
-        np.testing.assert_allclose(jit.model.params[k], py.model.params[k], rtol=rtol, atol=rtol, err_msg=k)
-    assert [e.step for e in jit.evaluations] == [e.step for e in py.evaluations] == [0, 20, 40, 60]
-    for a, b in zip(py.evaluations, jit.evaluations):
-        for k, v in a.metrics.items():
-            assert b.metrics[k] == pytest.approx(v, rel=1e-7 if dtype == np.float64 else 1e-3, abs=1e-12), k
+    assert_same_train(jit, py, dtype, [0, 20, 40, 60])
 
 
 def test_the_sweep_runs_the_primers_npus_compiled() -> None:
