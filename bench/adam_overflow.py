@@ -23,10 +23,9 @@ import numpy as np
 
 import nalu_np as nn
 from nalu_np import arithmetic, studies
-from nalu_np.losses import mse
 from nalu_np.taskbase import seed_rngs
 
-from agreement import _pairs, load_peers, torch_network
+from agreement import _pairs, load_peers, our_gradients, torch_network
 
 
 def _inf_and_nan(moments: list[Any], params: list[Any]) -> tuple[int, int]:
@@ -54,13 +53,7 @@ def run(sn: Any, torch: Any, model: str, op: str, seed: int, steps: int, overflo
     for step in range(1, steps + 1):
         xs, ts = task.sample(data_rng, task.batch_size)
         with np.errstate(over="ignore", invalid="ignore"):
-            y, cache = ours.forward(xs)
-            _, dy = mse(y, ts)
-            _, grads = ours.backward(dy, cache)
-            extra = task.penalty(ours, step - 1)
-            if extra is not None:
-                grads = {k: g + extra[1][k] if k in extra[1] else g for k, g in grads.items()}
-            opt.step(grads)
+            opt.step(our_gradients(ours, task, xs, ts, step))
         theirs.zero_grad()
         r_w_scale = max(0.0, min(1.0, (step - 1 - args["start"]) / (args["end"] - args["start"])))
         loss = torch.nn.functional.mse_loss(net(torch.from_numpy(xs)), torch.from_numpy(ts))

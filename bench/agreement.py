@@ -191,6 +191,18 @@ def _differences(pairs: list[tuple[dict[str, Any], str, Any]], ours: Any, theirs
             "max_elementwise_rel_diff": max(float(np.max(d / np.maximum(w, 1e-300))) for d, w in diffs)}
 
 
+def our_gradients(ours: Any, task: Any, xs: np.ndarray, ts: np.ndarray, step: int) -> dict[str, Any]:
+    """The gradients of step ``step`` (1, 2, ...) as the library's Python loop (nalu_np.training._train_python)
+    takes them: the MSE's, plus the task's penalty at the 0-based step."""
+    y, cache = ours.forward(xs)
+    _, dy = mse(y, ts)
+    _, grads = ours.backward(dy, cache)
+    extra = task.penalty(ours, step - 1)
+    if extra is not None:
+        grads = {k: g + extra[1][k] if k in extra[1] else g for k, g in grads.items()}
+    return grads
+
+
 def compare(sn: Any, torch: Any, name: str, op: str, seed: int, steps: int, every: int,
             lockstep: bool = False) -> dict[str, Any]:
     """Train the model ``name`` of the study on ``op`` both ways for ``steps`` steps; the differences.
@@ -222,13 +234,7 @@ def compare(sn: Any, torch: Any, name: str, op: str, seed: int, steps: int, ever
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
         xs, ts = task.sample(data_rng, task.batch_size)
-        # nalu-np: the library's Python loop (nalu_np.training._train_python), step for step
-        y, cache = ours.forward(xs)
-        _, dy = mse(y, ts)
-        _, grads = ours.backward(dy, cache)
-        extra = task.penalty(ours, step - 1)
-        if extra is not None:
-            grads = {k: g + extra[1][k] if k in extra[1] else g for k, g in grads.items()}
+        grads = our_gradients(ours, task, xs, ts, step)
         # the authors' loop, epoch_i = step - 1
         if lockstep:
             load_ours()
