@@ -1,4 +1,5 @@
-"""Training steps per second of the stable-NALU style model: NAU(100 -> 2) then NMU(2 -> 1).
+"""Training steps per second of the stable-NALU style model: NAU(100 -> 2) then NMU(2 -> 1), and of other networks
+of the library's units (``--net``, the compiled contenders).
 
 Madsen & Johansen's simple function task: ``x_i ~ U(1, 2)``, ``a = sum(x[o:o+25])``, ``b = sum(x[o+13:o+38])``,
 target ``a * b`` (``--op``), a fresh batch of 128 every step, MSE, Adam (lr 1e-3), weights clipped to their
@@ -32,6 +33,7 @@ Usage::
 
     python bench/train.py
     python bench/train.py --quick --json bench/out/train.json --plot bench/out/train.png
+    python bench/train.py --quick --contenders numba-seeds --seeds 16 --net NAC-NACMul NALUsep-NALUsep NPU-NMU
 """
 
 from __future__ import annotations
@@ -53,16 +55,32 @@ import nalu_np as nn  # noqa: E402
 IN, HIDDEN, BATCH, LR, OFFSET = 100, 2, 128, 1e-3, 17
 CONTENDERS = ("numpy-loop", "numba-loop", "numba-compiled", "numba-compiled-rng", "torch")
 SEED_CONTENDERS = ("numba-seeds", "jax", "torch-vmap", "draw-bound")
+NET_CONTENDERS = ("numba-compiled-rng", "numba-seeds")  # the contenders that train any --net
 CALL = 1000  # steps per call of the seed-batched contenders
 
 
-#: the networks the compiled contenders can train (``--net``); the others train NAU -> NMU only
-NETS = ("NAU-NMU", "NAU-NAU", "NALU-NALU", "Linear-Linear", "ReLU-Linear", "ReLU6-Linear")
+#: examples of ``--net``: any chain of the library's unit names (``nalu_np.units.UNITS``) joined by ``-``, the
+#: first layer 100 -> 2, the last 2 -> 1, in between 2 -> 2; ``NALUsep`` is the NALU with separate weights.  Only
+#: the compiled contenders build networks other than ``NAU-NMU``.
+NETS = ("NAU-NMU", "NAU-NAU", "NALU-NALU", "NALUsep-NALUsep", "Linear-Linear", "ReLU-Linear", "ReLU6-Linear")
+#: the names of ``--net`` that are a unit with settings
+VARIANTS = {"NALUsep": ("NALU", {"shared_weights": False})}
+
+
+def net_layers(net: str) -> list[tuple[type, dict[str, Any]]]:
+    """The layer classes and settings of ``net`` (``"NAU-NMU"``, ...); ValueError for an unknown unit."""
+    names = net.split("-")
+    if len(names) < 2:
+        raise ValueError(f"--net takes two or more units joined by '-', got {net!r}")
+    found = [VARIANTS.get(name, (name, {})) for name in names]
+    return [(nn.layers.unit_class(unit), kw) for unit, kw in found]
 
 
 def make_model(dtype: str, seed: int = 0, net: str = "NAU-NMU") -> tuple[Any, Any]:
-    first, second = (nn.layers.unit_class(u) for u in net.split("-"))
-    model = nn.Sequential([first(IN, HIDDEN, rng=seed, dtype=dtype), second(HIDDEN, 1, rng=seed + 1, dtype=dtype)])
+    layers = net_layers(net)
+    sizes = [IN] + [HIDDEN] * (len(layers) - 1) + [1]
+    model = nn.Sequential([cls(sizes[k], sizes[k + 1], rng=seed + k, dtype=dtype, **kw)
+                           for k, (cls, kw) in enumerate(layers)])
     return model, nn.optim.Adam(model.params, lr=LR, projections=model.projections())
 
 
@@ -293,8 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--op", default="mul", choices=["add", "sub", "mul", "div"])
     ap.add_argument("--contenders", nargs="*", default=list(CONTENDERS + SEED_CONTENDERS),
                     choices=CONTENDERS + SEED_CONTENDERS)
-    ap.add_argument("--net", default="NAU-NMU", choices=NETS,
-                    help="the network of numba-compiled-rng and numba-seeds (the other contenders: NAU-NMU only)")
+    ap.add_argument("--net", nargs="+", default=["NAU-NMU"], metavar="NET",
+                    help="the networks of numba-compiled-rng and numba-seeds, units joined by '-' (e.g. "
+                         f"{', '.join(NETS)}); the other contenders train NAU-NMU only")
     ap.add_argument("--seeds", nargs="*", type=int, default=[1, 2, 16, 256],
                     help="seeds per call of the seed-batched contenders")
     ap.add_argument("--repeats", type=int, default=7)
@@ -309,8 +328,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         return serve(lambda req: handle(args.worker, req))
     repeats, sample_time = (3, 0.2) if args.quick else (args.repeats, args.sample_time)
-    if args.net != "NAU-NMU":  # only the compiled contenders build other networks
-        args.contenders = [c for c in args.contenders if c in ("numba-compiled-rng", "numba-seeds", "draw-bound")]
+    for net in args.net:
+        try:
+            net_layers(net)
+        except (ValueError, KeyError) as err:
+            ap.error(str(err))
     contenders = [c for c in args.contenders
                   if not (c.startswith("numba") and not peer_available("numba"))
                   and not (c == "torch" and not peer_available("torch"))
@@ -321,23 +343,28 @@ def main(argv: list[str] | None = None) -> int:
     try:
         info = next(iter(workers.values())).ask({"op": "info"}) if workers else machine()
         for dtype in args.dtypes:
-            for name, w in workers.items():
-                for S in (args.seeds if name in SEED_CONTENDERS[:3] else [1]):
-                    r = w.ask({"dtype": dtype, "task_op": args.op, "chunk": args.chunk, "repeats": repeats,
-                               "sample_time": sample_time, "seeds": S, "net": args.net})
-                    if "error" in r:
-                        print(f"{name} {dtype} S={S}: {r['error']}", file=sys.stderr)
+            for net in args.net:
+                for name, w in workers.items():
+                    if net != "NAU-NMU" and name not in NET_CONTENDERS:
                         continue
-                    records.append({"contender": name, "dtype": dtype, "op": args.op, "net": args.net, **r})
-                    print(f"{name} {dtype} S={S}: {r['median_sps']:.0f} seed-steps/s (median), first "
-                          f"{r['first_s']:.2f} s", file=sys.stderr)
+                    if net != args.net[0] and name == "draw-bound":
+                        continue
+                    for S in (args.seeds if name in SEED_CONTENDERS[:3] else [1]):
+                        r = w.ask({"dtype": dtype, "task_op": args.op, "chunk": args.chunk, "repeats": repeats,
+                                   "sample_time": sample_time, "seeds": S, "net": net})
+                        if "error" in r:
+                            print(f"{name} {net} {dtype} S={S}: {r['error']}", file=sys.stderr)
+                            continue
+                        records.append({"contender": name, "dtype": dtype, "op": args.op, "net": net, **r})
+                        print(f"{name} {net} {dtype} S={S}: {r['median_sps']:.0f} seed-steps/s (median), first "
+                              f"{r['first_s']:.2f} s", file=sys.stderr)
     finally:
         for w in workers.values():
             w.close()
 
-    def sps(name: str, dtype: str, S: int = 1) -> float | None:
+    def sps(name: str, dtype: str, S: int = 1, net: str = "NAU-NMU") -> float | None:
         return next((r["median_sps"] for r in records if r["contender"] == name and r["dtype"] == dtype
-                     and r["seeds"] == S), None)
+                     and r["seeds"] == S and (r["net"] == net or name == "draw-bound")), None)
 
     def best(name: str, dtype: str) -> float | None:
         found = [r["median_sps"] for r in records if r["contender"] == name and r["dtype"] == dtype]
@@ -345,26 +372,29 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for r in records:
+        same = r["net"] == "NAU-NMU"  # the peers train this network only
         base, peer, jax_best = sps("numpy-loop", r["dtype"]), sps("torch", r["dtype"]), best("jax", r["dtype"])
-        bound = sps("draw-bound", r["dtype"])
+        bound = sps("draw-bound", r["dtype"])  # timed once, with the first network
         limit = None if bound is None else bound * (info.get("cpu_count") or 1)
-        r["vs_numpy_loop"] = None if base is None else r["median_sps"] / base
-        r["vs_torch"] = None if peer is None else r["median_sps"] / peer
-        r["vs_jax_best"] = None if jax_best is None else r["median_sps"] / jax_best
+        r["vs_numpy_loop"] = None if base is None or not same else r["median_sps"] / base
+        r["vs_torch"] = None if peer is None or not same else r["median_sps"] / peer
+        r["vs_jax_best"] = None if jax_best is None or not same else r["median_sps"] / jax_best
         r["of_limit"] = None if limit is None or r["contender"] == "draw-bound" else r["median_sps"] / limit
-        rows.append([r["contender"], r["dtype"], str(r["seeds"]), f"{r['first_s']:.2f} s", f"{r['median_sps']:,.0f}",
-                     f"{r['max_sps']:,.0f}", fmt_ratio(r["vs_numpy_loop"]), fmt_ratio(r["vs_torch"]),
-                     fmt_ratio(r["vs_jax_best"]), "" if r["of_limit"] is None else f"{100 * r['of_limit']:.0f}%"])
-    print(markdown_table(["contender", "dtype", "seeds", "first call (JIT incl.)", "seed-steps/s (median)",
+        rows.append([r["contender"], r["net"], r["dtype"], str(r["seeds"]), f"{r['first_s']:.2f} s",
+                     f"{r['median_sps']:,.0f}", f"{r['max_sps']:,.0f}", fmt_ratio(r["vs_numpy_loop"]),
+                     fmt_ratio(r["vs_torch"]), fmt_ratio(r["vs_jax_best"]),
+                     "" if r["of_limit"] is None else f"{100 * r['of_limit']:.0f}%"])
+    print(markdown_table(["contender", "net", "dtype", "seeds", "first call (JIT incl.)", "seed-steps/s (median)",
                           "seed-steps/s (max)", "vs numpy loop", "vs torch eager", "vs JAX's best",
                           "of the draw limit"], rows))
     print("\nthe draw limit: cores x the rate at which one thread draws a step's 128 x 100 uniforms (draw-bound)")
     print(f"\nmachine: {info.get('cpu')}, {info.get('cpu_count')} cores, load average {info.get('load_avg')}; "
-          f"task {args.op}, batch {BATCH}, {args.net} ({IN}->{HIDDEN}->1), Adam lr {LR}")
+          f"task {args.op}, batch {BATCH}, {', '.join(args.net)} ({IN}->{HIDDEN}->1), Adam lr {LR}")
     write_json(args.json, {"machine": info, "records": records})
-    bar_plot(args.plot, args.dtypes, {f"{c} S={S}": [sps(c, d, S) for d in args.dtypes] for c in contenders
-                                      for S in (args.seeds if c in SEED_CONTENDERS[:3] else [1])},
-             "training seed-steps per second (median)", f"{args.net}, batch 128")
+    series = {f"{c} {r_net} S={S}": [sps(c, d, S, r_net) for d in args.dtypes]
+              for c in contenders for r_net in args.net for S in (args.seeds if c in SEED_CONTENDERS[:3] else [1])
+              if r_net == "NAU-NMU" or c in NET_CONTENDERS}
+    bar_plot(args.plot, args.dtypes, series, "training seed-steps per second (median)", "batch 128")
     return 0
 
 

@@ -141,16 +141,28 @@ def _schedule(step, lam_hat, start, end):
 
 
 @njit(**EW)
+def _add_rows(xT, r0, s, acc):
+    """``acc[b] += xT[r0, b] + ... + xT[r0 + s - 1, b]``, added in that order in the dtype of ``acc``; four rows
+    a pass, so that ``acc`` is loaded and stored once per four rows (the same bits as one row a pass)."""
+    i = 0
+    while i + 4 <= s:
+        for b in range(xT.shape[1]):
+            acc[b] = (((acc[b] + xT[r0 + i, b]) + xT[r0 + i + 1, b]) + xT[r0 + i + 2, b]) + xT[r0 + i + 3, b]
+        i += 4
+    for i in range(i, s):
+        for b in range(xT.shape[1]):
+            acc[b] += xT[r0 + i, b]
+
+
+@njit(**EW)
 def _targets(xT, op, o, s, v, a, c, t):
     """``t[b] = a op c`` with ``a = sum(x[o:o+s])``, ``c = sum(x[o+v:o+v+s])`` in float64 (scratch ``a``,
     ``c``), rounded once to the dtype of ``t``; ``op`` 0 to 5 is ``a + c``, ``a - c``, ``a * c``, ``a / c``,
     ``a * a``, ``sqrt(a)`` (the simple function task's ops)."""
     a[:] = 0.0
     c[:] = 0.0
-    for i in range(s):
-        for b in range(xT.shape[1]):
-            a[b] += xT[o + i, b]
-            c[b] += xT[o + v + i, b]
+    _add_rows(xT, o, s, a)
+    _add_rows(xT, o + v, s, c)
     for b in range(xT.shape[1]):
         if op == 0:
             t[b] = a[b] + c[b]

@@ -205,3 +205,41 @@ def test_matmul_tiles_sum_as_the_plain_loop(dtype: Any, I: int, n: int, nb: int,
         out = np.full((O, n), 7.0, dtype)
         _common.matmul(xin, nb, Win, out)
         np.testing.assert_array_equal(out, expect)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("I,n,nb,O", [(100, 128, 128, 2), (7, 40, 33, 3), (4, 64, 64, 2), (5, 100, 17, 1),
+                                      (9, 200, 130, 5), (3, 16, 16, 4), (2, 30, 0, 2)])
+def test_grad_is_the_block_product(dtype: Any, I: int, n: int, nb: int, O: int) -> None:
+    """``grad`` adds ``inT[:, :nb] @ dT[:, :nb].T`` into ``acc`` for any number of inputs and outputs: the blocks
+    of 4 inputs by 2 outputs, the rows and the output left over, the columns past ``nb`` unread."""
+    rng = np.random.default_rng(I * O + nb)
+    x = rng.standard_normal((I, n)).astype(dtype)
+    d = rng.standard_normal((O, n)).astype(dtype)
+    x[:, nb:] = np.nan
+    acc = rng.standard_normal((I, O)).astype(dtype)
+    expect = acc.astype(np.float64) + x[:, :nb].astype(np.float64) @ d[:, :nb].T.astype(np.float64)
+    _common.grad(x, d, nb, acc)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(acc, expect, rtol=tol, atol=tol * (1 + np.sqrt(nb)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("s,v", [(25, 13), (3, 1), (9, 4)])
+def test_targets_sum_in_order_then_round_once(dtype: Any, s: int, v: int) -> None:
+    """The compiled step's targets: ``a = x[o] + x[o+1] + ...`` added in that order in float64 (four rows a pass
+    and the rows left over), ``c`` likewise from ``o + v``, then ``a op c`` rounded once, for every op."""
+    from nalu_np.kernels.numba import train
+
+    rng = np.random.default_rng(s)
+    I, B, o = 40, 37, 2
+    x = (rng.uniform(-3.0, 7.0, (I, B)) * np.exp(rng.uniform(-20.0, 20.0, (I, B)))).astype(dtype)
+    a = [sum((float(x[o + i, b]) for i in range(s)), 0.0) for b in range(B)]  # Python floats: float64, in order
+    c = [sum((float(x[o + v + i, b]) for i in range(s)), 0.0) for b in range(B)]
+    ops = (lambda p, q: p + q, lambda p, q: p - q, lambda p, q: p * q, lambda p, q: p / q, lambda p, q: p * p,
+           lambda p, q: np.sqrt(p))
+    with np.errstate(invalid="ignore"):
+        for op, f in enumerate(ops):
+            t = np.empty(B, dtype)
+            train._targets(x, op, o, s, v, np.empty(B), np.empty(B), t)
+            np.testing.assert_array_equal(t, np.array([f(p, q) for p, q in zip(a, c)]).astype(dtype))
