@@ -28,10 +28,12 @@ on which backend:
 ``"auto"`` (default)
     Compiled where it applies, else Python.
 
-Either way the model is evaluated on the task's test sets before the first step, every ``eval_every`` steps
-and after the last one (with the task's ``model_metrics``, e.g. the sparsity error, where it has them).  A
-run whose loss becomes infinite or NaN stops at the next progress check (``log_every``; the compiled engine:
-the end of its call) and is marked ``diverged``.
+Either way the run's steps count from 0: the task's schedules (the regularizer's ramp, the L1 term, the iNALU's
+recipe) and the evaluations' steps follow them, also when the optimizer has taken steps before (one restored from a
+checkpoint; its own count goes on, and with it Adam's bias correction). The model is evaluated on the task's test
+sets before the first step, every ``eval_every`` steps and after the last one (with the task's ``model_metrics``,
+e.g. the sparsity error, where it has them). A run whose loss becomes infinite or NaN stops at the next progress
+check (``log_every``; the compiled engine: the end of its call) and is marked ``diverged``.
 
 Reproducible: the same model, task, seed, engine and backend give the same result bit for bit on CPU (the
 batches come from a generator seeded by ``seed``, and nothing else is random).
@@ -333,7 +335,7 @@ def _train_compiled(models: list[Any], tasks: list[Any], opts: list[Optimizer], 
         with ThreadPoolExecutor(max_workers=max(1, min(len(models), compiled._threads()))) as pool:
             return list(pool.map(one, range(len(models))))
     specs = [_spec(t) for t in tasks]
-    regularizer, l1 = _penalties(task, opts, steps)
+    base, regularizer, l1 = _penalties(task, opts, steps)
     data_rngs = [seed_rngs(seed)[1] for seed in seeds]
     states = (np.stack([compiled.rng_state(int(r.integers(2**63))) for r in data_rngs]) if draws == "kernel"
               else None)
@@ -364,7 +366,7 @@ def _train_compiled(models: list[Any], tasks: list[Any], opts: list[Optimizer], 
             states[pick] = sub
         for row, q in enumerate(active):
             losses[q].append(run.losses[row, :run.done[row]])
-            evaluations[q].extend(_evaluations(run, row, names))
+            evaluations[q].extend(_evaluations(run, row, names, base))
         done += k
         active = [q for row, q in enumerate(active) if not run.diverged[row]]
         if bar is not None:
@@ -388,20 +390,29 @@ def _spec(task: Any) -> Any:
                                    subset=task.subset_size, overlap_start=task.subset_size - task.overlap)
 
 
-def _penalties(task: Any, opts: list[Optimizer], steps: int) -> tuple[Any, Any]:
-    """The task's sparsity regularizer ``(lambda_hat, start, end)`` and L1 pieces as the compiled engine takes
-    them (None where it has none)."""
-    regularizer = (task.lambda_hat, task.reg_start, task.reg_end) if task.lambda_hat > 0 else None
-    schedule = getattr(task, "l1", None)  # the L1 term's strength at every optimizer step of the runs
-    return regularizer, None if schedule is None else schedule.pieces(max(o.t for o in opts) + steps)
+def _penalties(task: Any, opts: list[Optimizer], steps: int) -> tuple[int, Any, Any]:
+    """The optimizers' common step count at the start of the run (``base``; ValueError where they differ), and
+    the task's sparsity regularizer ``(lambda_hat, start, end)`` and L1 pieces as the compiled engine takes them
+    (None where it has none), moved by ``base``: the compiled step keys its schedules on the optimizer's steps,
+    the run (as the Python engine) on its own, from 0."""
+    base = opts[0].t
+    if any(o.t != base for o in opts):
+        raise ValueError(f"the seeds' optimizers must start from one step count, got {sorted({o.t for o in opts})}")
+    regularizer = (task.lambda_hat, task.reg_start + base, task.reg_end + base) if task.lambda_hat > 0 else None
+    schedule = getattr(task, "l1", None)  # the L1 term's strength at every step of the run
+    if schedule is None:
+        return base, regularizer, None
+    starts, betas = schedule.pieces(steps)
+    return base, regularizer, (starts + base, betas)
 
 
-def _evaluations(run: Any, row: int, names: list[str]) -> list[Evaluation]:
-    """The evaluations of seed ``row`` of a compiled call (:class:`nalu_np.compiled.SeedsRun`)."""
+def _evaluations(run: Any, row: int, names: list[str], base: int) -> list[Evaluation]:
+    """The evaluations of seed ``row`` of a compiled call (:class:`nalu_np.compiled.SeedsRun`), at the steps of
+    the run (the optimizer's steps less ``base``, its count when the run started)."""
     out = []
     for at, values in zip(run.steps[row], run.evaluations[row, :run.nevals[row]]):
         metrics = {f"{name}_mse": float(v) for name, v in zip(names, values)}
-        out.append(Evaluation(int(at), {**metrics, "sparsity_error": float(values[-1])}))
+        out.append(Evaluation(int(at) - base, {**metrics, "sparsity_error": float(values[-1])}))
     return out
 
 
@@ -426,7 +437,7 @@ def _train_recipe(model: Any, task: Any, opt: Optimizer, steps: int, seed: int, 
     init_rng, data_rng = seed_rngs(seed)
     state = compiled.rng_state(int(data_rng.integers(2**63)))[None] if draws == "kernel" else None
     spec = _spec(task)
-    regularizer, l1 = _penalties(task, [opt], steps)
+    base, regularizer, l1 = _penalties(task, [opt], steps)
     sets = task.eval_sets()
     names = list(sets)
     eval_sets = [(sets[name][0], np.asarray(sets[name][1], np.float64).reshape(1, -1)) for name in names]
@@ -439,7 +450,7 @@ def _train_recipe(model: Any, task: Any, opt: Optimizer, steps: int, seed: int, 
                                     eval_sets=eval_sets, eval_every=max(k, 1) if evaluate else 0,
                                     first_eval=evaluate and k == 0)
 
-    evaluations = _evaluations(call(0, None, True), 0, names)
+    evaluations = _evaluations(call(0, None, True), 0, names, base)
     with _START:  # one task object may serve several seeds (train_many), each on its own thread
         task.start(model, evaluations, init_rng)
         run = task.recipe_run
@@ -447,16 +458,16 @@ def _train_recipe(model: Any, task: Any, opt: Optimizer, steps: int, seed: int, 
     values: list[float] = []
     counts: list[int] = []  # the store: counts[j] copies of values[j]
     losses: list[np.ndarray] = []
-    t0, t, diverged = opt.t, 0, False  # t: steps done
+    t, diverged = 0, False  # t: steps done
     while t < steps and not diverged:
         end = min((t // every + 1) * every, steps)  # the next evaluation
         last = run.last_interpolation()
         stall = recipe.first_stall(t, end - t, values, counts, last)
         stop = end if stall is None else stall + 1
-        saturation = (recipe.weight, recipe.omega, t0 + recipe.after + 1) if last < recipe.below else None
+        saturation = (recipe.weight, recipe.omega, base + recipe.after + 1) if last < recipe.below else None
         out = call(stop - t, saturation, stop == end and stall is None)
         losses.append(out.losses[0, :out.done[0]])
-        evaluations.extend(_evaluations(out, 0, names))
+        evaluations.extend(_evaluations(out, 0, names, base))
         values.append(last)
         counts.append(stop - t)
         t = stop
@@ -466,9 +477,9 @@ def _train_recipe(model: Any, task: Any, opt: Optimizer, steps: int, seed: int, 
             values, counts = [], []
             run.reinits += 1
             if stop == end or diverged:
-                evaluations.extend(_evaluations(call(0, None, True), 0, names))
+                evaluations.extend(_evaluations(call(0, None, True), 0, names, base))
         elif diverged and stop != end:
-            evaluations.extend(_evaluations(call(0, None, True), 0, names))
+            evaluations.extend(_evaluations(call(0, None, True), 0, names, base))
         if bar is not None:
             bar.report(t, float(losses[-1][-1]) if len(losses[-1]) else math.nan)
     run.losses = np.repeat(values, counts).tolist()

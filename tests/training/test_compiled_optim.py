@@ -171,6 +171,29 @@ def test_train_many_clips_as_the_task_says() -> None:
 
 
 
+
+def test_a_run_from_a_stepped_optimizer_keys_its_schedules_on_its_own_steps() -> None:
+    """With an optimizer that has taken steps before (a checkpoint's), both engines ramp the regularizer and
+    label the evaluations by the run's own steps from 0, so they train the same run (Adam's bias correction
+    goes on from the optimizer's count in both)."""
+    from nalu_np.arithmetic import SingleModuleTask
+
+    task = SingleModuleTask("mul", unit="NMU", steps=60, eval_every=30)
+    task.reg_start, task.reg_end = 10, 40
+    runs = {}
+    for engine in ("compiled", "python"):
+        model = task.build_model(0)
+        opt = Adam(model.params, lr=1e-2, projections=model.projections(), overflow="propagate")
+        opt.t = 5000
+        runs[engine] = nn.train(model, task, seed=3, optimizer=opt, engine=engine, draws="numpy", progress=False)
+        assert opt.t == 5060
+    for run in runs.values():
+        assert [e.step for e in run.evaluations] == [0, 30, 60]
+    np.testing.assert_allclose(runs["compiled"].loss, runs["python"].loss, rtol=1e-4)
+    for k, v in runs["python"].model.params.items():
+        np.testing.assert_allclose(runs["compiled"].model.params[k], v, rtol=1e-5, atol=1e-6, err_msg=k)
+
+
 @pytest.mark.parametrize("overflow", nn.optim.ADAM_OVERFLOW)
 def test_the_gated_model_overflows_adam_as_the_authors_pytorch(overflow: str) -> None:
     """Madsen & Johansen's task trains with Adam's ``overflow="propagate"`` (:attr:`optimizer_options`, PyTorch's
