@@ -56,7 +56,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from ._math import jit as njit, vlog, vsigmoid, vtanh
+from ._math import jit as njit, vlog, vlog_normal, vsigmoid, vtanh
 from ._tiles import TILES, matmul_pairs4, matmul_tiles4, matmul_tiles8, matmul_tiles16
 
 Params = dict[str, np.ndarray]
@@ -272,10 +272,17 @@ def store(aT, r0, nb, a):
 
 @njit(**EW)
 def log_abs(xT, nb, eps, lT):
-    """``lT = log(|xT| + eps)`` (the log path of NACMul and NALU)."""
-    for i in range(xT.shape[0]):
-        for r in range(nb):
-            lT[i, r] = vlog(abs(xT[i, r]) + eps)
+    """``lT[:, :nb] = log(|xT| + eps)`` (the log path of NACMul and NALU); for ``eps`` at least the dtype's
+    smallest normal number (so ``|x| + eps`` is normal, inf or NaN) by :func:`vlog_normal`, about a third faster
+    than :func:`vlog` and the same bits."""
+    if eps >= np.finfo(eps).tiny:
+        for i in range(xT.shape[0]):
+            for r in range(nb):
+                lT[i, r] = vlog_normal(abs(xT[i, r]) + eps)
+    else:
+        for i in range(xT.shape[0]):
+            for r in range(nb):
+                lT[i, r] = vlog(abs(xT[i, r]) + eps)
 
 
 @njit(**EW)
@@ -451,10 +458,8 @@ def block_range(c, nchunks, batch, nb):
 
 @njit(**EW)
 def log_abs_rows(x, eps, l):
-    """``l = log(|x| + eps)``; returns ``l``."""
-    for b in range(x.shape[0]):
-        for i in range(x.shape[1]):
-            l[b, i] = vlog(abs(x[b, i]) + eps)
+    """``l = log(|x| + eps)`` (:func:`log_abs` on all columns); returns ``l``."""
+    log_abs(x, x.shape[1], eps, l)
     return l
 
 

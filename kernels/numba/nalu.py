@@ -17,7 +17,7 @@ from . import _common
 from ._common import EW, PAR, SUM, Params, Work, add_log_grad_rows, block_range, check, flush, gate_mix, grad, keep, \
     load, log_abs, log_abs_rows, matmul, matmul_t, nac_weight, nac_weight_backward, plan, row_chunks, store, \
     sum_partials, times_log_abs_grad, use_blas, use_rows
-from ._math import jit as njit, vexp, vlog, vsigmoid
+from ._math import jit as njit, vexp, vsigmoid
 
 __all__ = ["nalu_forward", "nalu_backward"]
 
@@ -226,8 +226,7 @@ def _rows_fwd_chunk(c, nchunks, x, WaT, WmT, GT, eps, l, a, m, g, y):
     one = x.dtype.type(1.0)
     r0, r1 = c * x.shape[0] // nchunks, (c + 1) * x.shape[0] // nchunks
     for r in range(r0, r1):
-        for i in range(x.shape[1]):
-            l[r, i] = vlog(abs(x[r, i]) + eps)
+        log_abs(x[r:r + 1], x.shape[1], eps, l[r:r + 1])
         for o in range(WaT.shape[0]):
             za, zl, zg = _row_dots(x, l, r, WaT, WmT, GT, o)
             mm = vexp(zl)

@@ -30,8 +30,8 @@ def _elementwise(fn: Any) -> Any:
     return apply
 
 
-_vexp_array, _vlog_array, _vsigmoid_array, _vtanh_array = (_elementwise(fn) for fn in (nm.vexp, nm.vlog, nm.vsigmoid,
-                                                                                       nm.vtanh))
+_vexp_array, _vlog_array, _vlog_normal_array, _vsigmoid_array, _vtanh_array = (
+    _elementwise(fn) for fn in (nm.vexp, nm.vlog, nm.vlog_normal, nm.vsigmoid, nm.vtanh))
 
 
 def _ulp_error(got: np.ndarray, exact: np.ndarray, dtype: Any) -> float:
@@ -104,6 +104,23 @@ def test_vlog_accuracy(dtype: Any) -> None:
         assert _ulp_error(_vlog_array(specials), _exact(np.log, specials), dtype) <= MAX_ULP[dtype]
     assert _vlog_array(np.ones(1, dtype))[0] == 0.0
 
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_vlog_normal_is_vlog_on_its_domain(dtype: Any) -> None:
+    """``vlog_normal`` gives ``vlog``'s bits on every positive normal number, inf and NaN (random bit patterns,
+    the edges); ``log_abs`` takes it for ``eps >= tiny`` and ``vlog`` below, with the same results."""
+    from nalu_np.kernels.numba._common import log_abs
+
+    fi = np.finfo(dtype)
+    x = np.abs(_all_bit_patterns(dtype))
+    x = np.concatenate([x[~(x < fi.tiny)], np.array([fi.tiny, fi.max, np.inf, np.nan, 1.0], dtype)])
+    np.testing.assert_array_equal(_vlog_normal_array(x), _vlog_array(x))
+    v = np.concatenate([_all_bit_patterns(dtype)[:4000], np.array([0.0, -0.0, fi.smallest_subnormal], dtype)])
+    for eps in (dtype(1e-7), fi.tiny, dtype(0.0), fi.smallest_subnormal):
+        out = np.empty((1, v.size), dtype)
+        log_abs(v[None], v.size, eps, out)
+        with np.errstate(all="ignore"):
+            np.testing.assert_array_equal(out[0], _vlog_array(np.abs(v) + eps))
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_vsigmoid_matches_reference(dtype: Any) -> None:
