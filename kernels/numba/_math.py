@@ -376,31 +376,22 @@ def vtanh(x):
     raise NotImplementedError("vtanh is only callable from jitted code")
 
 
-@overload(vexp)
-def _ov_vexp(x):
-    if x == types.float32:
-        return lambda x: _exp32(x)
-    if x == types.float64:
-        return lambda x: _exp64(x)
-    return None
+def _by_dtype(fn, f32, f64, **options):
+    """Overload the scalar function ``fn`` with the jitted ``f32`` for a float32 argument and ``f64`` for a
+    float64 one (``options``: of :func:`numba.extending.overload`)."""
+    def typer(x):
+        if x == types.float32:
+            return lambda x: f32(x)
+        if x == types.float64:
+            return lambda x: f64(x)
+        return None
+
+    overload(fn, **options)(typer)
 
 
-@overload(vlog)
-def _ov_vlog(x):
-    if x == types.float32:
-        return lambda x: _log32(x)
-    if x == types.float64:
-        return lambda x: _log64(x)
-    return None
-
-
-@overload(vlog_normal)
-def _ov_vlog_normal(x):
-    if x == types.float32:
-        return lambda x: _log32_normal(x)
-    if x == types.float64:
-        return lambda x: _log64_normal(x)
-    return None
+_by_dtype(vexp, _exp32, _exp64)
+_by_dtype(vlog, _log32, _log64)
+_by_dtype(vlog_normal, _log32_normal, _log64_normal)
 
 
 @overload(vsigmoid)
@@ -416,10 +407,4 @@ def _ov_vsigmoid(z):
     return impl
 
 
-@overload(vtanh, inline="always")
-def _ov_vtanh(x):
-    if x == types.float32:
-        return lambda x: _tanh32(x)
-    if x == types.float64:
-        return lambda x: _tanh64(x)
-    return None
+_by_dtype(vtanh, _tanh32, _tanh64, inline="always")
