@@ -239,36 +239,47 @@ def _model_forward(kinds, eps, omega, theta, offs, ws, hs, ls, acts, ins, have_l
 
 
 @njit(**EW)
-def _evaluate(kinds, dims, offs, eps, omega, theta, xs, lxs, ts, ws, hs, ls, acts, ins, row):
-    """``row[j] = mean((y - t)^2)`` on each test set ``j`` (float64) and ``row[-1]`` the sparsity error.
+def _evaluate(kinds, dims, offs, eps, omega, theta, seeds, xs, lxs, ts, evals, nevals):
+    """For each seed ``q`` of ``seeds``: ``evals[q, nevals[q], j] = mean((y - t)^2)`` on each test set ``j``
+    (float64, targets ``ts[q, j]``) and ``evals[q, nevals[q], -1]`` the sparsity error of ``theta[q]``; then
+    ``nevals[q] += 1``.
 
     ``xs`` (sets, blocks, I, nb) holds each set's inputs in blocks of ``nb`` columns, the last block padded;
-    ``lxs`` the same for ``log(|x| + eps)`` (I rows for a first layer that takes it, else 0); ``ts`` (sets, N) the
-    targets in float64; ``ws``, ``hs``, ``ls``, ``acts``, ``ins`` the work arrays of :func:`_work` for batches of
-    ``nb`` (the output ``y`` is ``hs[L][0]``).
+    ``lxs`` the same for ``log(|x| + eps)`` (I rows for a first layer that takes it, else 0).  Each block is
+    read once for all the seeds (a test set is megabytes, a block stays in cache); each seed's sum runs over the
+    blocks and columns in order, as one seed alone.
     """
     nb = xs.shape[3]
     L = kinds.shape[0]
+    ws, hw, ls, acts, ins = _work(kinds, dims, theta.dtype, nb)
+    N = ts.shape[2]
+    total = np.zeros(seeds.shape[0])
     for j in range(xs.shape[0]):
-        N = ts.shape[1]
-        total = 0.0
+        total[:] = 0.0
         for blk in range(xs.shape[1]):
-            hb = (xs[j, blk], hs[1], hs[2], hs[3])
+            hb = (xs[j, blk], hw[1], hw[2], hw[3])
             lb = (lxs[j, blk], ls[1], ls[2])
-            _model_forward(kinds, eps, omega, theta, offs, ws, hb, lb, acts, ins, True)
-            yT = hb[L]
-            for b in range(min(nb, N - blk * nb)):
-                d = np.float64(yT[0, b]) - ts[j, blk * nb + b]
-                total += d * d
-        row[j] = total / N
-    row[xs.shape[0]] = sparsity_error(kinds, dims, offs, theta)
+            for k in range(seeds.shape[0]):
+                q = seeds[k]
+                _model_forward(kinds, eps, omega, theta[q], offs, ws, hb, lb, acts, ins, True)
+                yT = hb[L]
+                for b in range(min(nb, N - blk * nb)):
+                    d = np.float64(yT[0, b]) - ts[q, j, blk * nb + b]
+                    total[k] += d * d
+        for k in range(seeds.shape[0]):
+            evals[seeds[k], nevals[seeds[k]], j] = total[k] / N
+    for k in range(seeds.shape[0]):
+        q = seeds[k]
+        evals[q, nevals[q], xs.shape[0]] = sparsity_error(kinds, dims, offs, theta[q])
+        nevals[q] += 1
 
 
 @njit(**EW)
 def _train_seed(kinds, dims, offs, eps, omega, theta, slots, lo, hi, u, state, steps, B, xlo, span, op, o, s, v,
                 t0, opt, hyper, lam_hat, lam_start, lam_end, l1_at, l1_beta, segs, sat_weight, sat_omega, sat_start,
-                every, first, xs, lxs, ts, losses, evals):
-    """One seed of :func:`run`: returns (steps done, evaluations written)."""
+                losses):
+    """``steps`` steps of one seed of :func:`run` (the batches from ``u`` when it has ``steps`` of them, else
+    drawn from ``state``); returns whether a loss was not finite."""
     L = kinds.shape[0]
     I, O = dims[0], dims[L]
     dt = theta.dtype
@@ -293,10 +304,6 @@ def _train_seed(kinds, dims, offs, eps, omega, theta, slots, lo, hi, u, state, s
     ws, hw, ls, acts, ins = _work(kinds, dims, dt, B)
     hs = (xT, hw[1], hw[2], hw[3])  # the batch is layer 0's input
     yT, dyT = hs[L], dys[L - 1]
-    ne = 0
-    if every > 0 and first:
-        _evaluate(kinds, dims, offs, eps, omega, theta, xs, lxs, ts, ws, hs, ls, acts, ins, evals[ne])
-        ne += 1
     given = u.shape[0] == steps
     bad = False
     for k in range(steps):
@@ -336,12 +343,7 @@ def _train_seed(kinds, dims, offs, eps, omega, theta, slots, lo, hi, u, state, s
         losses[k] = loss
         bad = bad or not np.isfinite(loss)
         _optimizer_step(opt, hyper, theta, grad, slots, step + 1, lo, hi)
-        if every > 0 and ((k + 1) % every == 0 or k + 1 == steps):
-            _evaluate(kinds, dims, offs, eps, omega, theta, xs, lxs, ts, ws, hs, ls, acts, ins, evals[ne])
-            ne += 1
-            if bad:
-                return k + 1, ne
-    return steps, ne
+    return bad
 
 
 @njit(**EW)
@@ -349,7 +351,9 @@ def run(kinds, dims, offs, eps, omega, theta, slots, lo, hi, u, states, active, 
         s, v, t0, opt, hyper, lam_hat, lam_start, lam_end, l1_at, l1_beta, segs, sat_weight, sat_omega, sat_start,
         every, first, xs, lxs, ts, losses, evals, done, nevals):
     """``steps`` training steps of ``S`` independent runs (seeds) of one network on the packed parameters
-    ``theta[s]`` with the optimizer state ``slots[s]``, one seed after the other.
+    ``theta[s]`` with the optimizer state ``slots[s]``: the seeds one after the other up to the next evaluation,
+    then the evaluation of all of them together (:func:`_evaluate`: each block of a test set is read once for
+    all the seeds).
 
     It releases the GIL: :func:`nalu_np.compiled.train_seeds` spreads the seeds over threads, each running
     this same compiled code on its share, so that a seed's run is bit for bit the same alone or among any
@@ -415,12 +419,25 @@ def run(kinds, dims, offs, eps, omega, theta, slots, lo, hi, u, states, active, 
     done, nevals : int64 arrays, shape (S,)
         Out: the steps each seed took and the evaluations it wrote.
     """
-    for q in range(theta.shape[0]):
-        if active[q]:
-            done[q], nevals[q] = _train_seed(
-                kinds, dims, offs, eps, omega, theta[q], slots[q], lo, hi, u[q], states[q], steps, B, xlo, span,
-                op, offsets[q], s, v, t0[q], opt, hyper, lam_hat, lam_start, lam_end, l1_at, l1_beta, segs,
-                sat_weight, sat_omega, sat_start, every, first, xs, lxs, ts[q], losses[q], evals[q])
+    S = theta.shape[0]
+    seg = every if every > 0 else max(steps, 1)  # the steps between two evaluations
+    bad = np.zeros(S, np.bool_)
+    running = np.nonzero(active)[0]
+    for q in running:
+        done[q], nevals[q] = 0, 0
+    if every > 0 and first:
+        _evaluate(kinds, dims, offs, eps, omega, theta, running, xs, lxs, ts, evals, nevals)
+    for k0 in range(0, steps, seg):
+        k1 = min(k0 + seg, steps)
+        for q in running:
+            uq = u[q, k0:k1] if u.shape[1] == steps else u[q]
+            bad[q] |= _train_seed(kinds, dims, offs, eps, omega, theta[q], slots[q], lo, hi, uq, states[q], k1 - k0,
+                                  B, xlo, span, op, offsets[q], s, v, t0[q] + k0, opt, hyper, lam_hat, lam_start,
+                                  lam_end, l1_at, l1_beta, segs, sat_weight, sat_omega, sat_start, losses[q, k0:k1])
+            done[q] = k1
+        if every > 0:
+            _evaluate(kinds, dims, offs, eps, omega, theta, running, xs, lxs, ts, evals, nevals)
+            running = running[~bad[running]]  # a seed whose loss was not finite stops at its evaluation
 
 
 @njit(**EW)
