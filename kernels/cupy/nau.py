@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..cuda_common import Params
-from ._common import check
+from ._common import check, contiguous
 
 __all__ = ["nau_forward", "nau_backward"]
 
@@ -23,9 +23,10 @@ def nau_forward(params: Params, x: Any) -> tuple[Any, dict[str, Any]]:
     -------
     y : cupy.ndarray, shape (B, O)
     cache : dict
-        ``x``.
+        ``x``, C-contiguous.
     """
     check(x, params)
+    x = contiguous(x)  # one cuBLAS layout, so the result does not depend on the input's strides
     return x @ params["W"], {"x": x}
 
 
@@ -40,4 +41,5 @@ def nau_backward(params: Params, cache: dict[str, Any], dy: Any) -> tuple[Any, P
     """
     x = cache["x"]
     check(x, params, dy)
+    dy = contiguous(dy)
     return dy @ params["W"].T, {"W": x.T @ dy}

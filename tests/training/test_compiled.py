@@ -13,7 +13,8 @@ pytest.importorskip("numba")
 import nalu_np as nn  # noqa: E402
 from nalu_np import compiled as nt  # noqa: E402
 from nalu_np.optim import Adam  # noqa: E402
-from support.engine import assert_same_run, python_steps  # noqa: E402
+from support.engine import (  # noqa: E402
+    assert_same_losses, assert_same_predictions, assert_same_run, python_steps, reversed_steps)
 
 DTYPES = (np.float32, np.float64)
 
@@ -432,13 +433,14 @@ def test_the_nac_networks_match_the_python_loop(net: str, op: str, dtype: Any) -
     run = nt.train_seeds([jit[0]], [jit[1]], [task], steps=1, states=nt.rng_state(1)[None], eval_sets=[
         (x, task.targets(x.astype(np.float64)).T)], eval_every=1)
     assert run.evaluations[0, 0, -1] == pytest.approx(sparsity_error(jit[0]), rel=1e-6)
-    np.testing.assert_allclose(nt.predict(jit[0], x), jit[0].forward(x, backend="numpy")[0], rtol=rtol, atol=rtol)
+    assert_same_predictions(jit[0], x, rtol)
 
 
 def check_against_python_loop(net: str, op: str, reg: Any, dtype: Any, *, offset: int, steps: int,
                               seeds: tuple[int, int], chunk: int, seq: bool = False) -> None:
     """The compiled step of the network ``net`` against the Python loop on the same batches (``seeds``: of
-    the model, of the batches): the losses and the run, its evaluations' in-kernel sparsity error and its
+    the model, of the batches): the losses and the run, within the reference's own spread over summation
+    orders too (:func:`support.engine.reversed_steps`), its evaluations' in-kernel sparsity error and its
     predictions; ``seq`` builds a one-layer network as a Sequential."""
     from nalu_np.arithmetic import sparsity_error
 
@@ -446,17 +448,19 @@ def check_against_python_loop(net: str, op: str, reg: Any, dtype: Any, *, offset
     py = make_model(dtype, seed=seeds[0], net=net, seq=seq)
     assert isinstance(py[0], nn.Sequential) == (seq or "-" in net)
     losses_py = python_steps(*py, task, np.random.default_rng(seeds[1]), steps, regularizer=reg)
+    rev = make_model(dtype, seed=seeds[0], net=net, seq=seq)
+    losses_rev = reversed_steps(*rev, task, np.random.default_rng(seeds[1]), steps, regularizer=reg)
     jit = make_model(dtype, seed=seeds[0], net=net, seq=seq)
     losses_jit = nt.train(*jit, task, steps, np.random.default_rng(seeds[1]), chunk=chunk, regularizer=reg)
     rtol = 1e-9 if dtype == np.float64 else 2e-4
-    np.testing.assert_allclose(losses_jit, losses_py, rtol=rtol)
-    assert_same_run(jit, py, rtol)
+    assert_same_losses(losses_jit, losses_py, rtol, losses_rev)
+    assert_same_run(jit, py, rtol, rev)
     assert losses_py[-1] != losses_py[0]
     x = np.random.default_rng(0).uniform(1, 2, (130, 100)).astype(dtype)
     run = nt.train_seeds([jit[0]], [jit[1]], [task], steps=1, states=nt.rng_state(1)[None], eval_sets=[
         (x, task.targets(x.astype(np.float64)).T)], eval_every=1)
     assert run.evaluations[0, 0, -1] == pytest.approx(sparsity_error(jit[0]), rel=1e-6)
-    np.testing.assert_allclose(nt.predict(jit[0], x), jit[0].forward(x, backend="numpy")[0], rtol=rtol, atol=rtol)
+    assert_same_predictions(jit[0], x, rtol)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])

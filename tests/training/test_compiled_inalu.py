@@ -19,7 +19,7 @@ from nalu_np import primer  # noqa: E402
 from nalu_np.arithmetic import SingleModuleTask, sparsity_error  # noqa: E402
 from nalu_np.optim import Adam  # noqa: E402
 from nalu_np.tasks import seed_rngs  # noqa: E402
-from support.engine import assert_same_run, python_steps  # noqa: E402
+from support.engine import assert_same_predictions, assert_same_run, python_steps  # noqa: E402
 
 DTYPES = (np.float32, np.float64)
 DTYPE_IDS = ["float32", "float64"]
@@ -70,7 +70,7 @@ def test_the_inalu_kind_matches_the_python_loop(net: str, task: Any, clip: float
     run = nt.train_seeds([jit[0]], [jit[1]], [task], steps=1, states=nt.rng_state(1)[None], eval_sets=[
         (x, task.targets(x.astype(np.float64)).T)], eval_every=1)
     assert run.evaluations[0, 0, -1] == pytest.approx(sparsity_error(jit[0]), rel=1e-6)
-    np.testing.assert_allclose(nt.predict(jit[0], x), jit[0].forward(x, backend="numpy")[0], rtol=rtol, atol=rtol)
+    assert_same_predictions(jit[0], x, rtol)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)

@@ -15,7 +15,8 @@ pytest.importorskip("numba")
 import nalu_np as nn  # noqa: E402
 from nalu_np import compiled as nt  # noqa: E402
 from nalu_np.optim import Adam  # noqa: E402
-from support.engine import assert_same_run, assert_same_train, python_steps, rtol_of  # noqa: E402
+from support.engine import (  # noqa: E402
+    assert_same_predictions, assert_same_run, assert_same_train, python_steps, rtol_of)
 
 DTYPES = (np.float32, np.float64)
 DTYPE_IDS = ["float32", "float64"]
@@ -173,7 +174,7 @@ def test_the_npus_with_the_l1_term_match_the_python_loop(net: str, op: str, reg:
     run = nt.train_seeds([jit[0]], [jit[1]], [task], steps=1, states=nt.rng_state(1)[None], eval_sets=[
         (x, task.targets(x.astype(np.float64)).T)], eval_every=1)
     assert run.evaluations[0, 0, -1] == pytest.approx(sparsity_error(jit[0]), rel=1e-6)
-    np.testing.assert_allclose(nt.predict(jit[0], x), jit[0].forward(x, backend="numpy")[0], rtol=rtol, atol=rtol)
+    assert_same_predictions(jit[0], x, rtol)
 
 
 def test_the_l1_term_changes_the_run_and_its_pieces_are_checked() -> None:
